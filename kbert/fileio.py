@@ -1,0 +1,80 @@
+"""Atomic file writes: a reader sees the old file or the new one, never half of either.
+
+Example:
+    >>> atomic_write_text("/tmp/kbert_doc_example.txt", "hello")
+    >>> with atomic_path("/tmp/kbert_doc_example.bin") as tmp:
+    ...     open(tmp, "wb").write(b"x")
+    1
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_path(final_path: str):
+    """Yield a temporary path beside `final_path`; on success rename it into place.
+
+    On an exception the temporary file (or directory) is removed and `final_path` is
+    left exactly as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(final_path)) or "."
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final_path) + ".", suffix=".tmp",
+                               dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        if os.path.isfile(tmp):
+            with open(tmp, "rb+") as f:
+                os.fsync(f.fileno())
+        os.replace(tmp, final_path)
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_directory(final_dir: str):
+    """Yield a temporary directory; on success it replaces `final_dir` (old one removed).
+
+    Example:
+        >>> with atomic_directory("/tmp/kbert_doc_dir") as d:
+        ...     atomic_write_text(os.path.join(d, "a.txt"), "a")
+    """
+    parent = os.path.dirname(os.path.abspath(final_dir)) or "."
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".tmp", dir=parent)
+    try:
+        yield tmp
+        if os.path.exists(final_dir):
+            old = final_dir + ".old"
+            if os.path.exists(old):
+                shutil.rmtree(old)
+            os.replace(final_dir, old)
+            os.replace(tmp, final_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

