@@ -1,0 +1,30 @@
+"""kbert: the BERT family on Keras 3 / TensorFlow, from raw text to `.tflite`.
+
+Example:
+    >>> import kbert
+    >>> cfg = kbert.BertConfig.named("tiny", vocab_size=100)
+    >>> encoder = kbert.models.BertEncoder(cfg)   # doctest: +SKIP
+    >>> kbert.save_pretrained(encoder, "out/model"); kbert.load("out/model")  # doctest: +SKIP
+"""
+
+import os as _os
+
+_os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from kbert.configs import BertConfig, ConfigError  # noqa: E402
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # TensorFlow-heavy pieces load on first use, so `import kbert.configs` stays light.
+    if name in ("load", "load_tokenizer", "save_pretrained"):
+        from kbert.models import saving
+        return getattr(saving, name)
+    if name == "models":
+        import kbert.models as models
+        return models
+    raise AttributeError(f"module 'kbert' has no attribute {name!r}")
+
+
+__all__ = ["BertConfig", "ConfigError", "load", "load_tokenizer", "save_pretrained"]

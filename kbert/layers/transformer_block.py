@@ -1,0 +1,92 @@
+"""One post-LayerNorm Transformer encoder block, as in BERT."""
+
+import keras
+
+from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.feed_forward import PositionwiseFeedForward
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class TransformerBlock(keras.layers.Layer):
+    """`h = LN(x + Dropout(Attention(x)))`, `out = LN(h + Dropout(FFN(h)))`.
+
+    Args:
+        hidden_size, num_heads, intermediate_size: widths (hidden divisible by heads).
+        activation: feed-forward activation name.
+        hidden_dropout: dropout after attention output and after the FFN.
+        attention_dropout: dropout on attention probabilities.
+        layer_norm_eps: LayerNorm epsilon.
+        initializer_range: stddev of the truncated-normal kernel initializer.
+
+    Call args: `x`, `attention_bias` (see `padding_mask_to_bias`), `return_attention`.
+
+    Example:
+        >>> import numpy as np
+        >>> block = TransformerBlock(8, 2, 32)
+        >>> block(np.zeros((1, 3, 8), "float32")).shape
+        (1, 3, 8)
+    """
+
+    def __init__(self, hidden_size, num_heads, intermediate_size, activation="gelu",
+                 hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
+                 initializer_range=0.02, **kwargs):
+        super().__init__(**kwargs)
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size ({hidden_size}) must be divisible by "
+                             f"num_heads ({num_heads})")
+        self.hidden_size = hidden_size
+        self.num_heads = num_heads
+        self.intermediate_size = intermediate_size
+        self.activation = activation
+        self.hidden_dropout = hidden_dropout
+        self.attention_dropout = attention_dropout
+        self.layer_norm_eps = layer_norm_eps
+        self.initializer_range = initializer_range
+        policy = self.dtype_policy
+        self.attention = MultiHeadSelfAttention(
+            num_heads, hidden_size // num_heads, dropout=attention_dropout,
+            initializer_range=initializer_range, dtype=policy, name="attention")
+        self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
+                                                            name="attention_output_dropout")
+        self.attention_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
+        self.feed_forward = PositionwiseFeedForward(
+            hidden_size, intermediate_size, activation=activation,
+            initializer_range=initializer_range, dtype=policy, name="feed_forward")
+        self.feed_forward_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
+                                                               name="feed_forward_dropout")
+        self.feed_forward_layer_norm = keras.layers.LayerNormalization(
+            epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")
+
+    def build(self, x_shape, attention_bias_shape=None):
+        self.attention.build(x_shape)
+        self.attention_layer_norm.build(x_shape)
+        self.feed_forward.build(x_shape)
+        self.feed_forward_layer_norm.build(x_shape)
+        self.built = True
+
+    def call(self, x, attention_bias=None, training=None, return_attention=False):
+        attended = self.attention(x, attention_bias, training=training,
+                                  return_attention=return_attention)
+        if return_attention:
+            attended, probs = attended
+        h = self.attention_layer_norm(
+            x + self.attention_dropout_layer(attended, training=training))
+        ff = self.feed_forward(h)
+        out = self.feed_forward_layer_norm(
+            h + self.feed_forward_dropout_layer(ff, training=training))
+        if return_attention:
+            return out, probs
+        return out
+
+    def compute_output_shape(self, x_shape, attention_bias_shape=None):
+        return tuple(x_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            hidden_size=self.hidden_size, num_heads=self.num_heads,
+            intermediate_size=self.intermediate_size, activation=self.activation,
+            hidden_dropout=self.hidden_dropout, attention_dropout=self.attention_dropout,
+            layer_norm_eps=self.layer_norm_eps, initializer_range=self.initializer_range)
+        return config

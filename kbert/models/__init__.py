@@ -1,0 +1,13 @@
+"""Encoders, heads and whole models of the BERT family."""
+
+from kbert.models.encoder import BertEncoder
+from kbert.models.heads import MaskedLMHead, NextSentenceHead, gather_positions
+from kbert.models.pretrainer import BertPretrainer, encoder_inputs
+from kbert.models.pretraining_losses import (losses_from_terms, pretraining_loss_terms,
+                                             pretraining_losses)
+from kbert.models.saving import load, load_tokenizer, save_pretrained
+
+__all__ = ["BertEncoder", "BertPretrainer", "MaskedLMHead", "NextSentenceHead",
+           "encoder_inputs", "gather_positions", "load", "load_tokenizer",
+           "losses_from_terms", "pretraining_loss_terms", "pretraining_losses",
+           "save_pretrained"]

@@ -1,0 +1,68 @@
+"""Masked-LM and next-sentence losses and accuracies, as sums a distributed loop can reduce.
+
+Example:
+    >>> import numpy as np
+    >>> features = {"masked_lm_ids": np.array([[3, 0]]), "masked_lm_weights": np.array([[1., 0.]]),
+    ...             "next_sentence_labels": np.array([0])}
+    >>> outputs = {"mlm_logits": np.zeros((1, 2, 5), "float32"),
+    ...            "nsp_logits": np.zeros((1, 2), "float32")}
+    >>> round(float(pretraining_losses(features, outputs)["mlm_loss"]), 4)  # log(5)
+    1.6094
+"""
+
+from keras import ops
+
+TERM_NAMES = ("mlm_loss_sum", "mlm_weight_sum", "mlm_correct_sum",
+              "nsp_loss_sum", "nsp_count", "nsp_correct_sum")
+
+
+def _sparse_cross_entropy(labels, logits):
+    logits = ops.cast(logits, "float32")
+    log_probs = ops.log_softmax(logits, axis=-1)
+    picked = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)
+    return -ops.squeeze(picked, -1)
+
+
+def pretraining_loss_terms(features, outputs):
+    """Per-replica sums: reduce each with SUM across replicas, then divide.
+
+    `mlm_*` sums are weighted by `masked_lm_weights` (padding predictions weigh 0).
+    """
+    mlm_labels = ops.cast(features["masked_lm_ids"], "int32")
+    mlm_weights = ops.cast(features["masked_lm_weights"], "float32")
+    mlm_logits = outputs["mlm_logits"]
+    mlm_ce = _sparse_cross_entropy(mlm_labels, mlm_logits)
+    mlm_hit = ops.cast(ops.equal(ops.argmax(mlm_logits, axis=-1), mlm_labels), "float32")
+
+    nsp_labels = ops.reshape(ops.cast(features["next_sentence_labels"], "int32"), (-1,))
+    nsp_logits = outputs["nsp_logits"]
+    nsp_ce = _sparse_cross_entropy(nsp_labels, nsp_logits)
+    nsp_hit = ops.cast(ops.equal(ops.argmax(nsp_logits, axis=-1), nsp_labels), "float32")
+    return {
+        "mlm_loss_sum": ops.sum(mlm_ce * mlm_weights),
+        "mlm_weight_sum": ops.sum(mlm_weights),
+        "mlm_correct_sum": ops.sum(mlm_hit * mlm_weights),
+        "nsp_loss_sum": ops.sum(nsp_ce),
+        "nsp_count": ops.cast(ops.shape(nsp_labels)[0], "float32"),
+        "nsp_correct_sum": ops.sum(nsp_hit),
+    }
+
+
+def losses_from_terms(terms):
+    """Means from (reduced) sums: `loss = mlm_loss + nsp_loss`, plus both accuracies."""
+    mlm_denominator = terms["mlm_weight_sum"] + 1e-5  # as google-research/bert
+    nsp_denominator = ops.maximum(terms["nsp_count"], 1.0)
+    mlm_loss = terms["mlm_loss_sum"] / mlm_denominator
+    nsp_loss = terms["nsp_loss_sum"] / nsp_denominator
+    return {
+        "loss": mlm_loss + nsp_loss,
+        "mlm_loss": mlm_loss,
+        "nsp_loss": nsp_loss,
+        "mlm_accuracy": terms["mlm_correct_sum"] / mlm_denominator,
+        "nsp_accuracy": terms["nsp_correct_sum"] / nsp_denominator,
+    }
+
+
+def pretraining_losses(features, outputs):
+    """Loss and accuracies of one (local) batch."""
+    return losses_from_terms(pretraining_loss_terms(features, outputs))

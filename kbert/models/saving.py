@@ -1,0 +1,99 @@
+"""Model directories: `config.json` + `vocab.txt` + `model.weights.h5`, written atomically.
+
+`config.json` holds the `BertConfig` fields at top level (readable by Google/Hugging Face
+tools) and a `kbert` section with the serialized Keras model, so `load` rebuilds any kbert
+model (encoder, pre-trainer, task models) without being told what it is.
+
+Example:
+    >>> from kbert.configs import BertConfig
+    >>> from kbert.models import BertEncoder
+    >>> encoder = BertEncoder(BertConfig.named("tiny", vocab_size=100))
+    >>> save_pretrained(encoder, "/tmp/kbert_doc_model")
+    >>> type(load("/tmp/kbert_doc_model")).__name__
+    'BertEncoder'
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+import keras
+
+from kbert import fileio
+
+CONFIG_FILE = "config.json"
+VOCAB_FILE = "vocab.txt"
+WEIGHTS_FILE = "model.weights.h5"
+FORMAT_VERSION = 1
+
+
+def _example_inputs(model):
+    if hasattr(model, "example_inputs"):
+        return model.example_inputs()
+    import numpy as np
+    ids = np.ones((1, 8), "int32")
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
+
+
+def save_pretrained(model, directory: str, vocab_file: str | None = None,
+                    do_lower_case: bool = True, extra: dict | None = None) -> None:
+    """Write `model` to `directory` atomically (an existing directory is replaced whole)."""
+    if vocab_file is not None and not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+    config = model.config.to_dict() if hasattr(model, "config") else {}
+    config["kbert"] = {
+        "format_version": FORMAT_VERSION,
+        "class_name": type(model).__name__,
+        "model": keras.saving.serialize_keras_object(model),
+        "do_lower_case": bool(do_lower_case),
+        **(extra or {}),
+    }
+    with fileio.atomic_directory(directory) as tmp:
+        with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
+            json.dump(config, f, indent=2, sort_keys=True)
+        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        if vocab_file is not None:
+            shutil.copyfile(vocab_file, os.path.join(tmp, VOCAB_FILE))
+        else:
+            logging.warning("saving %s without a vocabulary", directory)
+
+
+def read_directory_config(directory: str) -> dict:
+    """The parsed `config.json` of a model directory, with errors naming the path."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"model directory not found: {directory}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"not a kbert model directory (no {CONFIG_FILE}): {directory}")
+    with open(path, encoding="utf-8") as f:
+        try:
+            config = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not valid JSON (line {e.lineno}): {e.msg}") from e
+    if "kbert" not in config:
+        raise ValueError(f"{path} has no 'kbert' section; convert foreign checkpoints with "
+                         f"`python -m kbert.convert --source {directory} --output DIR`")
+    return config
+
+
+def load(directory: str):
+    """Rebuild the model saved in `directory` and load its weights."""
+    import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
+    config = read_directory_config(directory)
+    model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
+    model(_example_inputs(model))
+    model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    return model
+
+
+def load_tokenizer(directory: str):
+    """The tokenizer matching a model directory (its `vocab.txt` and casing)."""
+    from kbert.tokenizers import BertTokenizer
+    config = read_directory_config(directory)
+    vocab = os.path.join(directory, VOCAB_FILE)
+    if not os.path.isfile(vocab):
+        raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
+    return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))

@@ -1,0 +1,100 @@
+"""Settings of pre-training data creation, validated with errors that name the flag.
+
+The field names are google-research/bert's `create_pretraining_data.py` flag names, so a
+message such as "--max_seq_length=4 is too small" points at the flag a user typed.
+
+Example:
+    >>> s = PretrainingDataSettings(max_seq_length=128, max_predictions_per_seq=20)
+    >>> s.max_num_tokens
+    125
+    >>> PretrainingDataSettings(max_seq_length=4)
+    Traceback (most recent call last):
+    ...
+    kbert.pretraining.settings.PretrainingDataError: --max_seq_length=4 is too small: [CLS] A [SEP] B [SEP] needs at least 5 positions (3 special tokens and one token each for A and B)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+# [CLS] A [SEP] B [SEP]: three special tokens, and A and B need one token each.
+NUM_SPECIAL_TOKENS_IN_PAIR = 3
+MIN_MAX_SEQ_LENGTH = NUM_SPECIAL_TOKENS_IN_PAIR + 2
+
+
+class PretrainingDataError(ValueError):
+    """Bad input for pre-training data: the message names the flag, file or line."""
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainingDataSettings:
+    """Everything that decides the content of the examples (not where or how fast they are
+    written). Two runs with equal settings and equal inputs write byte-identical shards.
+
+    Args:
+        max_seq_length: tokens per example including [CLS] and two [SEP].
+        max_predictions_per_seq: most masked positions per example (P of the records).
+        masked_lm_prob: fraction of the non-special tokens chosen for prediction.
+        short_seq_prob: probability of a shorter random target length (google's 0.1).
+        dupe_factor: passes over the corpus, each with fresh pairs and masks.
+        random_seed: the seed every random draw derives from.
+        do_lower_case: lower-case and strip accents before WordPiece.
+        do_whole_word_mask: choose all pieces of a word together.
+        dynamic_masking: write unmasked examples; the input pipeline masks them each epoch.
+        documents_per_chunk: the unit of work; NotNext segments are drawn within a chunk.
+        num_output_shards: number of TFRecord files.
+    """
+
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    masked_lm_prob: float = 0.15
+    short_seq_prob: float = 0.1
+    dupe_factor: int = 10
+    random_seed: int = 12345
+    do_lower_case: bool = True
+    do_whole_word_mask: bool = False
+    dynamic_masking: bool = False
+    documents_per_chunk: int = 1000
+    num_output_shards: int = 1
+
+    def __post_init__(self):
+        self.validate()
+
+    @property
+    def max_num_tokens(self) -> int:
+        """Tokens left for A and B after [CLS], [SEP], [SEP]."""
+        return self.max_seq_length - NUM_SPECIAL_TOKENS_IN_PAIR
+
+    def validate(self) -> None:
+        def positive_int(name):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise PretrainingDataError(f"--{name} must be a positive integer, got {value!r}")
+
+        for name in ("max_seq_length", "max_predictions_per_seq", "dupe_factor",
+                     "documents_per_chunk", "num_output_shards"):
+            positive_int(name)
+        if self.max_seq_length < MIN_MAX_SEQ_LENGTH:
+            raise PretrainingDataError(
+                f"--max_seq_length={self.max_seq_length} is too small: [CLS] A [SEP] B [SEP] "
+                f"needs at least {MIN_MAX_SEQ_LENGTH} positions (3 special tokens and one token "
+                "each for A and B)")
+        if self.max_predictions_per_seq > self.max_seq_length:
+            raise PretrainingDataError(
+                f"--max_predictions_per_seq={self.max_predictions_per_seq} exceeds "
+                f"--max_seq_length={self.max_seq_length}")
+        if not isinstance(self.masked_lm_prob, (int, float)) or not 0.0 < self.masked_lm_prob <= 1.0:
+            raise PretrainingDataError(
+                f"--masked_lm_prob must be in (0, 1], got {self.masked_lm_prob!r}")
+        if not isinstance(self.short_seq_prob, (int, float)) or not 0.0 <= self.short_seq_prob <= 1.0:
+            raise PretrainingDataError(
+                f"--short_seq_prob must be in [0, 1], got {self.short_seq_prob!r}")
+        if not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool):
+            raise PretrainingDataError(f"--random_seed must be an integer, got {self.random_seed!r}")
+        if self.documents_per_chunk < 2:
+            raise PretrainingDataError(
+                f"--documents_per_chunk={self.documents_per_chunk} must be at least 2: NotNext "
+                "segments come from another document of the same chunk")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,77 @@
+"""Learning-rate schedules: linear warmup, then linear or polynomial decay.
+
+Example:
+    >>> schedule = WarmupPolynomialDecay(1e-3, warmup_steps=10, total_steps=110)
+    >>> [round(float(schedule(s)), 6) for s in (0, 5, 10, 60, 110)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0]
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """`peak * step / warmup` while warming up, then polynomial decay to `end_learning_rate`.
+
+    After warmup the rate is
+    `end + (peak - end) * (1 - (step - warmup) / (total - warmup)) ** power`, so it is
+    continuous at the end of warmup (as Hugging Face's
+    `get_polynomial_decay_schedule_with_warmup`); `power=1` is linear decay. Past
+    `total_steps` it stays at `end_learning_rate`. `step` is the number of updates already
+    applied (Keras passes `optimizer.iterations`).
+
+    Args:
+        peak_learning_rate: the rate reached at the end of warmup.
+        warmup_steps: number of linear warmup steps (0 for none).
+        total_steps: the step at which decay reaches `end_learning_rate`.
+        end_learning_rate: the final rate.
+        power: decay exponent; 1.0 is linear.
+
+    Example:
+        >>> round(float(WarmupPolynomialDecay(1.0, 0, 4, power=2.0)(2)), 4)
+        0.25
+    """
+
+    def __init__(self, peak_learning_rate: float, warmup_steps: int, total_steps: int,
+                 end_learning_rate: float = 0.0, power: float = 1.0, name: str | None = None):
+        super().__init__()
+        if peak_learning_rate <= 0:
+            raise ValueError(f"peak_learning_rate must be > 0, got {peak_learning_rate}")
+        if warmup_steps < 0 or total_steps <= 0:
+            raise ValueError(f"need warmup_steps >= 0 and total_steps > 0, got "
+                             f"{warmup_steps} and {total_steps}")
+        if warmup_steps > total_steps:
+            raise ValueError(f"warmup_steps ({warmup_steps}) exceeds total_steps "
+                             f"({total_steps})")
+        if not 0 <= end_learning_rate <= peak_learning_rate:
+            raise ValueError(f"end_learning_rate must be in [0, peak], got {end_learning_rate}")
+        if power <= 0:
+            raise ValueError(f"power must be > 0, got {power}")
+        self.peak_learning_rate = float(peak_learning_rate)
+        self.warmup_steps = int(warmup_steps)
+        self.total_steps = int(total_steps)
+        self.end_learning_rate = float(end_learning_rate)
+        self.power = float(power)
+        self.name = name
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        peak = tf.constant(self.peak_learning_rate, tf.float32)
+        end = tf.constant(self.end_learning_rate, tf.float32)
+        warmup = float(self.warmup_steps)
+        decay_steps = float(max(self.total_steps - self.warmup_steps, 1))
+        progress = tf.clip_by_value((step - warmup) / decay_steps, 0.0, 1.0)
+        decayed = end + (peak - end) * tf.pow(1.0 - progress, self.power)
+        if self.warmup_steps == 0:
+            return decayed
+        warming = peak * step / warmup
+        return tf.where(step < warmup, warming, decayed)
+
+    def get_config(self):
+        return {"peak_learning_rate": self.peak_learning_rate,
+                "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "end_learning_rate": self.end_learning_rate, "power": self.power,
+                "name": self.name}
