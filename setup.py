@@ -31,6 +31,7 @@ setup(
             "safetensors>=0.4",
             "tensorflow-model-optimization==0.8.1",
             "tf-keras==2.21.0",
+            "scipy",
         ],
     },
 )

@@ -107,14 +107,64 @@ def write_vocab(tokens: Sequence[str], path: str) -> None:
     fileio.atomic_write_text(path, "".join(t + "\n" for t in tokens))
 
 
+# --------------------------------------------------------------------------- in-graph normalisation
+_CJK_GROUP = "([" + _CJK_RANGES.replace("[", "").replace("]", "").replace("|", "") + "])"
+_PRINTABLE_ASCII = r"[\x20-\x7e]*"
+
+
+def _normalize_non_ascii(texts: tf.Tensor, lower_case: bool) -> tf.Tensor:
+    """google-research/bert normalisation as TF string ops (see `kbert.text.basic_tokenize`)."""
+    texts = tf.strings.regex_replace(texts, r"[\t\n\r\p{Zs}]", " ")
+    texts = tf.strings.regex_replace(texts, r"[^\t\n\r\PC]|\x{FFFD}", "")  # control, U+FFFD
+    texts = tf.strings.regex_replace(texts, _CJK_GROUP, r" \1 ")
+    if lower_case:
+        texts = tf.strings.lower(texts, encoding="utf-8")
+        texts = tf_text.normalize_utf8(texts, "NFD")
+        texts = tf.strings.regex_replace(texts, r"\p{Mn}", "")
+    return texts
+
+
+def bert_normalize(texts: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
+    """In-graph BERT normalisation of a 1-D string tensor (punctuation is not split here).
+
+    Same characters out as `kbert.text.basic_tokenize` (up to whitespace): control characters
+    and U+FFFD removed, Unicode spaces turned into " ", CJK ideographs spaced, and when
+    `lower_case` lower-cased (ICU full case mapping) with accents stripped (NFD, drop Mn).
+    Printable-ASCII strings take a short cut (plain lower-casing).
+
+    Example:
+        >>> bert_normalize(tf.constant(["Crème Brûlée", "OK"])).numpy().tolist()
+        [b'creme brulee', b'ok']
+    """
+    texts = tf.convert_to_tensor(texts, dtype=tf.string)
+    is_other = tf.cast(tf.logical_not(tf.strings.regex_full_match(texts, _PRINTABLE_ASCII)),
+                       tf.int32)
+    ascii_texts, other_texts = tf.dynamic_partition(texts, is_other, 2)
+    ascii_index, other_index = tf.dynamic_partition(tf.range(tf.size(texts)), is_other, 2)
+    if lower_case:
+        ascii_texts = tf.strings.lower(ascii_texts)
+    other_texts = _normalize_non_ascii(other_texts, lower_case)
+    return tf.dynamic_stitch([ascii_index, other_index], [ascii_texts, other_texts])
+
+
 # --------------------------------------------------------------------------- the tokenizer
+NORMALIZATIONS = ("exact", "fast")
+
+
 class BertTokenizer(tf.Module):
     """BERT WordPiece tokenizer built from tensorflow-text's fast in-graph ops.
 
     Args:
         vocab_file: path of a vocab.txt (one token per line).
         lower_case: lower-case and strip accents (uncased BERT) before WordPiece.
-        max_bytes_per_word: longer words become `[UNK]` (Google BERT uses 200 characters).
+        normalization: `"exact"` (default) normalises exactly like google-research/bert
+            (and Hugging Face's BertTokenizer) with TF string ops, then runs
+            `FastWordpieceTokenizer`; `"fast"` uses tensorflow-text's `FastBertTokenizer`
+            end to end, whose ops also run in LiteRT (tensorflow-text custom ops), but whose
+            normaliser applies NFKC case folding: it differs on compatibility characters
+            ("²" -> "2", "ﬁ" -> "fi", full-width letters, "ß" -> "ss") and splits words at
+            control characters instead of deleting them.
+        max_bytes_per_word: longer words become `[UNK]` (Google BERT: 100 characters).
 
     Example:
         >>> tok = BertTokenizer("vocab.txt")                                 # doctest: +SKIP
@@ -124,10 +174,15 @@ class BertTokenizer(tf.Module):
         [[[14477, 20961, 3468], [2770]]]
     """
 
-    def __init__(self, vocab_file: str, lower_case: bool = True, max_bytes_per_word: int = 100):
+    def __init__(self, vocab_file: str, lower_case: bool = True, normalization: str = "exact",
+                 max_bytes_per_word: int = 100):
         super().__init__(name="bert_tokenizer")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"normalization must be one of {NORMALIZATIONS}, "
+                             f"got {normalization!r}")
         self.vocab_file = vocab_file
         self.lower_case = bool(lower_case)
+        self.normalization = normalization
         self.max_bytes_per_word = int(max_bytes_per_word)
         self.vocab = load_vocab(vocab_file)
         self.vocab_size = len(self.vocab)
@@ -137,19 +192,23 @@ class BertTokenizer(tf.Module):
         self.cls_id = self._ids["[CLS]"]
         self.sep_id = self._ids["[SEP]"]
         self.mask_id = self._ids["[MASK]"]
-        self._fast = tf_text.FastBertTokenizer(
-            vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
-            max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
-            unknown_token="[UNK]", support_detokenization=True,
-            lower_case_nfd_strip_accents=self.lower_case)
-        self._normalizer = tf_text.FastBertNormalizer(
-            lower_case_nfd_strip_accents=self.lower_case)
-        self._wordpiece = tf_text.FastWordpieceTokenizer(
-            vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
-            max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
-            unknown_token="[UNK]", no_pretokenization=True, support_detokenization=True)
-        logging.info("BertTokenizer: %d tokens from %s (lower_case=%s)", self.vocab_size,
-                     vocab_file, self.lower_case)
+        # True for "##" continuation pieces: the pieces that do not start a word.
+        self._is_suffix = tf.constant(
+            [t.startswith(SUFFIX_INDICATOR) and len(t) > len(SUFFIX_INDICATOR)
+             for t in self.vocab], dtype=tf.bool)
+        if normalization == "fast":
+            self._tokenizer = tf_text.FastBertTokenizer(
+                vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
+                max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
+                unknown_token="[UNK]", support_detokenization=True,
+                lower_case_nfd_strip_accents=self.lower_case)
+        else:
+            self._tokenizer = tf_text.FastWordpieceTokenizer(
+                vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
+                max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
+                unknown_token="[UNK]", no_pretokenization=False, support_detokenization=True)
+        logging.info("BertTokenizer: %d tokens from %s (lower_case=%s, normalization=%s)",
+                     self.vocab_size, vocab_file, self.lower_case, normalization)
 
     # ------------------------------------------------------------------ lookups
     def token_to_id(self, token: str) -> int:
@@ -162,24 +221,36 @@ class BertTokenizer(tf.Module):
     # ------------------------------------------------------------------ tokenizing
     @staticmethod
     def _as_strings(texts) -> tf.Tensor:
-        if isinstance(texts, str):
-            raise TypeError("tokenize takes a batch of texts (a list or 1-D tensor), not a str")
+        if isinstance(texts, (str, bytes)):
+            raise TypeError("tokenize takes a batch of texts (a list or 1-D tensor), not one "
+                            "string; wrap it in a list")
         texts = tf.convert_to_tensor(texts, dtype=tf.string)
+        if texts.shape.rank != 1:
+            raise ValueError(f"texts must be a 1-D batch of strings, got shape {texts.shape}")
         return texts
 
     def tokenize(self, texts) -> tf.RaggedTensor:
         """Word-piece ids `[batch, (pieces)]` int32, without [CLS]/[SEP]."""
-        return self._fast.tokenize(self._as_strings(texts))
+        texts = self._as_strings(texts)
+        if self.normalization == "exact":
+            texts = bert_normalize(texts, self.lower_case)
+        return self._tokenizer.tokenize(texts)
 
     def tokenize_words(self, texts) -> tf.RaggedTensor:
-        """Word-piece ids `[batch, (words), (pieces)]` int32: word boundaries kept.
+        """Word-piece ids `[batch, (words), (pieces)]` int32: BERT's words kept together.
 
-        Flattening the word axis gives exactly `tokenize(texts)`.
+        A word is what google-research/bert's BasicTokenizer yields (punctuation characters
+        are words of their own), so this is what whole-word masking needs. Flattening the
+        word axis gives exactly `tokenize(texts)`.
         """
-        texts = self._as_strings(texts)
-        normalized = self._normalizer.normalize(texts)
-        words = tf_text.regex_split(normalized, _DELIMITERS, _KEEP_DELIMITERS)
-        return words.with_flat_values(self._wordpiece.tokenize(words.flat_values))
+        pieces = self.tokenize(texts)
+        ids = pieces.flat_values
+        starts = tf.logical_not(tf.gather(self._is_suffix, ids))
+        word_starts = tf.cast(tf.reshape(tf.where(starts), [-1]), tf.int64)
+        words = tf.RaggedTensor.from_row_starts(ids, word_starts, validate=False)
+        words_per_text = tf.reduce_sum(
+            tf.cast(pieces.with_flat_values(starts), tf.int64), axis=1)
+        return tf.RaggedTensor.from_row_lengths(words, words_per_text, validate=False)
 
     def detokenize(self, ids) -> tf.Tensor:
         """Join word-pieces back into text (`##` pieces glued, words space-separated).
@@ -189,8 +260,8 @@ class BertTokenizer(tf.Module):
         """
         if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
             ids = tf.ragged.constant(ids, dtype=tf.int32)
-        return self._fast.detokenize(ids)
+        return self._tokenizer.detokenize(ids)
 
     def __repr__(self) -> str:
         return (f"BertTokenizer(vocab_file={self.vocab_file!r}, lower_case={self.lower_case}, "
-                f"vocab_size={self.vocab_size})")
+                f"normalization={self.normalization!r}, vocab_size={self.vocab_size})")

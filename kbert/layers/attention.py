@@ -40,8 +40,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         dropout: dropout rate on the attention probabilities.
         initializer_range: stddev of the truncated-normal kernel initializer.
 
-    Call args: `x` [batch, seq, hidden], `attention_bias` [batch, 1, 1, seq] additive,
-    `return_attention` to also return the probabilities [batch, heads, seq, seq].
+    Call args: `x` [batch, seq, hidden], `padding_mask` [batch, seq] (1 = real token,
+    0 = padding: no query attends to it), `return_attention` to also return the
+    probabilities [batch, heads, seq, seq] (float32).
 
     Example:
         >>> import numpy as np
@@ -70,7 +71,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy,
                                                   name="attention_dropout")
 
-    def build(self, x_shape, attention_bias_shape=None):
+    def build(self, x_shape, padding_mask_shape=None):
         for layer in (self.query, self.key, self.value):
             layer.build(x_shape)
         self.output_dense.build(tuple(x_shape[:-1]) + (self.num_heads * self.head_size,))
@@ -81,15 +82,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         x = ops.reshape(x, (batch, seq, self.num_heads, self.head_size))
         return ops.transpose(x, (0, 2, 1, 3))  # [batch, heads, seq, head_size]
 
-    def call(self, x, attention_bias=None, training=None, return_attention=False):
+    def call(self, x, padding_mask=None, training=None, return_attention=False):
         q = self._split_heads(self.query(x))
         k = self._split_heads(self.key(x))
         v = self._split_heads(self.value(x))
         q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2)))  # [b, h, q, k]
         scores = ops.cast(scores, "float32")
-        if attention_bias is not None:
-            scores = scores + ops.cast(attention_bias, "float32")
+        if padding_mask is not None:
+            scores = scores + padding_mask_to_bias(padding_mask, "float32")
         probs = ops.softmax(scores, axis=-1)
         dropped = self.dropout_layer(ops.cast(probs, v.dtype), training=training)
         context = ops.matmul(dropped, v)  # [b, h, q, d]
@@ -100,9 +101,6 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if return_attention:
             return output, probs
         return output
-
-    def compute_output_shape(self, x_shape, attention_bias_shape=None):
-        return tuple(x_shape)
 
     def get_config(self):
         config = super().get_config()

@@ -60,6 +60,11 @@ class BertEmbeddings(keras.layers.Layer):
 
     def call(self, token_ids, segment_ids, training=None):
         seq_length = ops.shape(token_ids)[1]
+        if isinstance(seq_length, int) and seq_length > self.max_position_embeddings:
+            raise ValueError(
+                f"sequence length {seq_length} exceeds max_position_embeddings "
+                f"({self.max_position_embeddings}); truncate inputs or use a model with a "
+                f"longer position table")
         positions = ops.slice(self.position_embedding.embeddings, (0, 0),
                               (seq_length, self.hidden_size))
         x = self.token_embedding(token_ids) + self.segment_embedding(segment_ids)

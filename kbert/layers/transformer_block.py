@@ -18,7 +18,7 @@ class TransformerBlock(keras.layers.Layer):
         layer_norm_eps: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal kernel initializer.
 
-    Call args: `x`, `attention_bias` (see `padding_mask_to_bias`), `return_attention`.
+    Call args: `x` [batch, seq, hidden], `padding_mask` [batch, seq], `return_attention`.
 
     Example:
         >>> import numpy as np
@@ -58,15 +58,15 @@ class TransformerBlock(keras.layers.Layer):
         self.feed_forward_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")
 
-    def build(self, x_shape, attention_bias_shape=None):
+    def build(self, x_shape, padding_mask_shape=None):
         self.attention.build(x_shape)
         self.attention_layer_norm.build(x_shape)
         self.feed_forward.build(x_shape)
         self.feed_forward_layer_norm.build(x_shape)
         self.built = True
 
-    def call(self, x, attention_bias=None, training=None, return_attention=False):
-        attended = self.attention(x, attention_bias, training=training,
+    def call(self, x, padding_mask=None, training=None, return_attention=False):
+        attended = self.attention(x, padding_mask, training=training,
                                   return_attention=return_attention)
         if return_attention:
             attended, probs = attended
@@ -78,9 +78,6 @@ class TransformerBlock(keras.layers.Layer):
         if return_attention:
             return out, probs
         return out
-
-    def compute_output_shape(self, x_shape, attention_bias_shape=None):
-        return tuple(x_shape)
 
     def get_config(self):
         config = super().get_config()

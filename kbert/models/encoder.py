@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 from kbert.configs import BertConfig
-from kbert.layers import BertEmbeddings, TransformerBlock, padding_mask_to_bias
+from kbert.layers import BertEmbeddings, TransformerBlock
 
 
 def _as_config(config) -> BertConfig:
@@ -73,14 +73,13 @@ class BertEncoder(keras.Model):
         segment_ids = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
         padding_mask = keras.Input(shape=(None,), dtype="int32", name="padding_mask")
         x = embeddings(token_ids, segment_ids)
-        bias = padding_mask_to_bias(padding_mask)
         hidden_states, attentions = [x], []
         for block in blocks:
             if output_attentions:
-                x, probs = block(x, bias, return_attention=True)
+                x, probs = block(x, padding_mask, return_attention=True)
                 attentions.append(probs)
             else:
-                x = block(x, bias)
+                x = block(x, padding_mask)
             hidden_states.append(x)
         cls = x[:, 0, :]
         outputs = {"sequence_output": x, "pooled_output": pooler(cls)}

@@ -90,7 +90,7 @@ class Lamb(_CallerReducedGradientsMixin, keras.optimizers.Optimizer):
         >>> import numpy as np
         >>> w = keras.Variable(np.ones(3, "float32"))
         >>> opt = Lamb(learning_rate=0.1); opt.apply([np.ones(3, "float32")], [w])
-        >>> np.round(w.numpy(), 4).tolist()   # |x| / |u| = 1 -> step of lr * u
+        >>> [round(float(x), 4) for x in w.numpy()]   # |x| / |u| = 1 -> step of lr * u
         [0.9, 0.9, 0.9]
     """
 
@@ -172,7 +172,7 @@ def create_optimizer(name: str, learning_rate, weight_decay: float = 0.01,
                   global_clipnorm=clip_norm if clip_norm else None,
                   gradients_reduced=gradients_reduced, name=name)
     if name == "adamw":
-        optimizer = AdamW(weight_decay=weight_decay or None, **common)
+        optimizer = AdamW(weight_decay=float(weight_decay), **common)
     else:
         optimizer = Lamb(weight_decay=weight_decay, **common)
     if model is not None:

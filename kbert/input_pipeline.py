@@ -1,0 +1,321 @@
+"""tf.data input for pre-training: TFRecord shards, or NSP pairs built on the fly from text.
+
+Both functions yield batches as dicts of google-research/bert's feature names:
+`input_ids`, `input_mask`, `segment_ids` (int32 `[batch, max_seq_length]`),
+`masked_lm_positions`, `masked_lm_ids` (int32 `[batch, P]`), `masked_lm_weights`
+(float32 `[batch, P]`) and `next_sentence_labels` (int32 `[batch]`, 0 = IsNext,
+1 = NotNext). Under `tf.distribute`, pass the `tf.distribute.InputContext`: the batch size
+you give is the global one, each input pipeline reads its own part of the data and yields
+per-replica batches.
+
+Example:
+    >>> ds = pretraining_dataset("/tmp/pretrain", batch_size=32, max_seq_length=128,
+    ...                          max_predictions_per_seq=20, seed=1)         # doctest: +SKIP
+    >>> batch = next(iter(ds)); batch["input_ids"].shape                     # doctest: +SKIP
+    TensorShape([32, 128])
+    >>> # Under a strategy: strategy.distribute_datasets_from_function(
+    >>> #     lambda ctx: pretraining_dataset(dir, 256, 128, 20, input_context=ctx))
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+from kbert.pretraining import manifest as manifest_lib
+from kbert.pretraining.corpus import expand_input_patterns, read_documents, split_patterns
+from kbert.pretraining.dynamic_masking import DynamicMasker
+from kbert.pretraining.examples import derive_seed
+from kbert.pretraining.pairs import create_pairs_from_document, tokenize_documents
+from kbert.pretraining.records import feature_spec
+from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
+from kbert.pretraining.writer import SHARD_SUFFIX
+
+read_manifest = manifest_lib.read_manifest
+
+__all__ = ["pretraining_dataset", "raw_text_dataset", "read_manifest", "record_files",
+           "dynamic_mask_fn", "parse_batch"]
+
+
+# --------------------------------------------------------------------------- record files
+def record_files(input_patterns_or_dir: str | Sequence[str]) -> tuple[list[str], dict | None, str | None]:
+    """(shard files, manifest or None, where the manifest came from) of the input.
+
+    A directory means the shards its manifest lists (or, without one, its `*.tfrecord`
+    files); otherwise comma-separated globs/files. Raises PretrainingDataError naming the
+    pattern, directory or missing shard.
+    """
+    items = split_patterns(input_patterns_or_dir)
+    if not items:
+        raise PretrainingDataError("no input files given for the pre-training records")
+    if len(items) == 1 and tf.io.gfile.isdir(items[0]):
+        directory = items[0]
+        if manifest_lib.has_manifest(directory):
+            manifest = manifest_lib.read_manifest(directory)
+            files = [os.path.join(directory, name) for name in manifest["shards"]]
+            missing = [f for f in files if not tf.io.gfile.exists(f)]
+            if missing:
+                raise PretrainingDataError(
+                    f"{directory}: manifest lists shard {missing[0]} which does not exist")
+            return files, manifest, directory
+        files = sorted(f for f in tf.io.gfile.glob(os.path.join(directory, "*" + SHARD_SUFFIX))
+                       if not os.path.basename(f).startswith("."))
+        if not files:
+            raise PretrainingDataError(
+                f"{directory} holds no manifest.json and no *{SHARD_SUFFIX} files")
+        return files, None, None
+    files: list[str] = []
+    for item in items:
+        matched = sorted(tf.io.gfile.glob(item))
+        if not matched:
+            raise PretrainingDataError(f"input pattern {item!r} matches no file")
+        files.extend(matched)
+    files = list(dict.fromkeys(files))
+    directories = {os.path.dirname(os.path.abspath(f)) for f in files}
+    if len(directories) == 1:
+        directory = directories.pop()
+        if manifest_lib.has_manifest(directory):
+            return files, manifest_lib.read_manifest(directory), directory
+    return files, None, None
+
+
+def _check_manifest(manifest: dict, where: str, **expected) -> None:
+    for name, value in expected.items():
+        if name in manifest and manifest[name] != value:
+            raise PretrainingDataError(
+                f"{name}={value} does not match the records in {where} ({name}="
+                f"{manifest[name]} in {manifest_lib.MANIFEST_NAME}); pass --{name}="
+                f"{manifest[name]} or recreate the data")
+
+
+# --------------------------------------------------------------------------- batch functions
+def parse_batch(serialized, max_seq_length: int, max_predictions_per_seq: int) -> dict:
+    """Parse a batch of serialized records with google's feature spec; ids to int32,
+    `next_sentence_labels` squeezed to `[batch]`."""
+    parsed = tf.io.parse_example(serialized, feature_spec(max_seq_length, max_predictions_per_seq))
+    features = {name: tf.cast(value, tf.int32) if value.dtype == tf.int64 else value
+                for name, value in parsed.items()}
+    features["next_sentence_labels"] = tf.squeeze(features["next_sentence_labels"], axis=-1)
+    return features
+
+
+def dynamic_mask_fn(masker: DynamicMasker, base_seed: int):
+    """A `(batch_index, features) -> features` map function that masks with seed
+    `(base_seed, batch_index)`: deterministic, and new masks for every batch and epoch."""
+    def mask(batch_index, features):
+        seed = tf.stack([tf.constant(base_seed, tf.int64), tf.cast(batch_index, tf.int64)])
+        features = dict(features)
+        features.update(masker(features["input_ids"], features["input_mask"], seed))
+        return features
+    return mask
+
+
+def _pipeline(input_context) -> tuple[int, int]:
+    if input_context is None:
+        return 1, 0
+    return input_context.num_input_pipelines, input_context.input_pipeline_id
+
+
+def _per_replica_batch_size(batch_size: int, input_context) -> int:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise PretrainingDataError(f"batch_size must be a positive integer, got {batch_size!r}")
+    if input_context is None:
+        return batch_size
+    return input_context.get_per_replica_batch_size(batch_size)
+
+
+def _base_seed(seed: int | None, *parts) -> int:
+    if seed is None:
+        seed = random.SystemRandom().randrange(2 ** 62)
+    return derive_seed(seed, *parts) % (2 ** 62)
+
+
+def _resolve_vocab(vocab_file: str | None, manifest: dict | None, where: str | None) -> list[str]:
+    from kbert.tokenizers import load_vocab, vocab_hash
+    if vocab_file is None and manifest is not None:
+        vocab_file = manifest.get("vocab_file")
+        if vocab_file and not os.path.isfile(vocab_file):
+            raise PretrainingDataError(
+                f"dynamic masking needs the vocabulary: {where}/{manifest_lib.MANIFEST_NAME} "
+                f"names {vocab_file}, which does not exist; pass vocab_file")
+    if vocab_file is None:
+        raise PretrainingDataError("dynamic masking needs vocab_file (no manifest names one)")
+    vocab = load_vocab(vocab_file)
+    if manifest is not None and manifest.get("vocab_hash") not in (None, vocab_hash(vocab)):
+        raise PretrainingDataError(
+            f"vocab_file {vocab_file} is not the vocabulary the records in {where} were "
+            "written with (vocab_hash differs)")
+    return vocab
+
+
+# --------------------------------------------------------------------------- datasets
+def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: int,
+                        max_seq_length: int, max_predictions_per_seq: int,
+                        is_training: bool = True,
+                        input_context: tf.distribute.InputContext | None = None,
+                        seed: int | None = None, *, dynamic_masking: bool | None = None,
+                        vocab_file: str | None = None, masked_lm_prob: float | None = None,
+                        do_whole_word_mask: bool | None = None,
+                        shuffle_buffer_size: int = 10000, cycle_length: int = 8,
+                        drop_remainder: bool | None = None) -> tf.data.Dataset:
+    """Batches of pre-training features from TFRecord shards.
+
+    Args:
+        input_patterns_or_dir: a shard directory (with or without manifest.json) or
+            comma-separated globs / a list of files.
+        batch_size: the global batch size; per replica it is divided by the replicas of
+            `input_context`.
+        max_seq_length, max_predictions_per_seq: the record shapes; checked against the
+            manifest when there is one.
+        is_training: shuffle files and records, repeat forever, drop the last partial batch.
+        input_context: `tf.distribute.InputContext`; each input pipeline reads disjoint
+            files (or, with fewer files than pipelines, disjoint records).
+        seed: makes shuffling and dynamic masks reproducible.
+        dynamic_masking: mask in-graph with new masks every epoch. Default: what the
+            manifest says (records written with --dynamic_masking), else False.
+        vocab_file: the vocabulary, for dynamic masking (default: the manifest's).
+        masked_lm_prob, do_whole_word_mask: dynamic masking settings (default: the
+            manifest's, else 0.15 / False).
+        shuffle_buffer_size, cycle_length: record shuffle buffer and files read at once.
+        drop_remainder: default `is_training`.
+
+    Returns:
+        A `tf.data.Dataset` of feature dicts (see the module docstring).
+    """
+    files, manifest, where = record_files(input_patterns_or_dir)
+    if manifest is not None:
+        _check_manifest(manifest, where, max_seq_length=max_seq_length,
+                        max_predictions_per_seq=max_predictions_per_seq)
+    manifest_settings = manifest or {}
+    if dynamic_masking is None:
+        dynamic_masking = bool(manifest_settings.get("dynamic_masking", False))
+    elif not dynamic_masking and manifest_settings.get("dynamic_masking"):
+        raise PretrainingDataError(
+            f"the records in {where} are unmasked (written with --dynamic_masking); "
+            "read them with dynamic_masking=True")
+    elif dynamic_masking and manifest is not None and not manifest_settings.get("dynamic_masking"):
+        raise PretrainingDataError(
+            f"the records in {where} are already masked; dynamic_masking=True would mask "
+            "them twice (write them with --dynamic_masking)")
+    per_replica = _per_replica_batch_size(batch_size, input_context)
+    num_pipelines, pipeline_id = _pipeline(input_context)
+    deterministic = seed is not None or not is_training
+
+    dataset = tf.data.Dataset.from_tensor_slices(files)
+    shard_by_file = num_pipelines > 1 and len(files) >= num_pipelines
+    if shard_by_file:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    num_files = len(files[pipeline_id::num_pipelines]) if shard_by_file else len(files)
+    if is_training:
+        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True).repeat()
+    dataset = dataset.interleave(
+        tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, num_files)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if num_pipelines > 1 and not shard_by_file:
+        dataset = dataset.shard(num_pipelines, pipeline_id)
+    if is_training:
+        dataset = dataset.shuffle(shuffle_buffer_size,
+                                  seed=None if seed is None else seed + pipeline_id)
+    dataset = dataset.batch(per_replica, drop_remainder=is_training if drop_remainder is None
+                            else drop_remainder)
+    dataset = dataset.map(
+        lambda serialized: parse_batch(serialized, max_seq_length, max_predictions_per_seq),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    if dynamic_masking:
+        vocab = _resolve_vocab(vocab_file, manifest, where)
+        masker = DynamicMasker(
+            vocab, max_predictions_per_seq,
+            masked_lm_prob if masked_lm_prob is not None
+            else manifest_settings.get("masked_lm_prob", 0.15),
+            do_whole_word_mask if do_whole_word_mask is not None
+            else manifest_settings.get("do_whole_word_mask", False))
+        dataset = dataset.enumerate().map(
+            dynamic_mask_fn(masker, _base_seed(seed, "dynamic_masking", pipeline_id)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    logging.info("pretraining_dataset: %d files, per-replica batch %d, pipeline %d of %d, "
+                 "dynamic_masking=%s", len(files), per_replica, pipeline_id, num_pipelines,
+                 dynamic_masking)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size: int,
+                     max_seq_length: int, max_predictions_per_seq: int,
+                     seed: int | None = None, *, is_training: bool = True,
+                     input_context: tf.distribute.InputContext | None = None,
+                     masked_lm_prob: float = 0.15, short_seq_prob: float = 0.1,
+                     do_whole_word_mask: bool = False,
+                     shuffle_buffer_size: int = 1000) -> tf.data.Dataset:
+    """Batches of pre-training features built on the fly from raw text.
+
+    NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
+    every n-th document), new pairs every epoch; masks are drawn in-graph per batch.
+
+    Args:
+        input_patterns: text files (one sentence per line, blank line between documents)
+            as comma-separated globs, files or directories.
+        tokenizer: a `kbert.tokenizers.BertTokenizer`.
+        batch_size: the global batch size (see `pretraining_dataset`).
+        max_seq_length, max_predictions_per_seq: output shapes.
+        seed: makes pairs, shuffling and masks reproducible.
+        is_training: repeat forever with new pairs, shuffle, drop the last partial batch;
+            otherwise one deterministic pass.
+        input_context: `tf.distribute.InputContext`.
+        masked_lm_prob, short_seq_prob, do_whole_word_mask: as for record creation.
+        shuffle_buffer_size: examples shuffled together.
+    """
+    settings = PretrainingDataSettings(
+        max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
+        masked_lm_prob=masked_lm_prob, short_seq_prob=short_seq_prob,
+        do_whole_word_mask=do_whole_word_mask)
+    per_replica = _per_replica_batch_size(batch_size, input_context)
+    num_pipelines, pipeline_id = _pipeline(input_context)
+    files = expand_input_patterns(input_patterns, flag="input_patterns")
+    documents = read_documents(files)[pipeline_id::num_pipelines]
+    tokenized = tokenize_documents(documents, tokenizer)
+    if len(tokenized) < 2:
+        raise PretrainingDataError(
+            f"{', '.join(files[:3])}: NotNext pairs need at least two documents per input "
+            f"pipeline, got {len(tokenized)}")
+    cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
+    pair_seed = _base_seed(seed, "raw_text_pairs", pipeline_id)
+
+    def examples():
+        rng = random.Random(pair_seed)
+        while True:
+            order = list(range(len(tokenized)))
+            if is_training:
+                rng.shuffle(order)
+            for index in order:
+                for pair in create_pairs_from_document(tokenized, index, settings.max_num_tokens,
+                                                       short_seq_prob, rng):
+                    ids = np.zeros(max_seq_length, np.int32)
+                    segments = np.zeros(max_seq_length, np.int32)
+                    mask = np.zeros(max_seq_length, np.int32)
+                    tokens = [cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id]
+                    ids[:len(tokens)] = tokens
+                    mask[:len(tokens)] = 1
+                    segments[len(pair.tokens_a) + 2:len(tokens)] = 1
+                    yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
+                           "next_sentence_labels": np.int32(pair.is_random_next)}
+            if not is_training:
+                return
+
+    vector = tf.TensorSpec([max_seq_length], tf.int32)
+    dataset = tf.data.Dataset.from_generator(examples, output_signature={
+        "input_ids": vector, "input_mask": vector, "segment_ids": vector,
+        "next_sentence_labels": tf.TensorSpec([], tf.int32)})
+    if is_training:
+        dataset = dataset.shuffle(shuffle_buffer_size,
+                                  seed=None if seed is None else seed + pipeline_id)
+    dataset = dataset.batch(per_replica, drop_remainder=is_training)
+    masker = DynamicMasker(tokenizer.vocab, max_predictions_per_seq, masked_lm_prob,
+                           do_whole_word_mask)
+    dataset = dataset.enumerate().map(
+        dynamic_mask_fn(masker, _base_seed(seed, "raw_text_masks", pipeline_id)),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,192 @@
+"""Sentence pairs for next-sentence prediction, built as google-research/bert does.
+
+For each document: sentences are gathered into a chunk until a target length is reached
+(`max_seq_length - 3`, or with probability `short_seq_prob` a random shorter one); A is the
+first `a_end` sentences of the chunk, B is the rest (IsNext) or, half of the time, a run of
+sentences from another document (NotNext; the sentences not used are put back). The longer
+of A and B then loses a token from a random end until the pair fits.
+
+Each pair keeps its provenance (document and sentence ranges of A and B), so a test can
+check that an IsNext pair never crosses a document and a NotNext B never comes from A's
+document.
+
+Example:
+    >>> import random
+    >>> docs = [TokenizedDocument(0, [Sentence([5, 6], [True, True]), Sentence([7], [True])]),
+    ...         TokenizedDocument(1, [Sentence([8, 9], [True, False])])]
+    >>> pairs = create_pairs_from_document(docs, 0, max_num_tokens=8, short_seq_prob=0.0,
+    ...                                    rng=random.Random(1))
+    >>> [(p.tokens_a, p.a_document, p.b_document, p.is_random_next) for p in pairs]
+    [([5, 6], 0, 0, False)]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclasses.dataclass
+class Sentence:
+    """Word-piece ids of one sentence; `word_starts[i]` is True where a word begins."""
+
+    ids: list[int]
+    word_starts: list[bool]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@dataclasses.dataclass
+class TokenizedDocument:
+    """A document's non-empty sentences; `document_id` is its index in the corpus."""
+
+    document_id: int
+    sentences: list[Sentence]
+
+
+@dataclasses.dataclass
+class SentencePair:
+    """A and B (ids and word starts), the NSP label and where A and B came from.
+
+    `a_sentences`/`b_sentences` are half-open sentence ranges `(start, end)` within
+    `a_document`/`b_document` (before truncation).
+    """
+
+    tokens_a: list[int]
+    starts_a: list[bool]
+    tokens_b: list[int]
+    starts_b: list[bool]
+    is_random_next: bool
+    a_document: int
+    b_document: int
+    a_sentences: tuple[int, int]
+    b_sentences: tuple[int, int]
+
+
+def tokenize_documents(documents: Sequence, tokenizer, first_document_id: int = 0,
+                       document_ids: Sequence[int] | None = None,
+                       batch_size: int = 2048) -> list[TokenizedDocument]:
+    """Tokenize `Document`s (or lists of sentence strings) with `tokenizer.tokenize_words`.
+
+    Sentences that give no tokens are dropped, then documents left empty (as google does).
+    `document_ids` (default: consecutive from `first_document_id`) label the documents.
+    """
+    texts: list[str] = []
+    owner: list[int] = []
+    for index, document in enumerate(documents):
+        sentences = getattr(document, "sentences", document)
+        texts.extend(sentences)
+        owner.extend([index] * len(sentences))
+    if document_ids is None:
+        document_ids = range(first_document_id, first_document_id + len(documents))
+    result = [TokenizedDocument(int(i), []) for i in document_ids]
+    for begin in range(0, len(texts), batch_size):
+        batch = texts[begin:begin + batch_size]
+        words = tokenizer.tokenize_words(batch)
+        pieces = words.flat_values.numpy().tolist()
+        word_splits = words.values.row_splits.numpy()
+        sentence_splits = words.row_splits.numpy()
+        starts = np.zeros(len(pieces) + 1, dtype=bool)
+        starts[word_splits[:-1]] = True
+        starts = starts[:len(pieces)].tolist()
+        for offset in range(len(batch)):
+            lo = int(word_splits[sentence_splits[offset]])
+            hi = int(word_splits[sentence_splits[offset + 1]])
+            if hi > lo:
+                result[owner[begin + offset]].sentences.append(
+                    Sentence(pieces[lo:hi], starts[lo:hi]))
+    return [d for d in result if d.sentences]
+
+
+def truncate_seq_pair(tokens_a: list, starts_a: list, tokens_b: list, starts_b: list,
+                      max_num_tokens: int, rng: random.Random) -> None:
+    """Shorten the longer of A and B from a random end until `len(A) + len(B)` fits (in place)."""
+    while len(tokens_a) + len(tokens_b) > max_num_tokens:
+        if len(tokens_a) > len(tokens_b):
+            tokens, starts = tokens_a, starts_a
+        else:
+            tokens, starts = tokens_b, starts_b
+        if rng.random() < 0.5:
+            del tokens[0]
+            del starts[0]
+        else:
+            tokens.pop()
+            starts.pop()
+
+
+def _random_other_document(num_documents: int, document_index: int, rng: random.Random) -> int:
+    # google tries 10 draws and may still return A's own document; we never do.
+    other = rng.randint(0, num_documents - 2)
+    return other + 1 if other >= document_index else other
+
+
+def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_index: int,
+                               max_num_tokens: int, short_seq_prob: float,
+                               rng: random.Random) -> list[SentencePair]:
+    """google-research/bert's `create_instances_from_document`, without the masking.
+
+    NotNext segments come from `documents` other than `document_index`; with a single
+    document, a chunk of one sentence yields no pair (google would pair it with itself).
+    """
+    document = documents[document_index].sentences
+    target_seq_length = max_num_tokens
+    if rng.random() < short_seq_prob:
+        target_seq_length = rng.randint(2, max_num_tokens)
+
+    pairs: list[SentencePair] = []
+    chunk_start = 0
+    current_length = 0
+    i = 0
+    while i < len(document):
+        current_length += len(document[i])
+        if i == len(document) - 1 or current_length >= target_seq_length:
+            chunk = document[chunk_start:i + 1]
+            a_end = 1
+            if len(chunk) >= 2:
+                a_end = rng.randint(1, len(chunk) - 1)
+            tokens_a = [t for s in chunk[:a_end] for t in s.ids]
+            starts_a = [w for s in chunk[:a_end] for w in s.word_starts]
+            tokens_b: list[int] = []
+            starts_b: list[bool] = []
+            a_range = (chunk_start, chunk_start + a_end)
+            if len(chunk) == 1 or rng.random() < 0.5:
+                is_random_next = True
+                if len(documents) < 2:
+                    # No other document to draw B from: skip this chunk (see docstring).
+                    chunk_start, current_length = i + 1, 0
+                    i += 1
+                    continue
+                target_b_length = target_seq_length - len(tokens_a)
+                b_index = _random_other_document(len(documents), document_index, rng)
+                other = documents[b_index].sentences
+                random_start = rng.randint(0, len(other) - 1)
+                j = random_start
+                for j in range(random_start, len(other)):
+                    tokens_b.extend(other[j].ids)
+                    starts_b.extend(other[j].word_starts)
+                    if len(tokens_b) >= target_b_length:
+                        break
+                b_document = documents[b_index].document_id
+                b_range = (random_start, j + 1)
+                # The sentences of the chunk not used for A are put back.
+                i -= len(chunk) - a_end
+            else:
+                is_random_next = False
+                for sentence in chunk[a_end:]:
+                    tokens_b.extend(sentence.ids)
+                    starts_b.extend(sentence.word_starts)
+                b_document = documents[document_index].document_id
+                b_range = (chunk_start + a_end, chunk_start + len(chunk))
+            truncate_seq_pair(tokens_a, starts_a, tokens_b, starts_b, max_num_tokens, rng)
+            assert tokens_a and tokens_b, "truncation left an empty segment"
+            pairs.append(SentencePair(
+                tokens_a, starts_a, tokens_b, starts_b, is_random_next,
+                documents[document_index].document_id, b_document, a_range, b_range))
+            chunk_start = i + 1
+            current_length = 0
+        i += 1
+    return pairs

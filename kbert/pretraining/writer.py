@@ -1,0 +1,293 @@
+"""Write sharded pre-training TFRecords in parallel processes, then `manifest.json`.
+
+The unit of work is a chunk of documents (see `examples.plan_chunks`); processes build the
+chunks' records in parallel. Output shard `s` of N holds the records of chunks
+`s, s + N, s + 2N, ...`, shuffled with a seed derived from (`random_seed`, `s`). A shard's
+bytes therefore depend only on the settings and the corpus: any `num_processes` gives
+byte-identical files, and machine `i` of `--num_shards=W` writes shards `i, i + W, ...` —
+the union of all machines' files is exactly the single-machine output.
+
+Each shard is written to a hidden temporary file and renamed into place; the manifest is
+written last. On an error the shards of this run are removed and nothing partial remains.
+
+Example:
+    >>> manifest = create_pretraining_data(                         # doctest: +SKIP
+    ...     "data/corpus/*.txt", "vocab.txt", output_dir="/tmp/pretrain",
+    ...     settings=PretrainingDataSettings(dupe_factor=2, num_output_shards=4),
+    ...     num_processes=2)
+    >>> manifest["num_examples"] > 0                                # doctest: +SKIP
+    True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import glob
+import logging
+import multiprocessing
+import os
+import random
+import time
+from typing import Sequence
+
+from kbert import fileio
+from kbert.pretraining import manifest as manifest_lib
+from kbert.pretraining.corpus import Document, expand_input_patterns, read_documents
+from kbert.pretraining.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
+                                        plan_chunks, shards_of_worker)
+from kbert.pretraining.pairs import tokenize_documents
+from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
+
+SHARD_SUFFIX = ".tfrecord"
+
+
+def shard_file_name(shard: int, num_output_shards: int, prefix: str = "pretrain") -> str:
+    """`pretrain-00003-of-00008.tfrecord`."""
+    return f"{prefix}-{shard:05d}-of-{num_output_shards:05d}{SHARD_SUFFIX}"
+
+
+@functools.lru_cache(maxsize=4)
+def load_tokenizer(vocab_file: str, lower_case: bool):
+    """The `kbert.tokenizers.BertTokenizer` of a vocabulary (cached per process).
+
+    Raises PretrainingDataError naming `--vocab_file` when the file is unusable.
+    """
+    from kbert.tokenizers import BertTokenizer
+    try:
+        return BertTokenizer(vocab_file, lower_case=lower_case)
+    except (ValueError, OSError) as e:
+        raise PretrainingDataError(f"--vocab_file: {e}") from e
+
+
+@dataclasses.dataclass
+class ChunkJob:
+    """Everything a process needs to build the records of one chunk."""
+
+    chunk_id: int
+    document_ids: list[int]
+    sentences: list[tuple[str, ...]]  # per document
+    vocab_file: str
+    settings: PretrainingDataSettings
+
+
+def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int]:
+    """Tokenize, pair, mask and serialize one chunk.
+
+    Returns (chunk id, serialized examples, number of NotNext examples).
+    """
+    settings = job.settings
+    tokenizer = load_tokenizer(job.vocab_file, settings.do_lower_case)
+    documents = tokenize_documents(job.sentences, tokenizer, document_ids=job.document_ids)
+    examples = create_chunk_examples(job.chunk_id, documents, tokenizer.vocab, settings)
+    serialized = [e.serialize(settings.max_seq_length, settings.max_predictions_per_seq)
+                  for e in examples]
+    return job.chunk_id, serialized, sum(e.is_random_next for e in examples)
+
+
+def write_shard(path: str, shard: int, chunk_records: Sequence[list[bytes]],
+                random_seed: int) -> int:
+    """Shuffle the records of a shard's chunks (seeded by the shard) and write them
+    atomically; returns the number of records."""
+    import tensorflow as tf
+    records = [r for chunk in chunk_records for r in chunk]
+    random.Random(derive_seed(random_seed, "shard", shard)).shuffle(records)
+    with fileio.atomic_path(path) as tmp:
+        with tf.io.TFRecordWriter(tmp) as writer:
+            for record in records:
+                writer.write(record)
+    logging.info("wrote %s: %d examples", path, len(records))
+    return len(records)
+
+
+def _chunk_results(jobs: list[ChunkJob], num_processes: int):
+    """Yield `build_chunk_records` of each job, in order, using `num_processes`."""
+    if num_processes <= 1 or len(jobs) <= 1:
+        for job in jobs:
+            yield build_chunk_records(job)
+        return
+    # spawn, not fork: TensorFlow's threads do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(min(num_processes, len(jobs))) as pool:
+        yield from pool.imap(build_chunk_records, jobs)
+
+
+def _write_shards(shard_chunks: dict[int, list[int]], jobs: list[ChunkJob], paths: list[str],
+                  num_processes: int, random_seed: int) -> dict[int, tuple[int, int]]:
+    """Build the chunks (in shard order) and write each shard as soon as it is complete."""
+    counts: dict[int, tuple[int, int]] = {}
+    results = _chunk_results(jobs, num_processes)
+    try:
+        for shard, chunk_ids in shard_chunks.items():
+            chunk_records, not_next = [], 0
+            for expected in chunk_ids:
+                chunk_id, records, chunk_not_next = next(results)
+                assert chunk_id == expected, (chunk_id, expected)
+                chunk_records.append(records)
+                not_next += chunk_not_next
+            counts[shard] = (write_shard(paths[shard], shard, chunk_records, random_seed),
+                             not_next)
+    finally:
+        results.close()  # stops the worker processes
+    return counts
+
+
+def _remove_temporaries(path: str) -> None:
+    directory, name = os.path.split(path)
+    for tmp in glob.glob(os.path.join(directory or ".", "." + glob.escape(name) + ".*.tmp")):
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+
+
+def resolve_output_paths(output_dir: str | None, output_files: Sequence[str] | str | None,
+                         num_output_shards: int) -> tuple[str, list[str]]:
+    """(manifest directory, shard paths) from `--output_dir` and/or `--output_file`."""
+    if isinstance(output_files, str):
+        output_files = [f.strip() for f in output_files.split(",") if f.strip()]
+    if not output_dir and not output_files:
+        raise PretrainingDataError("give --output_dir or --output_file")
+    if output_files:
+        if len(output_files) != num_output_shards:
+            raise PretrainingDataError(
+                f"--output_file names {len(output_files)} files but --num_output_shards="
+                f"{num_output_shards}")
+        paths = [os.path.join(output_dir, f) if output_dir else f for f in output_files]
+        paths = [os.path.abspath(p) for p in paths]
+        if len(set(paths)) != len(paths):
+            raise PretrainingDataError("--output_file names the same file twice")
+        directory = os.path.abspath(output_dir) if output_dir else os.path.dirname(paths[0])
+        return directory, paths
+    directory = os.path.abspath(output_dir)
+    return directory, [os.path.join(directory, shard_file_name(s, num_output_shards))
+                       for s in range(num_output_shards)]
+
+
+def _check_output_is_free(directory: str, paths: Sequence[str], own_manifest: str,
+                          overwrite: bool) -> None:
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise PretrainingDataError(f"--output_dir {directory} exists and is not a directory")
+    occupied = [p for p in (os.path.join(directory, manifest_lib.MANIFEST_NAME), own_manifest,
+                            *paths) if os.path.exists(p)]
+    if occupied and not overwrite:
+        raise PretrainingDataError(
+            f"output already exists: {occupied[0]}"
+            f"{f' (and {len(occupied) - 1} more)' if len(occupied) > 1 else ''}; "
+            "pass --overwrite to replace it")
+
+
+def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str,
+                            output_dir: str | None = None,
+                            output_files: Sequence[str] | str | None = None,
+                            settings: PretrainingDataSettings = PretrainingDataSettings(),
+                            num_processes: int = 1, num_shards: int = 1, shard_index: int = 0,
+                            overwrite: bool = False) -> dict:
+    """Read raw text, write this worker's shards and its manifest; return the manifest.
+
+    Args:
+        input_patterns: comma-separated globs, files or directories (`--input_file`).
+        vocab_file: WordPiece vocabulary (`--vocab_file`).
+        output_dir / output_files: where shards go (`--output_dir` / `--output_file`).
+        settings: content settings (see `PretrainingDataSettings`).
+        num_processes: parallel writer processes on this machine.
+        num_shards / shard_index: split the work across machines.
+        overwrite: replace existing output (the old manifest is removed first).
+
+    Raises PretrainingDataError (naming the flag or file) before anything is written when
+    the input, vocabulary or flags are bad.
+    """
+    for name, value in (("num_processes", num_processes), ("num_shards", num_shards)):
+        if not isinstance(value, int) or value < 1:
+            raise PretrainingDataError(f"--{name} must be a positive integer, got {value!r}")
+    if not isinstance(shard_index, int) or not 0 <= shard_index < num_shards:
+        raise PretrainingDataError(
+            f"--shard_index={shard_index!r} must be in [0, --num_shards={num_shards})")
+    directory, paths = resolve_output_paths(output_dir, output_files, settings.num_output_shards)
+    tokenizer = load_tokenizer(vocab_file, settings.do_lower_case)
+    files = expand_input_patterns(input_patterns)
+    started = time.time()
+    documents = read_documents(files)
+    if len(documents) < 2:
+        raise PretrainingDataError(
+            f"the corpus ({', '.join(files[:3])}) has only one document: NotNext pairs need "
+            "at least two (separate documents with a blank line)")
+    chunks = plan_chunks(len(documents), settings)
+    if len(chunks) < settings.num_output_shards:
+        raise PretrainingDataError(
+            f"--num_output_shards={settings.num_output_shards} exceeds the number of work "
+            f"chunks ({len(chunks)} = {len(documents)} documents / --documents_per_chunk="
+            f"{settings.documents_per_chunk}); lower one of the two")
+    shards = shards_of_worker(settings.num_output_shards, shard_index, num_shards)
+    if not shards:
+        raise PretrainingDataError(
+            f"--shard_index={shard_index} has no output shard: --num_shards={num_shards} "
+            f"exceeds --num_output_shards={settings.num_output_shards}")
+    if num_shards == 1:
+        manifest_path = os.path.join(directory, manifest_lib.MANIFEST_NAME)
+    else:
+        manifest_path = os.path.join(
+            directory, manifest_lib.worker_manifest_name(shard_index, num_shards))
+    _check_output_is_free(directory, [paths[s] for s in shards], manifest_path, overwrite)
+
+    shard_chunks = {s: chunks_of_shard(len(chunks), s, settings.num_output_shards)
+                    for s in shards}
+    jobs = [ChunkJob(c, chunks[c], [documents[d].sentences for d in chunks[c]], vocab_file,
+                     settings) for chunk_ids in shard_chunks.values() for c in chunk_ids]
+    os.makedirs(directory, exist_ok=True)
+    for stale in (os.path.join(directory, manifest_lib.MANIFEST_NAME), manifest_path):
+        if os.path.exists(stale):  # only with overwrite: old data is no longer whole
+            os.remove(stale)
+    logging.info("%d documents in %d chunks from %d files; writing %d of %d shards "
+                 "(%d chunks) with %d processes", len(documents), len(chunks), len(files),
+                 len(shards), settings.num_output_shards, len(jobs), num_processes)
+    own_paths = [paths[s] for s in shards]
+    existed = {p for p in own_paths if os.path.exists(p)}
+    try:
+        counts = _write_shards(shard_chunks, jobs, paths, num_processes, settings.random_seed)
+    except BaseException:
+        for path in own_paths:
+            _remove_temporaries(path)
+            if path not in existed and os.path.exists(path):
+                os.remove(path)
+        raise
+
+    manifest = {
+        "format": manifest_lib.FORMAT,
+        **settings.to_dict(),
+        "vocab_file": os.path.abspath(vocab_file),
+        "vocab_hash": _vocab_hash(tokenizer.vocab),
+        "vocab_size": tokenizer.vocab_size,
+        "input_files": [os.path.abspath(f) for f in files],
+        "num_documents": len(documents),
+        "num_chunks": len(chunks),
+        "next_sentence_labels": "0 = IsNext (B follows A), 1 = NotNext (B is random)",
+        "shards": {os.path.relpath(paths[s], directory): counts[s][0] for s in sorted(counts)},
+        "num_examples": sum(n for n, _ in counts.values()),
+        "num_not_next": sum(k for _, k in counts.values()),
+    }
+    if num_shards > 1:
+        manifest["worker"] = {"shard_index": shard_index, "num_shards": num_shards}
+    manifest_lib.write_manifest(manifest_path, manifest)
+    logging.info("wrote %d examples in %d shards and %s in %.1fs", manifest["num_examples"],
+                 len(shards), manifest_path, time.time() - started)
+    return manifest
+
+
+def _vocab_hash(vocab: Sequence[str]) -> str:
+    from kbert.tokenizers import vocab_hash
+    return vocab_hash(list(vocab))
+
+
+def build_examples(documents: Sequence[Document], tokenizer,
+                   settings: PretrainingDataSettings):
+    """All examples of a corpus in memory (single process), with provenance.
+
+    Document ids are indices into `documents`. Yields `PretrainingExample`s chunk by chunk;
+    the order differs from the shards (which are shuffled per shard) but the multiset is
+    the same.
+    """
+    for chunk_id, document_ids in enumerate(plan_chunks(len(documents), settings)):
+        tokenized = tokenize_documents([documents[d] for d in document_ids], tokenizer,
+                                       document_ids=document_ids)
+        yield from create_chunk_examples(chunk_id, tokenized, tokenizer.vocab, settings)

@@ -1,0 +1,147 @@
+"""BertEncoder and BertPretrainer through the shared harness, plus training and directories."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import kbert
+from kbert.configs import BertConfig
+from kbert.models import BertEncoder, BertPretrainer, pretraining_losses
+from tests.harness import run_model_test
+
+CONFIG = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=32, max_position_embeddings=32)
+
+
+def encoder_inputs(batch, length):
+    rng = np.random.default_rng(batch * 100 + length)
+    ids = rng.integers(1, 60, size=(batch, length)).astype("int32")
+    seg = np.zeros_like(ids)
+    seg[:, length // 2:] = 1
+    return {"token_ids": ids, "segment_ids": seg, "padding_mask": np.ones_like(ids)}
+
+
+def pretrainer_inputs(batch, length):
+    base = encoder_inputs(batch, length)
+    rng = np.random.default_rng(length)
+    positions = np.stack([rng.choice(np.arange(1, min(length, 8)), 3, replace=False)
+                          for _ in range(batch)]).astype("int32")
+    return {"input_ids": base["token_ids"], "segment_ids": base["segment_ids"],
+            "input_mask": base["padding_mask"], "masked_lm_positions": positions,
+            "masked_lm_ids": rng.integers(1, 60, size=(batch, 3)).astype("int32"),
+            "masked_lm_weights": np.array([[1.0, 1.0, 0.0]] * batch, "float32"),
+            "next_sentence_labels": rng.integers(0, 2, size=(batch,)).astype("int32")}
+
+
+def test_encoder_harness(tmp_path):
+    run_model_test(
+        make_model=lambda: BertEncoder(CONFIG, output_hidden_states=True,
+                                       output_attentions=True),
+        make_inputs=encoder_inputs, tmp_dir=str(tmp_path), output_key="sequence_output",
+        loss_fn=lambda x, y: tf.reduce_sum(y["sequence_output"] ** 2)
+        + tf.reduce_sum(y["pooled_output"]),
+        padding_key="padding_mask", token_key="token_ids", float32_keys=())
+
+
+def test_pretrainer_harness(tmp_path):
+    run_model_test(
+        make_model=lambda: BertPretrainer(BertEncoder(CONFIG)),
+        make_inputs=pretrainer_inputs, tmp_dir=str(tmp_path), output_key="mlm_logits",
+        loss_fn=lambda x, y: pretraining_losses(x, y)["loss"],
+        padding_key="input_mask", token_key="input_ids",
+        float32_keys=("mlm_logits", "nsp_logits"))
+
+
+def test_encoder_optional_outputs():
+    encoder = BertEncoder(CONFIG, output_hidden_states=True, output_attentions=True)
+    out = encoder(encoder_inputs(2, 7))
+    assert len(out["hidden_states"]) == CONFIG.num_hidden_layers + 1
+    np.testing.assert_allclose(out["hidden_states"][-1], out["sequence_output"])
+    assert len(out["attentions"]) == CONFIG.num_hidden_layers
+    probs = np.asarray(out["attentions"][0])
+    assert probs.shape == (2, 4, 7, 7)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    assert set(BertEncoder(CONFIG)(encoder_inputs(1, 3))) == {"sequence_output",
+                                                             "pooled_output"}
+
+
+def test_bidirectional_context():
+    """A token's output depends on tokens to its right as well as its left."""
+    encoder = BertEncoder(CONFIG)
+    x = encoder_inputs(1, 8)
+    changed = {k: np.array(v) for k, v in x.items()}
+    changed["token_ids"][0, 6] = (changed["token_ids"][0, 6] % 58) + 1
+    before = np.asarray(encoder(x)["sequence_output"])[0, 2]
+    after = np.asarray(encoder(changed)["sequence_output"])[0, 2]
+    assert not np.allclose(before, after)
+
+
+def test_mlm_head_is_tied_to_token_embedding():
+    model = BertPretrainer(BertEncoder(CONFIG))
+    model(pretrainer_inputs(1, 8))
+    table = model.encoder.token_embedding.embeddings
+    refs = [v for v in model.weights if v is table]
+    assert len(refs) == 1  # one variable, shared, not a copy
+    assert model.mlm_head.token_embedding.embeddings is table
+
+
+def test_fit_learns_a_fixed_batch():
+    model = BertPretrainer(BertEncoder(CONFIG.replace(hidden_dropout_prob=0.0,
+                                                      attention_probs_dropout_prob=0.0)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    data = tf.data.Dataset.from_tensor_slices(pretrainer_inputs(8, 12)).batch(8).repeat(40)
+    history = model.fit(data, epochs=1, verbose=0).history
+    assert set(history) >= {"loss", "mlm_loss", "nsp_loss", "mlm_accuracy", "nsp_accuracy"}
+    metrics = model.evaluate(tf.data.Dataset.from_tensor_slices(pretrainer_inputs(8, 12))
+                             .batch(8), verbose=0, return_dict=True)
+    assert metrics["loss"] < 0.5 * (np.log(60) + np.log(2))
+    assert metrics["mlm_accuracy"] > 0.9 and metrics["nsp_accuracy"] > 0.9
+
+
+def test_mlm_loss_ignores_padding_predictions():
+    model = BertPretrainer(BertEncoder(CONFIG))
+    x = pretrainer_inputs(2, 10)
+    out = model(x)
+    y = dict(x, masked_lm_ids=np.array(x["masked_lm_ids"]))
+    y["masked_lm_ids"][:, 2] = (y["masked_lm_ids"][:, 2] % 58) + 1  # weight-0 slot
+    np.testing.assert_allclose(pretraining_losses(x, out)["mlm_loss"],
+                               pretraining_losses(y, out)["mlm_loss"], rtol=1e-6)
+
+
+def test_model_directory_layout(tmp_path):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                               + [f"w{i}" for i in range(55)]) + "\n")
+    model = BertPretrainer(BertEncoder(CONFIG))
+    model(pretrainer_inputs(1, 8))
+    out_dir = tmp_path / "model"
+    kbert.save_pretrained(model, str(out_dir), vocab_file=str(vocab))
+    assert sorted(os.listdir(out_dir)) == ["config.json", "model.weights.h5", "vocab.txt"]
+    config = json.loads((out_dir / "config.json").read_text())
+    assert BertConfig.from_dict(config) == CONFIG  # readable by Google/HF-style tools
+    assert config["kbert"]["class_name"] == "BertPretrainer"
+    # Saving again replaces the directory atomically; a failed save leaves it intact.
+    before = (out_dir / "model.weights.h5").read_bytes()
+    with pytest.raises(FileNotFoundError, match="nope.txt"):
+        kbert.save_pretrained(model, str(out_dir), vocab_file=str(tmp_path / "nope.txt"))
+    assert (out_dir / "model.weights.h5").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["model", "vocab.txt"]
+
+
+def test_load_errors_name_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="model directory not found"):
+        kbert.load(str(tmp_path / "absent"))
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "config.json").write_text('{"hidden_size": 8}')
+    with pytest.raises(ValueError, match="kbert.convert"):
+        kbert.load(str(tmp_path / "hf"))
+
+
+def test_longer_than_max_positions_fails_clearly():
+    encoder = BertEncoder(CONFIG)
+    with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
+        encoder(encoder_inputs(1, CONFIG.max_position_embeddings + 1))
