@@ -12,6 +12,7 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import logging
 import os
@@ -20,7 +21,7 @@ from typing import Iterable, Sequence
 import tensorflow as tf
 import tensorflow_text as tf_text
 
-from kbert import fileio
+from kbert import fileio, text
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SUFFIX_INDICATOR = "##"
@@ -265,3 +266,96 @@ class BertTokenizer(tf.Module):
     def __repr__(self) -> str:
         return (f"BertTokenizer(vocab_file={self.vocab_file!r}, lower_case={self.lower_case}, "
                 f"normalization={self.normalization!r}, vocab_size={self.vocab_size})")
+
+
+# --------------------------------------------------------------------------- learning a vocabulary
+def split_words(texts, lower_case: bool = True) -> tf.RaggedTensor:
+    """In-graph BERT words `[batch, (words)]` (strings), as `kbert.text.basic_tokenize`.
+
+    Example:
+        >>> split_words(tf.constant(["Don't stop"])).to_list()
+        [[b'don', b"'", b't', b'stop']]
+    """
+    normalized = bert_normalize(texts, lower_case)
+    return tf_text.regex_split(normalized, _DELIMITERS, _KEEP_DELIMITERS)
+
+
+def count_words(texts: Iterable[str], lower_case: bool = True,
+                batch_size: int = 4096) -> collections.Counter:
+    """Counts of BERT words (normalised as the tokenizer does) over an iterable of strings."""
+    counts: collections.Counter = collections.Counter()
+    split = tf.function(lambda batch: split_words(batch, lower_case).flat_values,
+                        input_signature=[tf.TensorSpec([None], tf.string)])
+    batch: list[str] = []
+    for line in texts:
+        batch.append(line)
+        if len(batch) == batch_size:
+            counts.update(split(tf.constant(batch)).numpy().tolist())
+            batch = []
+    if batch:
+        counts.update(split(tf.constant(batch)).numpy().tolist())
+    return collections.Counter({w.decode("utf-8"): c for w, c in counts.items()})
+
+
+def _texts_of(source) -> Iterable[str]:
+    if isinstance(source, (str, os.PathLike)):
+        return text.iter_lines(os.fspath(source))
+    source = list(source)
+    if source and all(isinstance(s, (str, os.PathLike)) for s in source):
+        return text.iter_lines([os.fspath(s) for s in source])
+    if not all(isinstance(d, (list, tuple)) for d in source):
+        raise TypeError("source must be a path, a list of paths, or a list of documents "
+                        "(each a list of strings)")
+    return (line for document in source for line in document)
+
+
+def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
+                     reserved_tokens: Sequence[str] = SPECIAL_TOKENS,
+                     num_unused_tokens: int = 0, min_count: int = 2,
+                     max_unique_chars: int = 1000, max_token_length: int = 50) -> list[str]:
+    """Learn a WordPiece vocabulary (tensorflow-text's learner) from text.
+
+    Args:
+        source: a file or directory path, a list of paths, or a list of documents
+            (lists of strings).
+        vocab_size: the largest vocabulary wanted (the learner aims within 5% below it).
+        lower_case: normalise as an uncased tokenizer would (must match the tokenizer).
+        reserved_tokens: placed first; must include `[PAD] [UNK] [CLS] [SEP] [MASK]`.
+        num_unused_tokens: `[unused0]`... tokens after the reserved ones, room for tokens
+            added at fine-tuning time (Google's vocabularies have 994).
+        min_count: the smallest frequency threshold the learner may search down to.
+        max_unique_chars: alphabet size; words with rarer characters are not counted.
+        max_token_length: longer words are not counted.
+
+    Returns:
+        The tokens, specials first ([PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4 by default),
+        then `[unusedN]`, single characters (plain and `##`), then word-pieces by frequency.
+
+    Example:
+        >>> tokens = learn_vocabulary("data/corpus", vocab_size=8000)   # doctest: +SKIP
+        >>> write_vocab(tokens, "/tmp/vocab.txt")                      # doctest: +SKIP
+    """
+    from tensorflow_text.tools.wordpiece_vocab import wordpiece_tokenizer_learner_lib as learner
+
+    missing = [s for s in SPECIAL_TOKENS if s not in reserved_tokens]
+    if missing:
+        raise ValueError(f"reserved_tokens lacks special token(s): {' '.join(missing)}")
+    reserved = list(reserved_tokens) + [f"[unused{i}]" for i in range(num_unused_tokens)]
+    if vocab_size <= len(reserved):
+        raise ValueError(f"vocab_size ({vocab_size}) must exceed the {len(reserved)} "
+                         "reserved tokens")
+    counts = count_words(_texts_of(source), lower_case=lower_case)
+    if not counts:
+        raise ValueError("no words found in the vocabulary source")
+    logging.info("learn_vocabulary: %d distinct words, %d in all", len(counts),
+                 sum(counts.values()))
+    tokens = learner.learn(counts, vocab_size, reserved, lower_thresh=min_count,
+                           max_unique_chars=max_unique_chars,
+                           max_token_length=max_token_length)
+    if len(tokens) > vocab_size:
+        logging.warning("learner returned %d tokens; keeping the first %d", len(tokens),
+                        vocab_size)
+        tokens = tokens[:vocab_size]
+    if tokens[:len(reserved)] != reserved:  # the learner keeps reserved tokens first
+        raise RuntimeError("WordPiece learner did not keep the reserved tokens first")
+    return tokens

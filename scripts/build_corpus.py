@@ -78,6 +78,18 @@ def role_text(inner: str) -> str:
     return inner
 
 
+SUBSTITUTIONS = {"nbsp": "\u00a0", "release": "3.11", "version": "3.11"}
+
+
+def substitution_text(name: str) -> str:
+    """`|nbsp|` -> no-break space, `|version|` -> "3.11", `|func-list|` -> "list()"."""
+    if name in SUBSTITUTIONS:
+        return SUBSTITUTIONS[name]
+    if name.startswith("func-"):
+        return name[len("func-"):] + "()"
+    return name
+
+
 def strip_inline_markup(line: str) -> str:
     line = _ROLE.sub(lambda m: role_text(m.group(1)), line)
     line = _LITERAL.sub(lambda m: m.group(1), line)
@@ -86,7 +98,7 @@ def strip_inline_markup(line: str) -> str:
     line = _STRONG.sub(lambda m: m.group(1), line)
     line = _EMPHASIS.sub(lambda m: m.group(1), line)
     line = _FOOTNOTE.sub("", line)
-    line = _SUBSTITUTION.sub(lambda m: m.group(1), line)
+    line = _SUBSTITUTION.sub(lambda m: substitution_text(m.group(1)), line)
     line = line.replace("\\ ", "").replace("\\", "")
     return line
 

@@ -85,41 +85,54 @@ class StaticMasker:
 
     def candidate_groups(self, input_ids: Sequence[int], word_starts: Sequence[bool]) -> list[list[int]]:
         """Positions that may be chosen, grouped by word when `do_whole_word_mask`."""
+        special = self.special_ids
+        if not self.do_whole_word_mask:
+            return [[p] for p, t in enumerate(input_ids) if t not in special]
         groups: list[list[int]] = []
         previous_is_candidate = False
-        for position, token_id in enumerate(input_ids):
-            if token_id in self.special_ids:
+        for position, (token_id, starts) in enumerate(zip(input_ids, word_starts)):
+            if token_id in special:
                 previous_is_candidate = False
-                continue
-            if (self.do_whole_word_mask and previous_is_candidate
-                    and not word_starts[position]):
+            elif previous_is_candidate and not starts:
                 groups[-1].append(position)
             else:
                 groups.append([position])
-            previous_is_candidate = True
+                previous_is_candidate = True
         return groups
 
-    def mask(self, input_ids: Sequence[int], word_starts: Sequence[bool],
-             rng: random.Random) -> MaskedTokens:
+    def choose_positions(self, input_ids: Sequence[int], word_starts: Sequence[bool],
+                         rng: random.Random) -> list[int]:
+        """The positions to predict (in the order chosen)."""
+        if not self.do_whole_word_mask:
+            candidates = [p for p, t in enumerate(input_ids) if t not in self.special_ids]
+            budget = num_to_predict(len(candidates), self.masked_lm_prob,
+                                    self.max_predictions_per_seq)
+            # A uniform random subset, as google's shuffle-then-take-the-first.
+            return rng.sample(candidates, budget)
         groups = self.candidate_groups(input_ids, word_starts)
-        num_candidates = sum(len(g) for g in groups)
-        budget = num_to_predict(num_candidates, self.masked_lm_prob, self.max_predictions_per_seq)
+        budget = num_to_predict(sum(map(len, groups)), self.masked_lm_prob,
+                                self.max_predictions_per_seq)
         rng.shuffle(groups)
-        output = list(input_ids)
         chosen: list[int] = []
         for group in groups:
             if len(chosen) >= budget:
                 break
-            if len(chosen) + len(group) > budget:
-                continue
-            for position in group:
-                chosen.append(position)
-                if rng.random() < 0.8:
-                    output[position] = self.mask_id
-                elif rng.random() < 0.5:
-                    pass  # 10%: keep the original token
-                else:
-                    output[position] = self.replacement_ids[
-                        rng.randint(0, len(self.replacement_ids) - 1)]
+            if len(chosen) + len(group) <= budget:  # google skips words that overshoot
+                chosen.extend(group)
+        return chosen
+
+    def mask(self, input_ids: Sequence[int], word_starts: Sequence[bool],
+             rng: random.Random) -> MaskedTokens:
+        """Choose positions, then replace each: 80% [MASK], 10% random token, 10% kept."""
+        chosen = self.choose_positions(input_ids, word_starts, rng)
+        output = list(input_ids)
+        for position in chosen:
+            if rng.random() < 0.8:
+                output[position] = self.mask_id
+            elif rng.random() < 0.5:
+                pass  # 10%: keep the original token
+            else:
+                output[position] = self.replacement_ids[
+                    rng.randint(0, len(self.replacement_ids) - 1)]
         chosen.sort()
         return MaskedTokens(output, chosen, [input_ids[p] for p in chosen])

@@ -129,13 +129,23 @@ def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_
                                rng: random.Random) -> list[SentencePair]:
     """google-research/bert's `create_instances_from_document`, without the masking.
 
-    NotNext segments come from `documents` other than `document_index`; with a single
-    document, a chunk of one sentence yields no pair (google would pair it with itself).
+    Two deliberate changes keep the NotNext share at exactly 50% in expectation (google's
+    forced NotNext for one-sentence chunks gives 56% on the embedded corpus):
+    a chunk is closed only once it holds two sentences (or the document ends), and a
+    document's last sentence left alone is paired, on the coin's IsNext side, with the
+    sentence before it. A one-sentence document yields no pair (it still serves as B).
+    NotNext segments always come from a document other than `document_index`.
     """
     document = documents[document_index].sentences
+    if len(document) < 2 or len(documents) < 2:
+        return []
     target_seq_length = max_num_tokens
     if rng.random() < short_seq_prob:
         target_seq_length = rng.randint(2, max_num_tokens)
+
+    def concat(sentences):
+        return ([t for s in sentences for t in s.ids],
+                [w for s in sentences for w in s.word_starts])
 
     pairs: list[SentencePair] = []
     chunk_start = 0
@@ -143,44 +153,36 @@ def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_
     i = 0
     while i < len(document):
         current_length += len(document[i])
-        if i == len(document) - 1 or current_length >= target_seq_length:
-            chunk = document[chunk_start:i + 1]
-            a_end = 1
-            if len(chunk) >= 2:
-                a_end = rng.randint(1, len(chunk) - 1)
-            tokens_a = [t for s in chunk[:a_end] for t in s.ids]
-            starts_a = [w for s in chunk[:a_end] for w in s.word_starts]
-            tokens_b: list[int] = []
-            starts_b: list[bool] = []
-            a_range = (chunk_start, chunk_start + a_end)
-            if len(chunk) == 1 or rng.random() < 0.5:
-                is_random_next = True
-                if len(documents) < 2:
-                    # No other document to draw B from: skip this chunk (see docstring).
-                    chunk_start, current_length = i + 1, 0
-                    i += 1
-                    continue
+        at_end = i == len(document) - 1
+        if at_end or (current_length >= target_seq_length and i > chunk_start):
+            chunk_length = i + 1 - chunk_start
+            if chunk_length >= 2:
+                a_range = (chunk_start, chunk_start + rng.randint(1, chunk_length - 1))
+            else:  # the document's last sentence, alone
+                a_range = (chunk_start, chunk_start + 1)
+            is_random_next = rng.random() < 0.5
+            if is_random_next:
+                tokens_a, starts_a = concat(document[a_range[0]:a_range[1]])
                 target_b_length = target_seq_length - len(tokens_a)
                 b_index = _random_other_document(len(documents), document_index, rng)
                 other = documents[b_index].sentences
                 random_start = rng.randint(0, len(other) - 1)
-                j = random_start
-                for j in range(random_start, len(other)):
-                    tokens_b.extend(other[j].ids)
-                    starts_b.extend(other[j].word_starts)
-                    if len(tokens_b) >= target_b_length:
-                        break
-                b_document = documents[b_index].document_id
-                b_range = (random_start, j + 1)
+                b_end = random_start + 1
+                b_length = len(other[random_start])
+                while b_length < target_b_length and b_end < len(other):
+                    b_length += len(other[b_end])
+                    b_end += 1
+                tokens_b, starts_b = concat(other[random_start:b_end])
+                b_document, b_range = documents[b_index].document_id, (random_start, b_end)
                 # The sentences of the chunk not used for A are put back.
-                i -= len(chunk) - a_end
+                i = a_range[1] - 1
             else:
-                is_random_next = False
-                for sentence in chunk[a_end:]:
-                    tokens_b.extend(sentence.ids)
-                    starts_b.extend(sentence.word_starts)
+                if chunk_length == 1:
+                    a_range = (chunk_start - 1, chunk_start)
+                b_range = (a_range[1], i + 1)
+                tokens_a, starts_a = concat(document[a_range[0]:a_range[1]])
+                tokens_b, starts_b = concat(document[b_range[0]:b_range[1]])
                 b_document = documents[document_index].document_id
-                b_range = (chunk_start + a_end, chunk_start + len(chunk))
             truncate_seq_pair(tokens_a, starts_a, tokens_b, starts_b, max_num_tokens, rng)
             assert tokens_a and tokens_b, "truncation left an empty segment"
             pairs.append(SentencePair(

@@ -100,6 +100,13 @@ def write_shard(path: str, shard: int, chunk_records: Sequence[list[bytes]],
     return len(records)
 
 
+def _init_worker_process() -> None:
+    # One TensorFlow thread per process: the processes are the parallelism.
+    import tensorflow as tf
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+
+
 def _chunk_results(jobs: list[ChunkJob], num_processes: int):
     """Yield `build_chunk_records` of each job, in order, using `num_processes`."""
     if num_processes <= 1 or len(jobs) <= 1:
@@ -108,7 +115,7 @@ def _chunk_results(jobs: list[ChunkJob], num_processes: int):
         return
     # spawn, not fork: TensorFlow's threads do not survive a fork.
     context = multiprocessing.get_context("spawn")
-    with context.Pool(min(num_processes, len(jobs))) as pool:
+    with context.Pool(min(num_processes, len(jobs)), initializer=_init_worker_process) as pool:
         yield from pool.imap(build_chunk_records, jobs)
 
 

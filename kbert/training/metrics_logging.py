@@ -19,6 +19,7 @@ import os
 import time
 
 import tensorflow as tf
+from tensorflow.core.framework import summary_pb2
 
 from kbert import fileio
 
@@ -78,8 +79,17 @@ class ProgressLogger:
         logging.info("%s", self.line(step, metrics))
 
 
+# What `tensorboard.summary.scalar` attaches; written here directly so that no `tensorboard`
+# package is needed to *write* event files (TensorFlow 2.21 does not install it).
+_SCALAR_METADATA = summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+
 class TensorBoardWriter:
-    """Scalars under `<log_dir>/<split>` (train, eval); a no-op when `log_dir` is None."""
+    """Scalars under `<log_dir>/<split>` (train, eval); a no-op when `log_dir` is None.
+
+    The event files are TensorBoard's scalar format (`tensorboard --logdir <log_dir>`).
+    """
 
     def __init__(self, log_dir: str | None):
         self.log_dir = log_dir
@@ -92,7 +102,8 @@ class TensorBoardWriter:
             self._writers[split] = tf.summary.create_file_writer(os.path.join(self.log_dir, split))
         with self._writers[split].as_default(step=step):
             for name, value in scalars.items():
-                tf.summary.scalar(name, value)
+                tf.summary.write(name, tf.constant(float(value), tf.float32),
+                                 metadata=_SCALAR_METADATA)
         self._writers[split].flush()
 
     def close(self) -> None:

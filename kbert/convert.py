@@ -1,0 +1,162 @@
+"""Convert a Hugging Face or Google BERT checkpoint into a kbert model directory.
+
+    python -m kbert.convert --source all-MiniLM-L6-v2/ --output models/minilm
+    python -m kbert.convert --source uncased_L-12_H-768_A-12/ --output models/bert_base
+
+The output (`config.json`, `vocab.txt`, `model.weights.h5`, written atomically by
+`kbert.save_pretrained`) loads with `kbert.load`. Before the output replaces anything it is
+loaded back and its outputs compared with the imported model's.
+
+Example (from Python):
+    >>> convert_checkpoint("all-MiniLM-L6-v2/", "models/minilm")    # doctest: +SKIP
+    'huggingface'
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Iterable
+
+import numpy as np
+
+from kbert import fileio
+from kbert.checkpoints import (GOOGLE, CheckpointError, detect_format, import_google,
+                               import_huggingface)
+from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
+from kbert.checkpoints.huggingface import huggingface_do_lower_case
+from kbert.configs import ConfigError
+
+VOCAB_FILE = "vocab.txt"
+VERIFY_TOLERANCE = 1e-6
+
+
+def _source_directory(source: str, source_format: str) -> str:
+    return find_google_checkpoint(source)[1] if source_format == GOOGLE else source
+
+
+def _resolve_do_lower_case(directory, source_format, requested):
+    found = (google_do_lower_case(directory) if source_format == GOOGLE
+             else huggingface_do_lower_case(directory))
+    if requested is None:
+        if found is None:
+            raise CheckpointError(
+                f"cannot tell whether the vocabulary of {directory} is lower-cased; "
+                f"pass --do_lower_case or --no_do_lower_case")
+        return found
+    if found is not None and found != requested:
+        logging.warning("%s says do_lower_case=%s; using %s as asked", directory, found,
+                        requested)
+    return requested
+
+
+def _sample_inputs(model, seed=0):
+    config = model.config
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, config.vocab_size, size=(2, 12)).astype("int32")
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    if hasattr(model, "example_inputs"):
+        features = model.example_inputs(batch_size=2, seq_length=12, num_predictions=3)
+        features.update(input_ids=ids, input_mask=mask)
+        return features
+    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+
+
+def max_output_difference(model_a, model_b) -> float:
+    """Largest absolute difference over all outputs of two models on the same sample."""
+    inputs = _sample_inputs(model_a)
+    out_a, out_b = model_a(inputs), model_b(inputs)
+    return max(float(np.max(np.abs(np.asarray(out_a[k]) - np.asarray(out_b[k]))))
+               for k in out_a if not isinstance(out_a[k], (list, tuple)))
+
+
+def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = None,
+                       vocab_file: str | None = None, heads: str = "auto",
+                       allow_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = (),
+                       hidden_act: str | None = None, verify: bool = True) -> str:
+    """Import `source` (either format) and write it to `output`; returns the format name.
+
+    `do_lower_case` defaults to what the source says (Hugging Face `tokenizer_config.json`,
+    Google's release directory name); an error when neither it nor the caller says.
+    `hidden_act` overrides a Google config's activation (Google only).
+    """
+    from kbert.models.saving import load, save_pretrained
+
+    source_format = detect_format(source)
+    directory = _source_directory(source, source_format)
+    vocab_file = vocab_file or os.path.join(directory, VOCAB_FILE)
+    if not os.path.isfile(vocab_file):
+        raise CheckpointError(f"vocabulary not found: {vocab_file} (pass --vocab_file)")
+    do_lower_case = _resolve_do_lower_case(directory, source_format, do_lower_case)
+    options = dict(heads=heads, allow_missing=allow_missing,
+                   ignore_unexpected=ignore_unexpected)
+    if source_format == GOOGLE:
+        model = import_google(source, hidden_act=hidden_act, **options)
+    else:
+        if hidden_act is not None:
+            raise ValueError("hidden_act applies to Google checkpoints only; "
+                             f"{source} is a Hugging Face directory")
+        model = import_huggingface(source, **options)
+    extra = {"converted_from": os.path.abspath(source), "source_format": source_format}
+    with fileio.atomic_directory(output) as staging:
+        save_pretrained(model, staging, vocab_file=vocab_file, do_lower_case=do_lower_case,
+                        extra=extra)
+        if verify:
+            difference = max_output_difference(model, load(staging))
+            logging.info("reloaded %s: max abs output difference %.3g", output, difference)
+            if not difference <= VERIFY_TOLERANCE:
+                raise CheckpointError(f"{output} does not reproduce {source} after saving "
+                                      f"(max abs difference {difference:.3g})")
+    logging.info("wrote %s (%s, do_lower_case=%s) from %s", output, type(model).__name__,
+                 do_lower_case, source)
+    return source_format
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="python -m kbert.convert",
+        description="Convert a Hugging Face or Google BERT checkpoint to a kbert model "
+                    "directory.")
+    parser.add_argument("--source", required=True,
+                        help="Hugging Face directory, Google directory or checkpoint prefix")
+    parser.add_argument("--output", required=True, help="kbert model directory to write")
+    parser.add_argument("--vocab_file", help="vocab.txt, if not in the source directory")
+    case = parser.add_mutually_exclusive_group()
+    case.add_argument("--do_lower_case", dest="do_lower_case", action="store_true",
+                      default=None, help="the vocabulary is uncased (default: from source)")
+    case.add_argument("--no_do_lower_case", dest="do_lower_case", action="store_false",
+                      help="the vocabulary is cased")
+    parser.add_argument("--heads", choices=("auto", "encoder", "pretraining"), default="auto",
+                        help="keep pre-training heads if present (auto), drop or require them")
+    parser.add_argument("--allow_missing", action="append", default=[], metavar="PATTERN",
+                        help="variables (Hugging Face names, fnmatch) that may be absent, "
+                             "e.g. 'pooler.*'; repeatable")
+    parser.add_argument("--ignore_unexpected", action="append", default=[], metavar="PATTERN",
+                        help="checkpoint tensors to drop, e.g. 'classifier.*'; repeatable")
+    parser.add_argument("--hidden_act", help="override a Google config's activation "
+                        "(default: 'gelu' imports as Google's tanh 'gelu_approximate')")
+    parser.add_argument("--no_verify", dest="verify", action="store_false",
+                        help="skip reloading the output and comparing outputs")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        convert_checkpoint(args.source, args.output, do_lower_case=args.do_lower_case,
+                           vocab_file=args.vocab_file, heads=args.heads,
+                           allow_missing=args.allow_missing,
+                           ignore_unexpected=args.ignore_unexpected,
+                           hidden_act=args.hidden_act, verify=args.verify)
+    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"kbert.convert: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,310 @@
+"""The custom distributed pre-training loop (works under every `tf.distribute` strategy).
+
+One training step, inside `strategy.run` on each replica:
+  1. all-reduce the global loss denominators (masked-LM weight sum, sequence count);
+  2. forward + backward over `grad_accum_steps` micro-batches, summing gradients (this part
+     is optionally XLA-compiled);
+  3. all-reduce the gradients (SUM), then the optimizer unscales them (fp16 loss scaling),
+     clips by global norm and applies AdamW / LAMB.
+The host reads the reduced loss sums every step: a non-finite loss stops the run before
+anything is saved, so the newest checkpoint is always a good one.
+
+Input position: every step consumes exactly one batch from each replica's pipeline, so a
+resumed run skips `step - phase_start` batches of a deterministic (seeded) dataset.
+(`tf.distribute`'s distributed iterators cannot be checkpointed in TF 2.21.)
+
+Example (see tests/test_training_loop.py for a complete run):
+    >>> loop = PretrainingLoop(strategy, model, optimizer, LoopSettings("out"))  # doctest: +SKIP
+    >>> history = loop.run([Phase("seq128", end_step=100, global_batch_size=32,
+    ...                           dataset_fn=make_dataset)])                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from kbert.training import objective
+from kbert.training.accumulation import accumulate_gradients
+from kbert.training.checkpointing import TrainingCheckpoints
+from kbert.training.distribution import is_chief, worker_id
+from kbert.training.metrics_logging import (HISTORY_FILE, MetricsHistory, ProgressLogger,
+                                            TensorBoardWriter)
+from kbert.training.plotting import plot_history
+
+SUM = tf.distribute.ReduceOp.SUM
+
+
+class NonFiniteLossError(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclasses.dataclass
+class Phase:
+    """Steps `[start, end_step)` of a run, `start` being the previous phase's `end_step`.
+
+    `dataset_fn(input_context)` returns this replica-pipeline's dataset of *per-replica*
+    batches (`input_context.get_per_replica_batch_size(global_batch_size)`), repeating and
+    deterministic for a given seed (resuming skips batches).
+    """
+
+    name: str
+    end_step: int
+    global_batch_size: int
+    dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset]
+
+
+@dataclasses.dataclass
+class LoopSettings:
+    """How the loop runs; the `trainers/flags.py` flags of the same names fill it."""
+
+    output_dir: str
+    grad_accum_steps: int = 1
+    log_every_steps: int = 100
+    save_checkpoints_steps: int = 1000
+    keep_checkpoints: int = 5
+    eval_every_steps: int = 0
+    eval_steps: int = 20
+    jit_compile: bool = False
+    resume: bool = True
+    run_config: dict = dataclasses.field(default_factory=dict)
+    write_plot: bool = True
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return os.path.join(self.output_dir, "checkpoints")
+
+
+class PretrainingLoop:
+    """Trains `model` (a `BertPretrainer`-like model: features dict -> `mlm_logits`,
+    `nsp_logits`) with `optimizer`, both created inside `strategy.scope()`.
+
+    Args:
+        strategy: the `tf.distribute.Strategy`.
+        model: the model; built here on `model.example_inputs()` if not yet built.
+        optimizer: a `kbert.training.optimizers` optimizer made with
+            `gradients_reduced=True`, optionally wrapped in `keras.optimizers.LossScaleOptimizer`.
+        settings: `LoopSettings`.
+        eval_dataset_fn: like `Phase.dataset_fn`, for held-out batches (not repeating is fine).
+        eval_batch_size: the global eval batch size.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, model: keras.Model, optimizer,
+                 settings: LoopSettings, eval_dataset_fn: Callable | None = None,
+                 eval_batch_size: int | None = None):
+        self.strategy = strategy
+        self.model = model
+        self.optimizer = optimizer
+        self.settings = settings
+        self.eval_dataset_fn = eval_dataset_fn
+        self.eval_batch_size = eval_batch_size
+        self.is_chief = is_chief(strategy)
+        self.history = MetricsHistory()
+        self._loss_scaling = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+        inner = optimizer.inner_optimizer if self._loss_scaling else optimizer
+        if not getattr(inner, "gradients_reduced", False):
+            raise ValueError("the loop all-reduces gradients itself: create the optimizer with "
+                             "gradients_reduced=True (kbert.training.optimizers)")
+        with strategy.scope():
+            if not model.built and hasattr(model, "example_inputs"):
+                model(model.example_inputs(), training=False)
+            optimizer.build(model.trainable_variables)
+            self.step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
+                                              step=self.step_variable)
+        self.checkpoints = TrainingCheckpoints(
+            settings.checkpoint_dir, self.checkpoint, keep=settings.keep_checkpoints,
+            is_chief=self.is_chief, worker_name=worker_id(strategy))
+        self.tensorboard = TensorBoardWriter(
+            os.path.join(settings.output_dir, "tensorboard") if self.is_chief else None)
+        self._compute_gradients = tf.function(self._gradients_and_terms,
+                                              jit_compile=settings.jit_compile or None)
+        self._eval_step = None
+
+    # ================================================================== replica-side steps
+    def _gradients_and_terms(self, features, denominators):
+        variables = self.model.trainable_variables
+
+        def loss_fn(batch):
+            outputs = self.model(batch, training=True)
+            loss, terms = objective.micro_batch_loss(batch, outputs, denominators)
+            if self._loss_scaling:
+                loss = self.optimizer.scale_loss(loss)
+            return loss, terms
+
+        gradients, terms = accumulate_gradients(loss_fn, features, variables,
+                                                self.settings.grad_accum_steps)
+        gradients = [tf.convert_to_tensor(g) for g in gradients]
+        return gradients, terms
+
+    def _replica_train_step(self, features):
+        context = tf.distribute.get_replica_context()
+        denominators = context.all_reduce(SUM, objective.local_denominators(features))
+        gradients, terms = self._compute_gradients(features, denominators)
+        gradients = context.all_reduce(SUM, gradients)
+        self.optimizer.apply(gradients, self.model.trainable_variables)
+        return terms
+
+    def _replica_eval_step(self, features):
+        outputs = self.model(features, training=False)
+        return objective.pretraining_loss_terms(features, outputs)
+
+    def _make_train_step(self):
+        @tf.function
+        def train_step(iterator):
+            per_replica = self.strategy.run(self._replica_train_step, args=(next(iterator),))
+            return {k: self.strategy.reduce(SUM, v, axis=None) for k, v in per_replica.items()}
+        return train_step
+
+    def _make_eval_step(self):
+        @tf.function
+        def eval_step(batch):
+            per_replica = self.strategy.run(self._replica_eval_step, args=(batch,))
+            return {k: self.strategy.reduce(SUM, v, axis=None) for k, v in per_replica.items()}
+        return eval_step
+
+    # ================================================================== host side
+    def _log_batch_layout(self, phase: Phase) -> None:
+        replicas = self.strategy.num_replicas_in_sync
+        per_replica = phase.global_batch_size // replicas
+        logging.info("phase %s: global batch %d = %d replicas x %d per replica "
+                     "(%d micro-batches of %d)", phase.name, phase.global_batch_size, replicas,
+                     per_replica, self.settings.grad_accum_steps,
+                     per_replica // self.settings.grad_accum_steps)
+
+    def check_batch_sizes(self, phases) -> None:
+        replicas = self.strategy.num_replicas_in_sync
+        accum = self.settings.grad_accum_steps
+        for phase in phases:
+            if phase.global_batch_size % (replicas * accum):
+                raise ValueError(
+                    f"phase {phase.name}: global batch {phase.global_batch_size} is not "
+                    f"divisible by {replicas} replicas x {accum} accumulation steps")
+
+    def _learning_rate(self) -> float:
+        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+
+    def _resume(self, total_steps: int) -> int:
+        settings = self.settings
+        self.checkpoints.check_run_config(settings.run_config)
+        latest = self.checkpoints.latest
+        if latest is None:
+            return 0
+        if not settings.resume:
+            raise FileExistsError(
+                f"{settings.checkpoint_dir} already holds checkpoints ({latest}) and --resume "
+                f"is off; use a new --output_dir or resume")
+        self.checkpoints.restore(latest)
+        step = int(self.step_variable.numpy())
+        history_path = os.path.join(settings.output_dir, HISTORY_FILE)
+        self.history = MetricsHistory.load(history_path)
+        self.history.truncate(after_step=step)
+        logging.info("resuming from step %d (%s) of %d", step, latest, total_steps)
+        return step
+
+    def evaluate(self, step: int | None = None) -> dict:
+        """Held-out metrics over `eval_steps` batches of `eval_dataset_fn`."""
+        if self.eval_dataset_fn is None:
+            return {}
+        if self._eval_step is None:
+            self._eval_step = self._make_eval_step()
+            eval_steps = self.settings.eval_steps
+
+            def dataset_fn(context):
+                return self.eval_dataset_fn(context).repeat().take(eval_steps)
+            self._eval_dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
+        totals = None
+        for batch in self._eval_dataset:
+            terms = self._eval_step(batch)
+            values = {k: float(v) for k, v in terms.items()}
+            totals = values if totals is None else {k: totals[k] + values[k] for k in totals}
+        metrics = objective.metrics_from_terms(totals)
+        if step is not None:
+            logging.info("eval at step %d: %s", step,
+                         " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+            self._record("eval", step, metrics)
+        return metrics
+
+    def _record(self, split: str, step: int, metrics: dict) -> None:
+        if not self.is_chief:
+            return
+        self.history.append(split, step, metrics)
+        self.tensorboard.write(split, step, metrics)
+
+    def _save(self, step: int) -> None:
+        self.checkpoints.save(step)
+        if self.is_chief:
+            self.history.save(os.path.join(self.settings.output_dir, HISTORY_FILE))
+
+    def run(self, phases: list[Phase]) -> MetricsHistory:
+        """Train through `phases` (resuming when a checkpoint exists); returns the history."""
+        if not phases:
+            raise ValueError("no training phases")
+        self.check_batch_sizes(phases)
+        settings = self.settings
+        total_steps = phases[-1].end_step
+        step = self._resume(total_steps)
+        progress = ProgressLogger(total_steps, phases[0].global_batch_size,
+                                  settings.log_every_steps)
+        phase_start = 0
+        last_saved = step if step else None
+        for phase in phases:
+            if step >= phase.end_step:
+                phase_start = phase.end_step
+                continue
+            self._log_batch_layout(phase)
+            skip = step - phase_start
+
+            def dataset_fn(context, phase=phase, skip=skip):
+                dataset = phase.dataset_fn(context)
+                return dataset.skip(skip) if skip else dataset
+            iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
+            train_step = self._make_train_step()
+            progress.set_global_batch_size(phase.global_batch_size)
+            progress.start(step)
+            window = None
+            while step < phase.end_step:
+                terms = train_step(iterator)
+                values = {k: float(v) for k, v in terms.items()}
+                metrics = objective.metrics_from_terms(values)
+                if not objective.all_finite(metrics):
+                    raise NonFiniteLossError(
+                        f"loss became {metrics['loss']} at step {step + 1} (mlm_loss "
+                        f"{metrics['mlm_loss']}, nsp_loss {metrics['nsp_loss']}); stopping. "
+                        f"The last good checkpoint is kept: {self.checkpoints.latest}. "
+                        f"Lower --learning_rate, raise --num_warmup_steps or set --clip_norm.")
+                window = values if window is None else {k: window[k] + values[k] for k in window}
+                step += 1
+                if step % settings.log_every_steps == 0 or step == phase.end_step:
+                    metrics = objective.metrics_from_terms(window)
+                    metrics["learning_rate"] = self._learning_rate()
+                    if self.is_chief:
+                        progress.log(step, metrics)
+                    else:
+                        progress.throughput(step)
+                    self._record("train", step, metrics)
+                    window = None
+                if settings.eval_every_steps and step % settings.eval_every_steps == 0:
+                    self.evaluate(step)
+                    progress.start(step)
+                if step % settings.save_checkpoints_steps == 0 or step == phase.end_step:
+                    self._save(step)
+                    last_saved = step
+                    progress.start(step)
+            phase_start = phase.end_step
+        if self.eval_dataset_fn is not None and (
+                not settings.eval_every_steps or step % settings.eval_every_steps):
+            self.evaluate(step)
+        if last_saved != step:
+            self._save(step)
+        if self.is_chief:
+            self.history.save(os.path.join(settings.output_dir, HISTORY_FILE))
+            if settings.write_plot:
+                plot_history(self.history, os.path.join(settings.output_dir, "loss.png"))
+        self.tensorboard.close()
+        return self.history

@@ -1,0 +1,110 @@
+r"""Create BERT pre-training TFRecords (masked LM + next sentence prediction) from raw text.
+
+google-research/bert's `create_pretraining_data.py` flags, plus parallel and multi-machine
+writing. Input: one sentence per line, a blank line between documents.
+
+Examples:
+    python -m trainers.create_pretraining_data --input_file='data/corpus/*.txt' \
+        --vocab_file=vocab.txt --output_dir=/tmp/pretrain --num_output_shards=8 \
+        --num_processes=2 --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5
+
+    # The same output split over 3 machines (run with --shard_index=0, 1, 2), then:
+    python -m trainers.create_pretraining_data --output_dir=/tmp/pretrain --merge_manifests
+
+    python -m trainers.create_pretraining_data --flagfile=trainers/configs/data.flags
+"""
+
+from __future__ import annotations
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+# google-research/bert's flags (same names, same defaults).
+flags.DEFINE_string("input_file", None,
+                    "Input raw text: comma-separated files, globs or directories.")
+flags.DEFINE_string("output_file", None,
+                    "Output TFRecord files, comma-separated (one per output shard). Relative "
+                    "names are placed in --output_dir when it is given.")
+flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary (vocab.txt).")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
+flags.DEFINE_bool("do_whole_word_mask", False, "Mask all word-pieces of a word together.")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
+flags.DEFINE_integer("max_predictions_per_seq", 20,
+                     "Maximum number of masked LM predictions per sequence.")
+flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
+flags.DEFINE_integer("dupe_factor", 10,
+                     "Number of passes over the input (different pairs and masks each).")
+flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of the non-special tokens masked.")
+flags.DEFINE_float("short_seq_prob", 0.1,
+                   "Probability of creating sequences shorter than the maximum length.")
+# kbert's additions.
+flags.DEFINE_string("output_dir", None,
+                    "Directory for the shards (pretrain-IIIII-of-NNNNN.tfrecord) and "
+                    "manifest.json.")
+flags.DEFINE_integer("num_output_shards", None,
+                     "Number of TFRecord files (default: the number of --output_file names, "
+                     "else 1).")
+flags.DEFINE_integer("num_processes", 1, "Parallel processes on this machine.")
+flags.DEFINE_integer("num_shards", 1,
+                     "Machines the work is split across; each writes its part of the shards.")
+flags.DEFINE_integer("shard_index", 0, "Which of --num_shards machines this is (0-based).")
+flags.DEFINE_integer("documents_per_chunk", 100,
+                     "Documents per unit of work; NotNext segments are drawn within a chunk.")
+flags.DEFINE_bool("dynamic_masking", False,
+                  "Write unmasked examples; kbert.input_pipeline masks them anew each epoch.")
+flags.DEFINE_bool("overwrite", False, "Replace existing output.")
+flags.DEFINE_bool("merge_manifests", False,
+                  "Only merge the worker manifests in --output_dir into manifest.json (after "
+                  "all --num_shards machines have finished).")
+
+
+def _num_output_shards() -> int:
+    if FLAGS.num_output_shards is not None:
+        return FLAGS.num_output_shards
+    if FLAGS.output_file:
+        return len([f for f in FLAGS.output_file.split(",") if f.strip()])
+    return 1
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from kbert import pretraining_data as ptd
+
+    try:
+        if FLAGS.merge_manifests:
+            if not FLAGS.output_dir:
+                raise ptd.PretrainingDataError("--merge_manifests needs --output_dir")
+            manifest = ptd.merge_worker_manifests(FLAGS.output_dir)
+        else:
+            for name in ("input_file", "vocab_file"):
+                if not getattr(FLAGS, name):
+                    raise ptd.PretrainingDataError(f"--{name} is required")
+            settings = ptd.PretrainingDataSettings(
+                max_seq_length=FLAGS.max_seq_length,
+                max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+                masked_lm_prob=FLAGS.masked_lm_prob, short_seq_prob=FLAGS.short_seq_prob,
+                dupe_factor=FLAGS.dupe_factor, random_seed=FLAGS.random_seed,
+                do_lower_case=FLAGS.do_lower_case, do_whole_word_mask=FLAGS.do_whole_word_mask,
+                dynamic_masking=FLAGS.dynamic_masking,
+                documents_per_chunk=FLAGS.documents_per_chunk,
+                num_output_shards=_num_output_shards())
+            manifest = ptd.create_pretraining_data(
+                FLAGS.input_file, FLAGS.vocab_file, output_dir=FLAGS.output_dir,
+                output_files=FLAGS.output_file, settings=settings,
+                num_processes=FLAGS.num_processes, num_shards=FLAGS.num_shards,
+                shard_index=FLAGS.shard_index, overwrite=FLAGS.overwrite)
+    except ptd.PretrainingDataError as e:
+        logging.error("%s", e)
+        print(f"create_pretraining_data: error: {e}", file=sys.stderr)
+        return 2
+    logging.info("%d examples (%d NotNext) in %d shards", manifest["num_examples"],
+                 manifest.get("num_not_next", 0), len(manifest["shards"]))
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
