@@ -18,6 +18,7 @@ setup(
         "absl-py>=2.1",
         "ai-edge-litert==2.3.0",
         "matplotlib>=3.8",
+        "safetensors>=0.4",
         "numpy>=1.26",
     ],
     extras_require={
@@ -28,7 +29,6 @@ setup(
             "torch==2.13.0",
             "transformers==5.23.0",
             "tokenizers>=0.21",
-            "safetensors>=0.4",
             "tensorflow-model-optimization==0.8.1",
             "tf-keras==2.21.0",
             "scipy",

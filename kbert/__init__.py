@@ -21,10 +21,13 @@ def __getattr__(name):
     if name in ("load", "load_tokenizer", "save_pretrained"):
         from kbert.models import saving
         return getattr(saving, name)
+    if name == "import_checkpoint":
+        from kbert.checkpoints import import_checkpoint
+        return import_checkpoint
     if name == "models":
         import kbert.models as models
         return models
     raise AttributeError(f"module 'kbert' has no attribute {name!r}")
 
 
-__all__ = ["BertConfig", "ConfigError", "load", "load_tokenizer", "save_pretrained"]
+__all__ = ["BertConfig", "ConfigError", "import_checkpoint", "load", "load_tokenizer", "save_pretrained"]

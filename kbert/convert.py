@@ -55,11 +55,13 @@ def _resolve_do_lower_case(directory, source_format, requested):
 def _sample_inputs(model, seed=0):
     config = model.config
     rng = np.random.default_rng(seed)
-    ids = rng.integers(0, config.vocab_size, size=(2, 12)).astype("int32")
+    length = min(12, config.max_position_embeddings)
+    ids = rng.integers(0, config.vocab_size, size=(2, length)).astype("int32")
     mask = np.ones_like(ids)
-    mask[1, 7:] = 0
+    mask[1, length // 2 + 1:] = 0
     if hasattr(model, "example_inputs"):
-        features = model.example_inputs(batch_size=2, seq_length=12, num_predictions=3)
+        features = model.example_inputs(batch_size=2, seq_length=length,
+                                        num_predictions=min(3, length))
         features.update(input_ids=ids, input_mask=mask)
         return features
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
@@ -81,7 +83,7 @@ def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = No
 
     `do_lower_case` defaults to what the source says (Hugging Face `tokenizer_config.json`,
     Google's release directory name); an error when neither it nor the caller says.
-    `hidden_act` overrides a Google config's activation (Google only).
+    `hidden_act` overrides the source config's activation.
     """
     from kbert.models.saving import load, save_pretrained
 
@@ -93,13 +95,8 @@ def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = No
     do_lower_case = _resolve_do_lower_case(directory, source_format, do_lower_case)
     options = dict(heads=heads, allow_missing=allow_missing,
                    ignore_unexpected=ignore_unexpected)
-    if source_format == GOOGLE:
-        model = import_google(source, hidden_act=hidden_act, **options)
-    else:
-        if hidden_act is not None:
-            raise ValueError("hidden_act applies to Google checkpoints only; "
-                             f"{source} is a Hugging Face directory")
-        model = import_huggingface(source, **options)
+    importer = import_google if source_format == GOOGLE else import_huggingface
+    model = importer(source, hidden_act=hidden_act, **options)
     extra = {"converted_from": os.path.abspath(source), "source_format": source_format}
     with fileio.atomic_directory(output) as staging:
         save_pretrained(model, staging, vocab_file=vocab_file, do_lower_case=do_lower_case,
@@ -136,8 +133,8 @@ def _parser():
                              "e.g. 'pooler.*'; repeatable")
     parser.add_argument("--ignore_unexpected", action="append", default=[], metavar="PATTERN",
                         help="checkpoint tensors to drop, e.g. 'classifier.*'; repeatable")
-    parser.add_argument("--hidden_act", help="override a Google config's activation "
-                        "(default: 'gelu' imports as Google's tanh 'gelu_approximate')")
+    parser.add_argument("--hidden_act", help="override the source config's activation "
+                        "(Google's 'gelu' imports as its tanh 'gelu_approximate' by default)")
     parser.add_argument("--no_verify", dest="verify", action="store_false",
                         help="skip reloading the output and comparing outputs")
     return parser

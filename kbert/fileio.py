@@ -15,6 +15,18 @@ import shutil
 import tempfile
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _default_mode(path: str) -> None:
+    """mkstemp/mkdtemp create owner-only files; give the final file the usual umask mode."""
+    base = 0o777 if os.path.isdir(path) else 0o666
+    os.chmod(path, base & ~_umask())
+
+
 @contextlib.contextmanager
 def atomic_path(final_path: str):
     """Yield a temporary path beside `final_path`; on success rename it into place.
@@ -29,6 +41,8 @@ def atomic_path(final_path: str):
     os.close(fd)
     try:
         yield tmp
+        if os.path.exists(tmp):
+            _default_mode(tmp)
         if os.path.isfile(tmp):
             with open(tmp, "rb+") as f:
                 os.fsync(f.fileno())
@@ -66,6 +80,7 @@ def atomic_directory(final_dir: str):
     tmp = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".tmp", dir=parent)
     try:
         yield tmp
+        _default_mode(tmp)
         if os.path.exists(final_dir):
             old = final_dir + ".old"
             if os.path.exists(old):

@@ -33,11 +33,16 @@ PACKAGE = "python3.11-doc"
 EXPECTED_VERSION = "3.11.2-6+deb12u9"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output_dir", "data/corpus", "Where the corpus files go (replaced whole).")
-flags.DEFINE_string("deb", None, f"An already downloaded {PACKAGE} .deb; default: apt-get download.")
-flags.DEFINE_integer("shard_bytes", 2_000_000, "Approximate size of each output .txt file.")
-flags.DEFINE_integer("min_document_sentences", 4,
-                     "A section with fewer sentences is merged with the next section.")
+
+
+def define_flags() -> None:
+    """Defined only when run as a script, so importing this module (tests) adds no flags."""
+    flags.DEFINE_string("output_dir", "data/corpus", "Where the corpus goes (replaced whole).")
+    flags.DEFINE_string("deb", None, f"A downloaded {PACKAGE} .deb; default: apt-get download.")
+    flags.DEFINE_integer("shard_bytes", 2_000_000, "Approximate size of each output .txt file.")
+    flags.DEFINE_integer("min_document_sentences", 4,
+                         "A section with fewer sentences is merged with the next section.")
+
 
 # Directives whose body is prose worth keeping (the directive line itself is dropped).
 PROSE_DIRECTIVES = {
@@ -300,8 +305,8 @@ a documentation page; sections shorter than 4 sentences are merged with the next
 - Licence: the Python documentation is distributed under the PSF License Agreement
   (see `LICENSE`, Debian's copyright file of the package, which carries it in full).
   Copyright (c) 2001-2023 Python Software Foundation; All Rights Reserved.
-- Size: {documents} documents, {sentences} sentences, {words} words (whitespace-separated)
-  in {shards} files.
+- Size: {documents} documents, {sentences} lines (sentences), {words} words
+  (whitespace-separated) in {shards} files.
 - Rebuild: `python3 scripts/build_corpus.py --output_dir=data/corpus` (downloads the
   package with `apt-get download`; `--deb=PATH` uses a downloaded one).
 """
@@ -309,4 +314,5 @@ a documentation page; sections shorter than 4 sentences are merged with the next
 
 if __name__ == "__main__":
     logging.getLogger().setLevel(logging.INFO)
+    define_flags()
     app.run(main)

@@ -145,3 +145,15 @@ def test_longer_than_max_positions_fails_clearly():
     encoder = BertEncoder(CONFIG)
     with pytest.raises(ValueError, match="exceeds max_position_embeddings"):
         encoder(encoder_inputs(1, CONFIG.max_position_embeddings + 1))
+
+
+def test_tokenizer_comes_from_the_model_directory(tmp_path):
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world", "##s"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(tokens) + "\n")
+    config = CONFIG.replace(vocab_size=len(tokens))
+    kbert.save_pretrained(BertEncoder(config), str(tmp_path / "m"), vocab_file=str(vocab),
+                          do_lower_case=True)
+    tokenizer = kbert.load_tokenizer(str(tmp_path / "m"))
+    assert tokenizer.vocab == tokens and tokenizer.lower_case
+    assert tokenizer.tokenize(["Hello Worlds"]).to_list() == [[5, 6, 7]]

@@ -192,7 +192,7 @@ def canonical_tensors(tensors: dict[str, np.ndarray], source: str) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- import
-def import_huggingface(directory: str, heads: str = "auto",
+def import_huggingface(directory: str, heads: str = "auto", hidden_act: str | None = None,
                        allow_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = (),
                        **encoder_kwargs):
     """A kbert model holding the weights of a Hugging Face BERT directory.
@@ -201,6 +201,8 @@ def import_huggingface(directory: str, heads: str = "auto",
         directory: holds `config.json` and `model.safetensors` / `pytorch_model.bin`.
         heads: "auto" (BertPretrainer if the checkpoint has pre-training heads, else
             BertEncoder), "encoder" or "pretraining".
+        hidden_act: override the config's activation (e.g. "gelu_approximate" to match
+            keras-hub's BERT); None keeps `config.json`'s.
         allow_missing: fnmatch patterns of variables that may stay at their initial values
             (e.g. ["pooler.*"] for a checkpoint saved without a pooler). Logged.
         ignore_unexpected: fnmatch patterns of checkpoint tensors to drop (e.g.
@@ -216,6 +218,8 @@ def import_huggingface(directory: str, heads: str = "auto",
     if not os.path.isdir(directory):
         raise CheckpointError(f"Hugging Face model directory not found: {directory}")
     config = read_huggingface_config(directory)
+    if hidden_act is not None:
+        config = config.replace(hidden_act=hidden_act)
     tensors, source = read_huggingface_tensors(directory)
     tensors = canonical_tensors(tensors, source)
     logging.info("importing %d tensors from %s", len(tensors), source)

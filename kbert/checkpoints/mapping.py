@@ -260,17 +260,22 @@ def assign_weights(model, tensors: Mapping[str, np.ndarray], source: str,
             mismatched[name] = (tuple(value.shape), target.expected_shape)
         elif not np.all(np.isfinite(value)):
             invalid.append(name)
+    hints = []
     for copy, original in TIED_COPIES.items():
         if copy in tensors and original in tensors and not np.array_equal(
                 np.asarray(tensors[copy], np.float32), np.asarray(tensors[original], np.float32)):
             unexpected.append(copy)
-            logging.error("%s differs from %s in %s; kbert ties them", copy, original, source)
+            hints.append(f"{copy} differs from {original}, which kbert ties it to")
     if missing or unexpected or mismatched or invalid:
-        hint = ""
         if any(n.startswith("pooler.") for n in missing):
-            hint = "(a checkpoint saved without a pooler loads with allow_missing=['pooler.*'])"
-        elif any(n.startswith(HEAD_PREFIXES) for n in missing):
-            hint = "(to load only the encoder, use heads='encoder')"
+            hints.append("a checkpoint saved without a pooler loads with "
+                         "allow_missing=['pooler.*']")
+        if any(n.startswith(HEAD_PREFIXES) for n in missing):
+            hints.append("to load only the encoder, use heads='encoder'")
+        if unexpected and not any(n in TIED_COPIES for n in unexpected):
+            hints.append("tensors kbert has no place for (e.g. a task head) can be dropped "
+                         "deliberately with ignore_unexpected=['classifier.*']")
+        hint = f"({'; '.join(hints)})" if hints else ""
         raise CheckpointMismatchError(source, missing, unexpected, mismatched, invalid,
                                       origin=origin, hint=hint)
     for name, target in targets.items():
