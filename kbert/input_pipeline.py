@@ -43,7 +43,8 @@ __all__ = ["pretraining_dataset", "raw_text_dataset", "read_manifest", "record_f
 
 
 # --------------------------------------------------------------------------- record files
-def record_files(input_patterns_or_dir: str | Sequence[str]) -> tuple[list[str], dict | None, str | None]:
+def record_files(input_patterns_or_dir: str | Sequence[str]
+                 ) -> tuple[list[str], dict | None, str | None]:
     """(shard files, manifest or None, where the manifest came from) of the input.
 
     A directory means the shards its manifest lists (or, without one, its `*.tfrecord`

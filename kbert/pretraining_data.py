@@ -28,14 +28,13 @@ from kbert.pretraining.pairs import (Sentence, SentencePair, TokenizedDocument,
 from kbert.pretraining.records import (FEATURE_NAMES, IS_NEXT, NOT_NEXT, feature_spec,
                                        serialize_example)
 from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
-from kbert.pretraining.writer import (build_examples, create_pretraining_data, load_tokenizer,
-                                      shard_file_name)
+from kbert.pretraining.writer import create_pretraining_data, load_tokenizer, shard_file_name
 
 __all__ = [
     "Document", "DynamicMasker", "FEATURE_NAMES", "IS_NEXT", "MANIFEST_NAME", "NOT_NEXT",
     "PretrainingDataError", "PretrainingDataSettings", "PretrainingExample", "SPECIAL_TOKENS",
     "Sentence", "SentencePair", "StaticMasker", "TokenizedDocument", "build_example",
-    "build_examples", "create_chunk_examples", "create_pairs_from_document",
+    "create_chunk_examples", "create_pairs_from_document",
     "create_pretraining_data", "derive_seed", "expand_input_patterns", "feature_spec",
     "load_tokenizer", "merge_worker_manifests", "num_to_predict", "plan_chunks",
     "read_documents", "read_manifest", "serialize_example", "shard_file_name",

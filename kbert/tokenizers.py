@@ -182,6 +182,10 @@ class BertTokenizer(tf.Module):
         [[[14477, 20961, 3468], [2770]]]
     """
 
+    @property
+    def vocab(self) -> list:
+        return self._vocab
+
     def __init__(self, vocab_file: str, lower_case: bool = True, normalization: str = "exact",
                  max_bytes_per_word: int = 100):
         super().__init__(name="bert_tokenizer")
@@ -192,9 +196,11 @@ class BertTokenizer(tf.Module):
         self.lower_case = bool(lower_case)
         self.normalization = normalization
         self.max_bytes_per_word = int(max_bytes_per_word)
-        self.vocab = load_vocab(vocab_file)
-        self.vocab_size = len(self.vocab)
-        self._ids = {token: i for i, token in enumerate(self.vocab)}
+        # A plain list attribute would be wrapped and tracked by tf.Module (slow for 30k
+        # tokens, and pointless: the vocabulary lives in the lookup ops below).
+        object.__setattr__(self, "_vocab", load_vocab(vocab_file))
+        self.vocab_size = len(self._vocab)
+        object.__setattr__(self, "_ids", {token: i for i, token in enumerate(self._vocab)})
         self.pad_id = self._ids["[PAD]"]
         self.unk_id = self._ids["[UNK]"]
         self.cls_id = self._ids["[CLS]"]
@@ -203,16 +209,16 @@ class BertTokenizer(tf.Module):
         # True for "##" continuation pieces: the pieces that do not start a word.
         self._is_suffix = tf.constant(
             [t.startswith(SUFFIX_INDICATOR) and len(t) > len(SUFFIX_INDICATOR)
-             for t in self.vocab], dtype=tf.bool)
+             for t in self._vocab], dtype=tf.bool)
         if normalization == "fast":
             self._tokenizer = tf_text.FastBertTokenizer(
-                vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
+                vocab=list(self._vocab), suffix_indicator=SUFFIX_INDICATOR,
                 max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
                 unknown_token="[UNK]", support_detokenization=True,
                 lower_case_nfd_strip_accents=self.lower_case)
         else:
             self._tokenizer = tf_text.FastWordpieceTokenizer(
-                vocab=self.vocab, suffix_indicator=SUFFIX_INDICATOR,
+                vocab=list(self._vocab), suffix_indicator=SUFFIX_INDICATOR,
                 max_bytes_per_word=self.max_bytes_per_word, token_out_type=tf.int32,
                 unknown_token="[UNK]", no_pretokenization=False, support_detokenization=True)
         logging.info("BertTokenizer: %d tokens from %s (lower_case=%s, normalization=%s)",
@@ -224,7 +230,7 @@ class BertTokenizer(tf.Module):
         return self._ids.get(token, self.unk_id)
 
     def id_to_token(self, token_id: int) -> str:
-        return self.vocab[token_id]
+        return self._vocab[token_id]
 
     # ------------------------------------------------------------------ tokenizing
     @staticmethod

@@ -16,6 +16,7 @@ Examples:
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from absl import app, flags, logging
@@ -74,6 +75,8 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     from kbert import pretraining_data as ptd
 
+    # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         if FLAGS.merge_manifests:
             if not FLAGS.output_dir:

@@ -48,7 +48,8 @@ class DynamicMasker:
         self.masked_lm_prob = float(masked_lm_prob)
         self.do_whole_word_mask = bool(do_whole_word_mask)
         self.mask_id = vocab.index("[MASK]")
-        self._special_ids = tf.constant(special_token_ids(vocab), tf.int32)
+        special = set(special_token_ids(vocab))
+        self._is_special = tf.constant([i in special for i in range(len(vocab))], tf.bool)
         self._replacement_ids = tf.constant(replacement_token_ids(vocab), tf.int32)
         self._word_starts = tf.constant(word_start_table(vocab), tf.bool)
 
@@ -59,7 +60,7 @@ class DynamicMasker:
 
     # ------------------------------------------------------------------ selection
     def _candidates(self, input_ids, input_mask):
-        special = tf.reduce_any(input_ids[..., None] == self._special_ids, axis=-1)
+        special = tf.gather(self._is_special, input_ids)
         return tf.logical_and(input_mask > 0, tf.logical_not(special))
 
     def _budget(self, candidates):
@@ -68,16 +69,22 @@ class DynamicMasker:
         wanted = tf.minimum(wanted, float(self.max_predictions_per_seq))
         return tf.cast(tf.where(count > 0, wanted, 0.0), tf.int32)
 
-    @staticmethod
-    def _ranks(scores):
-        """Rank of each entry when sorted by descending score (0 = highest), exact."""
-        order = tf.argsort(scores, axis=1, direction="DESCENDING", stable=True)
-        return tf.argsort(order, axis=1, stable=True)
-
-    def _select_tokens(self, candidates, budget, seed):
+    def _select_tokens(self, candidates, budget, seed, k):
+        """`budget` random candidates per row: (ascending positions [B, k], valid [B, k])."""
         scores = tf.random.stateless_uniform(tf.shape(candidates), seed)
-        scores = tf.where(candidates, scores, -1.0)
-        return tf.logical_and(candidates, self._ranks(scores) < budget[:, None])
+        _, best = tf.math.top_k(tf.where(candidates, scores, -1.0), k=k)
+        chosen = tf.range(k)[None, :] < budget[:, None]  # budget <= candidates, <= k
+        length = tf.shape(candidates)[1]
+        positions = tf.sort(tf.where(chosen, best, length), axis=1)
+        return positions, positions < length
+
+    @staticmethod
+    def _positions_of(selected, k):
+        """(ascending positions [B, k], valid [B, k]) of a selection mask."""
+        length = tf.shape(selected)[1]
+        key = tf.where(selected, tf.range(length)[None, :], length + tf.range(length)[None, :])
+        _, positions = tf.math.top_k(-key, k=k)
+        return positions, tf.gather(selected, positions, batch_dims=1)
 
     def _select_words(self, input_ids, candidates, budget, seed):
         batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
@@ -128,18 +135,14 @@ class DynamicMasker:
         seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
         candidates = self._candidates(input_ids, input_mask)
         budget = self._budget(candidates)
-        if self.do_whole_word_mask:
-            selected = self._select_words(input_ids, candidates, budget, seeds[0])
-        else:
-            selected = self._select_tokens(candidates, budget, seeds[0])
-
         batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
         width = self.max_predictions_per_seq
-        # Selected positions first, in ascending order; then the rest.
-        key = tf.where(selected, tf.range(length)[None, :], length + tf.range(length)[None, :])
         k = tf.minimum(width, length)
-        _, positions = tf.math.top_k(-key, k=k)
-        valid = tf.gather(selected, positions, batch_dims=1)
+        if self.do_whole_word_mask:
+            positions, valid = self._positions_of(
+                self._select_words(input_ids, candidates, budget, seeds[0]), k)
+        else:
+            positions, valid = self._select_tokens(candidates, budget, seeds[0], k)
         positions = tf.where(valid, positions, 0)
         labels = tf.where(valid, tf.gather(input_ids, positions, batch_dims=1), 0)
 

@@ -27,8 +27,10 @@ def derive_seed(random_seed: int, *parts) -> int:
     """A 64-bit seed from the user's seed and a path of names/ids (stable across processes).
 
     Example:
-        >>> derive_seed(12345, "chunk", 3) == derive_seed(12345, "chunk", 3) != derive_seed(12345, "chunk", 4)
+        >>> derive_seed(12345, "chunk", 3) == derive_seed(12345, "chunk", 3)
         True
+        >>> derive_seed(12345, "chunk", 3) == derive_seed(12345, "chunk", 4)
+        False
     """
     text = ":".join(str(p) for p in (random_seed, *parts))
     return int.from_bytes(hashlib.sha256(text.encode("utf-8")).digest()[:8], "little")
@@ -65,20 +67,25 @@ def build_example(pair: SentencePair, cls_id: int, sep_id: int, masker: StaticMa
                               pair.is_random_next, pair, ids)
 
 
+def make_masker(vocab: Sequence[str], settings: PretrainingDataSettings) -> StaticMasker | None:
+    """The static masker of `settings`; None with dynamic masking (records stay unmasked)."""
+    if settings.dynamic_masking:
+        return None
+    return StaticMasker(vocab, settings.max_predictions_per_seq, settings.masked_lm_prob,
+                        settings.do_whole_word_mask)
+
+
 def create_chunk_examples(chunk_id: int, documents: Sequence[TokenizedDocument],
-                          vocab: Sequence[str],
-                          settings: PretrainingDataSettings) -> list[PretrainingExample]:
+                          vocab: Sequence[str], settings: PretrainingDataSettings,
+                          masker: StaticMasker | None = None) -> list[PretrainingExample]:
     """All examples of one chunk: `dupe_factor` passes over its documents, then shuffled.
 
-    Masking is skipped when `settings.dynamic_masking` (the input pipeline masks later).
+    `masker` (default: `make_masker(vocab, settings)`) may be passed in to reuse it.
     """
     rng = random.Random(derive_seed(settings.random_seed, "chunk", chunk_id))
-    vocab = list(vocab)
+    if masker is None:
+        masker = make_masker(vocab, settings)
     cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
-    masker = None
-    if not settings.dynamic_masking:
-        masker = StaticMasker(vocab, settings.max_predictions_per_seq, settings.masked_lm_prob,
-                              settings.do_whole_word_mask)
     examples: list[PretrainingExample] = []
     for _ in range(settings.dupe_factor):
         for index in range(len(documents)):

@@ -117,4 +117,5 @@ def read_manifest(directory: str) -> dict:
 
 
 def has_manifest(directory: str) -> bool:
-    return os.path.isfile(os.path.join(directory, MANIFEST_NAME)) or bool(worker_manifests(directory))
+    return (os.path.isfile(os.path.join(directory, MANIFEST_NAME))
+            or bool(worker_manifests(directory)))

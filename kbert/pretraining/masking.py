@@ -83,7 +83,8 @@ class StaticMasker:
         self.special_ids = frozenset(special_token_ids(vocab))
         self.replacement_ids = replacement_token_ids(vocab)
 
-    def candidate_groups(self, input_ids: Sequence[int], word_starts: Sequence[bool]) -> list[list[int]]:
+    def candidate_groups(self, input_ids: Sequence[int],
+                         word_starts: Sequence[bool]) -> list[list[int]]:
         """Positions that may be chosen, grouped by word when `do_whole_word_mask`."""
         special = self.special_ids
         if not self.do_whole_word_mask:

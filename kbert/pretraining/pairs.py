@@ -4,7 +4,8 @@ For each document: sentences are gathered into a chunk until a target length is 
 (`max_seq_length - 3`, or with probability `short_seq_prob` a random shorter one); A is the
 first `a_end` sentences of the chunk, B is the rest (IsNext) or, half of the time, a run of
 sentences from another document (NotNext; the sentences not used are put back). The longer
-of A and B then loses a token from a random end until the pair fits.
+of A and B then loses a token from a random end until the pair fits. Two deliberate
+differences keep NotNext at 50% (see `create_pairs_from_document`).
 
 Each pair keeps its provenance (document and sentence ranges of A and B), so a test can
 check that an IsNext pair never crosses a document and a NotNext B never comes from A's
@@ -15,9 +16,9 @@ Example:
     >>> docs = [TokenizedDocument(0, [Sentence([5, 6], [True, True]), Sentence([7], [True])]),
     ...         TokenizedDocument(1, [Sentence([8, 9], [True, False])])]
     >>> pairs = create_pairs_from_document(docs, 0, max_num_tokens=8, short_seq_prob=0.0,
-    ...                                    rng=random.Random(1))
-    >>> [(p.tokens_a, p.a_document, p.b_document, p.is_random_next) for p in pairs]
-    [([5, 6], 0, 0, False)]
+    ...                                    rng=random.Random(0))
+    >>> [(p.tokens_a, p.tokens_b, p.b_document, p.is_random_next) for p in pairs]
+    [([5, 6], [8, 9], 1, True), ([5, 6], [7], 0, False)]
 """
 
 from __future__ import annotations

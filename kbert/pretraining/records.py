@@ -11,7 +11,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 from typing import Sequence
 
 import tensorflow as tf
@@ -37,14 +36,6 @@ def feature_spec(max_seq_length: int, max_predictions_per_seq: int) -> dict:
     }
 
 
-def _ints(values) -> tf.train.Feature:
-    return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
-
-def _floats(values) -> tf.train.Feature:
-    return tf.train.Feature(float_list=tf.train.FloatList(value=values))
-
-
 def _padded(values: Sequence, length: int, fill=0) -> list:
     return list(values) + [fill] * (length - len(values))
 
@@ -62,14 +53,16 @@ def serialize_example(input_ids: Sequence[int], segment_ids: Sequence[int],
     if len(masked_lm_positions) > max_predictions_per_seq:
         raise ValueError(f"example has {len(masked_lm_positions)} predictions > "
                          f"max_predictions_per_seq={max_predictions_per_seq}")
-    features = collections.OrderedDict()
-    features["input_ids"] = _ints(_padded(input_ids, max_seq_length))
-    features["input_mask"] = _ints(_padded([1] * len(input_ids), max_seq_length))
-    features["segment_ids"] = _ints(_padded(segment_ids, max_seq_length))
-    features["masked_lm_positions"] = _ints(_padded(masked_lm_positions, max_predictions_per_seq))
-    features["masked_lm_ids"] = _ints(_padded(masked_lm_ids, max_predictions_per_seq))
-    features["masked_lm_weights"] = _floats(
-        _padded([1.0] * len(masked_lm_positions), max_predictions_per_seq, 0.0))
-    features["next_sentence_labels"] = _ints([NOT_NEXT if is_random_next else IS_NEXT])
-    example = tf.train.Example(features=tf.train.Features(feature=features))
+    example = tf.train.Example()
+    feature = example.features.feature
+    n, k = len(input_ids), len(masked_lm_positions)
+    feature["input_ids"].int64_list.value[:] = _padded(input_ids, max_seq_length)
+    feature["input_mask"].int64_list.value[:] = [1] * n + [0] * (max_seq_length - n)
+    feature["segment_ids"].int64_list.value[:] = _padded(segment_ids, max_seq_length)
+    feature["masked_lm_positions"].int64_list.value[:] = _padded(masked_lm_positions,
+                                                                 max_predictions_per_seq)
+    feature["masked_lm_ids"].int64_list.value[:] = _padded(masked_lm_ids, max_predictions_per_seq)
+    feature["masked_lm_weights"].float_list.value[:] = (
+        [1.0] * k + [0.0] * (max_predictions_per_seq - k))
+    feature["next_sentence_labels"].int64_list.value[:] = [NOT_NEXT if is_random_next else IS_NEXT]
     return example.SerializeToString(deterministic=True)

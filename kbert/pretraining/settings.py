@@ -54,7 +54,7 @@ class PretrainingDataSettings:
     do_lower_case: bool = True
     do_whole_word_mask: bool = False
     dynamic_masking: bool = False
-    documents_per_chunk: int = 1000
+    documents_per_chunk: int = 100
     num_output_shards: int = 1
 
     def __post_init__(self):
@@ -71,6 +71,9 @@ class PretrainingDataSettings:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise PretrainingDataError(f"--{name} must be a positive integer, got {value!r}")
 
+        def is_number(value):
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
         for name in ("max_seq_length", "max_predictions_per_seq", "dupe_factor",
                      "documents_per_chunk", "num_output_shards"):
             positive_int(name)
@@ -83,14 +86,15 @@ class PretrainingDataSettings:
             raise PretrainingDataError(
                 f"--max_predictions_per_seq={self.max_predictions_per_seq} exceeds "
                 f"--max_seq_length={self.max_seq_length}")
-        if not isinstance(self.masked_lm_prob, (int, float)) or not 0.0 < self.masked_lm_prob <= 1.0:
+        if not is_number(self.masked_lm_prob) or not 0.0 < self.masked_lm_prob <= 1.0:
             raise PretrainingDataError(
                 f"--masked_lm_prob must be in (0, 1], got {self.masked_lm_prob!r}")
-        if not isinstance(self.short_seq_prob, (int, float)) or not 0.0 <= self.short_seq_prob <= 1.0:
+        if not is_number(self.short_seq_prob) or not 0.0 <= self.short_seq_prob <= 1.0:
             raise PretrainingDataError(
                 f"--short_seq_prob must be in [0, 1], got {self.short_seq_prob!r}")
         if not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool):
-            raise PretrainingDataError(f"--random_seed must be an integer, got {self.random_seed!r}")
+            raise PretrainingDataError(
+                f"--random_seed must be an integer, got {self.random_seed!r}")
         if self.documents_per_chunk < 2:
             raise PretrainingDataError(
                 f"--documents_per_chunk={self.documents_per_chunk} must be at least 2: NotNext "

@@ -33,9 +33,9 @@ from typing import Sequence
 
 from kbert import fileio
 from kbert.pretraining import manifest as manifest_lib
-from kbert.pretraining.corpus import Document, expand_input_patterns, read_documents
+from kbert.pretraining.corpus import expand_input_patterns, read_documents
 from kbert.pretraining.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
-                                        plan_chunks, shards_of_worker)
+                                        make_masker, plan_chunks, shards_of_worker)
 from kbert.pretraining.pairs import tokenize_documents
 from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
 
@@ -60,6 +60,11 @@ def load_tokenizer(vocab_file: str, lower_case: bool):
         raise PretrainingDataError(f"--vocab_file: {e}") from e
 
 
+@functools.lru_cache(maxsize=4)
+def _masker(vocab_file: str, settings: PretrainingDataSettings):
+    return make_masker(load_tokenizer(vocab_file, settings.do_lower_case).vocab, settings)
+
+
 @dataclasses.dataclass
 class ChunkJob:
     """Everything a process needs to build the records of one chunk."""
@@ -79,7 +84,8 @@ def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int]:
     settings = job.settings
     tokenizer = load_tokenizer(job.vocab_file, settings.do_lower_case)
     documents = tokenize_documents(job.sentences, tokenizer, document_ids=job.document_ids)
-    examples = create_chunk_examples(job.chunk_id, documents, tokenizer.vocab, settings)
+    examples = create_chunk_examples(job.chunk_id, documents, tokenizer.vocab, settings,
+                                     _masker(job.vocab_file, settings))
     serialized = [e.serialize(settings.max_seq_length, settings.max_predictions_per_seq)
                   for e in examples]
     return job.chunk_id, serialized, sum(e.is_random_next for e in examples)
@@ -107,15 +113,25 @@ def _init_worker_process() -> None:
     tf.config.threading.set_inter_op_parallelism_threads(1)
 
 
+def _process_context():
+    """Never plain fork: TensorFlow's threads do not survive it. A fork server that has
+    imported (but not started) TensorFlow starts workers in milliseconds; spawn, where
+    there is no fork server, pays a TensorFlow import per worker."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
 def _chunk_results(jobs: list[ChunkJob], num_processes: int):
     """Yield `build_chunk_records` of each job, in order, using `num_processes`."""
     if num_processes <= 1 or len(jobs) <= 1:
         for job in jobs:
             yield build_chunk_records(job)
         return
-    # spawn, not fork: TensorFlow's threads do not survive a fork.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(num_processes, len(jobs)), initializer=_init_worker_process) as pool:
+    with _process_context().Pool(min(num_processes, len(jobs)),
+                                 initializer=_init_worker_process) as pool:
         yield from pool.imap(build_chunk_records, jobs)
 
 
@@ -284,17 +300,3 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
 def _vocab_hash(vocab: Sequence[str]) -> str:
     from kbert.tokenizers import vocab_hash
     return vocab_hash(list(vocab))
-
-
-def build_examples(documents: Sequence[Document], tokenizer,
-                   settings: PretrainingDataSettings):
-    """All examples of a corpus in memory (single process), with provenance.
-
-    Document ids are indices into `documents`. Yields `PretrainingExample`s chunk by chunk;
-    the order differs from the shards (which are shuffled per shard) but the multiset is
-    the same.
-    """
-    for chunk_id, document_ids in enumerate(plan_chunks(len(documents), settings)):
-        tokenized = tokenize_documents([documents[d] for d in document_ids], tokenizer,
-                                       document_ids=document_ids)
-        yield from create_chunk_examples(chunk_id, tokenized, tokenizer.vocab, settings)
