@@ -15,7 +15,7 @@ setup(
         "tensorflow-text==2.21.1",
         "keras==3.15.1",
         "keras-hub==0.32.0",
-        "absl-py>=2.1",
+        "absl-py",
         "ai-edge-litert==2.3.0",
         "matplotlib>=3.8",
         "safetensors>=0.4",
@@ -29,9 +29,10 @@ setup(
             "torch==2.13.0",
             "transformers==5.23.0",
             "tokenizers>=0.21",
-            "tensorflow-model-optimization==0.8.1",
-            "tf-keras==2.21.0",
             "scipy",
         ],
+        # Only for scripts/repro_tfmot_keras3.py (tfmot pins absl-py~=1.2, so it stays
+        # out of the test environment).
+        "tfmot-repro": ["tensorflow-model-optimization==0.8.1", "tf-keras==2.21.0"],
     },
 )
