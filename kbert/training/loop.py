@@ -9,8 +9,9 @@ One training step, inside `strategy.run` on each replica:
 The host reads the reduced loss sums every step: a non-finite loss stops the run before
 anything is saved, so the newest checkpoint is always a good one.
 
-Input position: every step consumes exactly one batch from each replica's pipeline, so a
-resumed run skips `step - phase_start` batches of a deterministic (seeded) dataset.
+Input position: every step consumes exactly one batch per replica from its input pipeline,
+so a resumed run skips `(step - phase_start) x replicas per pipeline` batches of the
+deterministic (seeded) dataset.
 (`tf.distribute`'s distributed iterators cannot be checkpointed in TF 2.21.)
 
 Example (see tests/test_training_loop.py for a complete run):
@@ -22,6 +23,7 @@ Example (see tests/test_training_loop.py for a complete run):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import os
 from typing import Callable
@@ -57,6 +59,10 @@ class Phase:
     end_step: int
     global_batch_size: int
     dataset_fn: Callable[[tf.distribute.InputContext], tf.data.Dataset]
+    grad_accum_steps: int | None = None   # None: LoopSettings.grad_accum_steps
+
+    def accumulation(self, settings: "LoopSettings") -> int:
+        return self.grad_accum_steps or settings.grad_accum_steps
 
 
 @dataclasses.dataclass
@@ -115,19 +121,22 @@ class PretrainingLoop:
                 model(model.example_inputs(), training=False)
             optimizer.build(model.trainable_variables)
             self.step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # Keras keeps dropout's random-generator states outside the model's checkpoint tree;
+        # saving them makes a resumed run draw the same dropout masks as an unbroken one.
+        rng_states = [v.value for v in model.non_trainable_variables
+                      if "seed_generator" in v.path]
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                              step=self.step_variable)
+                                              step=self.step_variable, rng_states=rng_states)
         self.checkpoints = TrainingCheckpoints(
             settings.checkpoint_dir, self.checkpoint, keep=settings.keep_checkpoints,
             is_chief=self.is_chief, worker_name=worker_id(strategy))
         self.tensorboard = TensorBoardWriter(
             os.path.join(settings.output_dir, "tensorboard") if self.is_chief else None)
-        self._compute_gradients = tf.function(self._gradients_and_terms,
-                                              jit_compile=settings.jit_compile or None)
         self._eval_step = None
+        self._all_finite = None
 
     # ================================================================== replica-side steps
-    def _gradients_and_terms(self, features, denominators):
+    def _gradients_and_terms(self, features, denominators, grad_accum_steps):
         variables = self.model.trainable_variables
 
         def loss_fn(batch):
@@ -138,14 +147,14 @@ class PretrainingLoop:
             return loss, terms
 
         gradients, terms = accumulate_gradients(loss_fn, features, variables,
-                                                self.settings.grad_accum_steps)
+                                                grad_accum_steps)
         gradients = [tf.convert_to_tensor(g) for g in gradients]
         return gradients, terms
 
-    def _replica_train_step(self, features):
+    def _replica_train_step(self, features, compute_gradients):
         context = tf.distribute.get_replica_context()
         denominators = context.all_reduce(SUM, objective.local_denominators(features))
-        gradients, terms = self._compute_gradients(features, denominators)
+        gradients, terms = compute_gradients(features, denominators)
         gradients = context.all_reduce(SUM, gradients)
         self.optimizer.apply(gradients, self.model.trainable_variables)
         return terms
@@ -154,10 +163,19 @@ class PretrainingLoop:
         outputs = self.model(features, training=False)
         return objective.pretraining_loss_terms(features, outputs)
 
-    def _make_train_step(self):
+    def make_train_step(self, grad_accum_steps: int | None = None):
+        """`train_step(distributed_iterator) -> reduced loss sums` (one tf.function)."""
+        accumulation = grad_accum_steps or self.settings.grad_accum_steps
+        compute_gradients = tf.function(
+            lambda features, denominators: self._gradients_and_terms(
+                features, denominators, accumulation),
+            jit_compile=self.settings.jit_compile or None)
+
         @tf.function
         def train_step(iterator):
-            per_replica = self.strategy.run(self._replica_train_step, args=(next(iterator),))
+            replica_step = functools.partial(self._replica_train_step,
+                                             compute_gradients=compute_gradients)
+            per_replica = self.strategy.run(replica_step, args=(next(iterator),))
             return {k: self.strategy.reduce(SUM, v, axis=None) for k, v in per_replica.items()}
         return train_step
 
@@ -172,19 +190,29 @@ class PretrainingLoop:
     def _log_batch_layout(self, phase: Phase) -> None:
         replicas = self.strategy.num_replicas_in_sync
         per_replica = phase.global_batch_size // replicas
+        accumulation = phase.accumulation(self.settings)
         logging.info("phase %s: global batch %d = %d replicas x %d per replica "
                      "(%d micro-batches of %d)", phase.name, phase.global_batch_size, replicas,
-                     per_replica, self.settings.grad_accum_steps,
-                     per_replica // self.settings.grad_accum_steps)
+                     per_replica, accumulation, per_replica // accumulation)
 
     def check_batch_sizes(self, phases) -> None:
         replicas = self.strategy.num_replicas_in_sync
-        accum = self.settings.grad_accum_steps
         for phase in phases:
+            accum = phase.accumulation(self.settings)
             if phase.global_batch_size % (replicas * accum):
                 raise ValueError(
                     f"phase {phase.name}: global batch {phase.global_batch_size} is not "
                     f"divisible by {replicas} replicas x {accum} accumulation steps")
+
+    def _weights_finite(self) -> bool:
+        if self._all_finite is None:
+            variables = self.model.trainable_variables
+
+            @tf.function
+            def all_finite():
+                return tf.reduce_all([tf.reduce_all(tf.math.is_finite(v)) for v in variables])
+            self._all_finite = all_finite
+        return bool(self._all_finite())
 
     def _learning_rate(self) -> float:
         return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
@@ -237,6 +265,10 @@ class PretrainingLoop:
         self.tensorboard.write(split, step, metrics)
 
     def _save(self, step: int) -> None:
+        if not self._weights_finite():
+            raise NonFiniteLossError(
+                f"weights became NaN or infinite by step {step}; not saving them. The last "
+                f"good checkpoint is kept: {self.checkpoints.latest}.")
         self.checkpoints.save(step)
         if self.is_chief:
             self.history.save(os.path.join(self.settings.output_dir, HISTORY_FILE))
@@ -248,7 +280,8 @@ class PretrainingLoop:
         self.check_batch_sizes(phases)
         settings = self.settings
         total_steps = phases[-1].end_step
-        step = self._resume(total_steps)
+        step = start_step = self._resume(total_steps)
+        last_eval = None
         progress = ProgressLogger(total_steps, phases[0].global_batch_size,
                                   settings.log_every_steps)
         phase_start = 0
@@ -261,10 +294,15 @@ class PretrainingLoop:
             skip = step - phase_start
 
             def dataset_fn(context, phase=phase, skip=skip):
+                # Each step takes one batch per local replica from this pipeline.
                 dataset = phase.dataset_fn(context)
-                return dataset.skip(skip) if skip else dataset
+                if not skip:
+                    return dataset
+                replicas_per_pipeline = max(
+                    1, context.num_replicas_in_sync // context.num_input_pipelines)
+                return dataset.skip(skip * replicas_per_pipeline)
             iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
-            train_step = self._make_train_step()
+            train_step = self.make_train_step(phase.accumulation(settings))
             progress.set_global_batch_size(phase.global_batch_size)
             progress.start(step)
             window = None
@@ -289,16 +327,19 @@ class PretrainingLoop:
                         progress.throughput(step)
                     self._record("train", step, metrics)
                     window = None
-                if settings.eval_every_steps and step % settings.eval_every_steps == 0:
+                if (settings.eval_every_steps and settings.eval_steps
+                        and step % settings.eval_every_steps == 0):
                     self.evaluate(step)
+                    last_eval = step
                     progress.start(step)
                 if step % settings.save_checkpoints_steps == 0 or step == phase.end_step:
                     self._save(step)
                     last_saved = step
                     progress.start(step)
             phase_start = phase.end_step
-        if self.eval_dataset_fn is not None and (
-                not settings.eval_every_steps or step % settings.eval_every_steps):
+        # (Decided from the step alone, so every worker of a multi-worker run agrees.)
+        if (self.eval_dataset_fn is not None and settings.eval_steps and step > start_step
+                and last_eval != step):
             self.evaluate(step)
         if last_saved != step:
             self._save(step)

@@ -24,12 +24,14 @@ def plot_history(history, path: str, title: str = "pre-training") -> None:
     figure, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     panels = ((axes[0], LOSSES, "loss"), (axes[1], ACCURACIES, "accuracy"),
               (axes[2], ("learning_rate",), "learning rate"))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for axis, metrics, label in panels:
-        for split, style in (("train", "-"), ("eval", "o--")):
-            for metric in metrics:
+        for index, metric in enumerate(metrics):   # one colour per metric, style per split
+            for split, style in (("train", "-"), ("eval", "o--")):
                 steps, values = history.series(split, metric)
                 if steps:
-                    axis.plot(steps, values, style, label=f"{split} {metric}", markersize=3)
+                    axis.plot(steps, values, style, color=colors[index % len(colors)],
+                              label=f"{split} {metric}", markersize=4)
         axis.set_xlabel("step")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)

@@ -75,3 +75,41 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
                 "end_learning_rate": self.end_learning_rate, "power": self.power,
                 "name": self.name}
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class PhasedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Schedule `i` runs from `boundaries[i-1]` (0 for the first), seeing steps counted from
+    its own start: e.g. LAMB's two phases, each with its own warmup and decay.
+
+    Example:
+        >>> first = WarmupPolynomialDecay(1.0, 0, 10)
+        >>> second = WarmupPolynomialDecay(0.5, 2, 4)
+        >>> schedule = PhasedSchedule([first, second], boundaries=[10])
+        >>> [round(float(schedule(s)), 3) for s in (0, 5, 10, 11, 12, 13)]
+        [1.0, 0.5, 0.0, 0.25, 0.5, 0.25]
+    """
+
+    def __init__(self, schedules, boundaries):
+        super().__init__()
+        schedules = [keras.optimizers.schedules.deserialize(s) if isinstance(s, dict) else s
+                     for s in schedules]
+        if len(schedules) != len(boundaries) + 1:
+            raise ValueError(f"{len(schedules)} schedules need {len(schedules) - 1} "
+                             f"boundaries, got {len(boundaries)}")
+        if list(boundaries) != sorted(boundaries) or any(b <= 0 for b in boundaries):
+            raise ValueError(f"boundaries must be positive and increasing, got {boundaries}")
+        self.schedules = schedules
+        self.boundaries = [int(b) for b in boundaries]
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        starts = [0] + self.boundaries
+        rate = self.schedules[0](step)
+        for start, schedule in zip(starts[1:], self.schedules[1:]):
+            rate = tf.where(step >= float(start), schedule(step - float(start)), rate)
+        return rate
+
+    def get_config(self):
+        return {"schedules": [keras.optimizers.schedules.serialize(s) for s in self.schedules],
+                "boundaries": self.boundaries}

@@ -1,0 +1,216 @@
+r"""Pre-training throughput (sequences/s) of kbert beside keras-hub and Hugging Face (PyTorch).
+
+One shared configuration (default: BERT "mini" — 4 layers, hidden 256, 4 heads,
+intermediate 1024, vocab 30522 — at sequence 128, batch 16, 20 masked positions), all on
+this machine's CPU in one run:
+
+* kbert: the real pre-training step of `kbert.training.loop.PretrainingLoop` (MLM + NSP,
+  AdamW with weight decay, global-norm clipping), with and without `jit_compile`.
+* keras-hub: `BertMaskedLM` on `BertBackbone` of the same size, `train_on_batch` with
+  AdamW (Keras's default `jit_compile="auto"`, i.e. XLA); masked LM only, no NSP head.
+* Hugging Face: `BertForPreTraining` (MLM + NSP) in PyTorch, AdamW, `torch.set_num_threads`
+  = the CPU cores TensorFlow may use.
+
+Every model sees the same batch each step (identical data for all three). It prints
+sequences/s per system and the ratios kbert/keras-hub and kbert/PyTorch.
+
+    python benchmarks/pretrain_throughput.py                 # defaults
+    python benchmarks/pretrain_throughput.py --steps=30 --batch_size=32 --size=tiny
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import numpy as np  # noqa: E402
+
+
+def synthetic_batch(batch, seq, predictions, vocab, seed=0):
+    """google-research/bert features; the masked positions hold [MASK] (id 103)."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1000, vocab, size=(batch, seq), dtype=np.int32)
+    ids[:, 0] = 101
+    positions = np.sort(np.stack([rng.choice(np.arange(1, seq), predictions, replace=False)
+                                  for _ in range(batch)]), axis=1).astype(np.int32)
+    labels = np.take_along_axis(ids, positions, axis=1).astype(np.int32)
+    np.put_along_axis(ids, positions, 103, axis=1)
+    segments = np.zeros_like(ids)
+    segments[:, seq // 2:] = 1
+    return {"input_ids": ids, "input_mask": np.ones_like(ids), "segment_ids": segments,
+            "masked_lm_positions": positions, "masked_lm_ids": labels,
+            "masked_lm_weights": np.ones((batch, predictions), np.float32),
+            "next_sentence_labels": rng.integers(0, 2, size=(batch,), dtype=np.int32)}
+
+
+def timed(step, warmup, steps, repeats):
+    """Median seconds per step over `repeats` windows of `steps` after `warmup` steps."""
+    for _ in range(warmup):
+        step()
+    windows = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        windows.append((time.perf_counter() - start) / steps)
+    return statistics.median(windows)
+
+
+# ------------------------------------------------------------------------------- kbert
+def kbert_step(args, features, jit_compile):
+    import tensorflow as tf
+
+    from kbert.configs import BertConfig
+    from kbert.models import BertEncoder, BertPretrainer
+    from kbert.training.distribution import create_strategy
+    from kbert.training.loop import LoopSettings, PretrainingLoop
+    from kbert.training.optimizers import create_optimizer
+
+    strategy = create_strategy("one_device")
+    config = BertConfig.named(args.size, vocab_size=args.vocab_size)
+    with strategy.scope():
+        model = BertPretrainer(BertEncoder(config))
+        model(model.example_inputs(), training=False)
+        optimizer = create_optimizer("adamw", 1e-4, weight_decay=0.01, clip_norm=1.0,
+                                     model=model, gradients_reduced=True)
+    output_dir = tempfile.mkdtemp(prefix="kbert_bench_")
+    loop = PretrainingLoop(strategy, model, optimizer,
+                           LoopSettings(output_dir, jit_compile=jit_compile))
+    dataset = tf.data.Dataset.from_tensors(features).repeat()
+    iterator = iter(strategy.distribute_datasets_from_function(lambda _: dataset))
+    train_step = loop.make_train_step()
+
+    def step():
+        terms = train_step(iterator)
+        float(terms["mlm_loss_sum"])   # the loop reads the loss every step too
+    return step, lambda: shutil.rmtree(output_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------- keras-hub
+def keras_hub_step(args, features):
+    import keras
+    import keras_hub
+
+    hidden, layers = _size(args.size)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=args.vocab_size, num_layers=layers, num_heads=max(1, hidden // 64),
+        hidden_dim=hidden, intermediate_dim=4 * hidden, max_sequence_length=512)
+    model = keras_hub.models.BertMaskedLM(backbone, preprocessor=None)
+    model.compile(optimizer=keras.optimizers.AdamW(1e-4, weight_decay=0.01, global_clipnorm=1.0))
+    x = {"token_ids": features["input_ids"], "padding_mask": features["input_mask"],
+         "segment_ids": features["segment_ids"],
+         "mask_positions": features["masked_lm_positions"]}
+    y = features["masked_lm_ids"]
+    weights = features["masked_lm_weights"]
+
+    def step():
+        model.train_on_batch(x, y, sample_weight=weights)
+    return step
+
+
+# ------------------------------------------------------------------------------- PyTorch
+def torch_step(args, features, threads):
+    import torch
+    from transformers import BertConfig as HFConfig
+    from transformers import BertForPreTraining
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    hidden, layers = _size(args.size)
+    config = HFConfig(vocab_size=args.vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=max(1, hidden // 64), intermediate_size=4 * hidden,
+                      max_position_embeddings=512)
+    model = BertForPreTraining(config).train()
+    decay = [p for n, p in model.named_parameters() if "LayerNorm" not in n and "bias" not in n]
+    no_decay = [p for n, p in model.named_parameters() if "LayerNorm" in n or "bias" in n]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=1e-4)
+    ids = torch.from_numpy(features["input_ids"]).long()
+    labels = torch.full_like(ids, -100)
+    positions = torch.from_numpy(features["masked_lm_positions"]).long()
+    labels.scatter_(1, positions, torch.from_numpy(features["masked_lm_ids"]).long())
+    inputs = dict(input_ids=ids, attention_mask=torch.from_numpy(features["input_mask"]).long(),
+                  token_type_ids=torch.from_numpy(features["segment_ids"]).long(),
+                  labels=labels,
+                  next_sentence_label=torch.from_numpy(features["next_sentence_labels"]).long())
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = model(**inputs).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        float(loss)
+    return step
+
+
+def _size(name):
+    from kbert.configs import NAMED_SIZES
+    layers, hidden = NAMED_SIZES[name]
+    return hidden, layers
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size", default="mini")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--vocab_size", type=int, default=30522)
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=os.cpu_count(),
+                        help="CPU threads for PyTorch (TensorFlow uses all cores)")
+    parser.add_argument("--skip", default="", help="comma list of systems to skip: "
+                        "kbert,kbert_xla,keras_hub,torch")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+    skip = set(filter(None, args.skip.split(",")))
+    features = synthetic_batch(args.batch_size, args.seq_length, args.predictions,
+                               args.vocab_size)
+    results = {}
+
+    def measure(name, build):
+        if name in skip:
+            return
+        step, *cleanup = build()
+        seconds = timed(step, args.warmup, args.steps, args.repeats)
+        results[name] = args.batch_size / seconds
+        print(f"{name:>10}: {results[name]:8.1f} sequences/s ({seconds * 1000:.0f} ms/step)",
+              flush=True)
+        for fn in cleanup:
+            fn()
+
+    print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
+          f"predictions={args.predictions} vocab={args.vocab_size} cpus={os.cpu_count()} "
+          f"torch_threads={args.threads}", flush=True)
+    # Alternate the frameworks so background load hits them alike.
+    measure("torch", lambda: (torch_step(args, features, args.threads),))
+    measure("kbert", lambda: kbert_step(args, features, jit_compile=False))
+    measure("keras_hub", lambda: (keras_hub_step(args, features),))
+    measure("kbert_xla", lambda: kbert_step(args, features, jit_compile=True))
+    kbert_best = max([results[k] for k in ("kbert", "kbert_xla") if k in results], default=None)
+    if kbert_best:
+        for peer in ("keras_hub", "torch"):
+            if peer in results:
+                print(f"kbert (best of jit on/off) / {peer}: {kbert_best / results[peer]:.2f}x")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"args": vars(args), "sequences_per_second": results}, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()

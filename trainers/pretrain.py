@@ -1,0 +1,350 @@
+r"""Pre-train BERT (masked LM + next-sentence prediction) with a custom distributed loop.
+
+Examples:
+    # The CPU demo: a tiny BERT on the embedded corpus, ~10 minutes on 2 cores.
+    python -m trainers.pretrain --flagfile=trainers/configs/demo.flags
+
+    # From records made by trainers.create_pretraining_data, on every visible GPU:
+    python -m trainers.pretrain --input_file=/data/pretrain128 --vocab_file=vocab.txt \
+        --model_size=base --output_dir=/runs/base --train_batch_size=256
+
+    # Two workers (run on each with its own TF_CONFIG task index):
+    TF_CONFIG='{"cluster": {"worker": ["host1:12345", "host2:12345"]},
+                "task": {"type": "worker", "index": 0}}' python -m trainers.pretrain ...
+
+    python -m trainers.pretrain --helpfull     # every flag
+
+A killed run continues where it stopped when started again with the same flags (weights,
+optimizer state, step and input position come from the newest checkpoint). At the end,
+`<output_dir>/pretrained_model/` holds config.json, vocab.txt and the weights (read it with
+`kbert.load`), and `<output_dir>/loss.png` the curves.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from trainers import flags as pretrain_flags
+
+FLAGS = flags.FLAGS
+pretrain_flags.define_pretrain_flags(FLAGS)
+
+PRETRAINED_MODEL_DIR = "pretrained_model"
+EXIT_BAD_INPUT = 2
+EXIT_NON_FINITE = 3
+
+
+# ----------------------------------------------------------------------------- inputs
+def _split(patterns: str) -> list[str]:
+    return [p.strip() for p in patterns.split(",") if p.strip()]
+
+
+def _input_files(patterns: str, raw_text: bool) -> list[str]:
+    """The files a pattern list names (records or text), in a stable order."""
+    if raw_text:
+        from kbert.pretraining.corpus import expand_input_patterns
+        return expand_input_patterns(patterns, flag="--input_file")
+    from kbert.input_pipeline import record_files
+    return record_files(patterns)[0]
+
+
+def _check_records(patterns: str, flag: str, vocab_file: str, vocab_size: int,
+                   max_seq_length: int, max_predictions: int) -> None:
+    """Refuse records written with another vocabulary or shape, naming the manifest."""
+    from kbert.input_pipeline import record_files
+    from kbert.tokenizers import vocab_hash
+    _, manifest, where = record_files(patterns)
+    if manifest is None:
+        logging.warning("%s=%s has no manifest.json: its vocabulary cannot be checked", flag,
+                        patterns)
+        return
+    manifest_path = os.path.join(where, "manifest.json")
+    expected_hash = vocab_hash(vocab_file)
+    if manifest.get("vocab_hash") not in (None, expected_hash):
+        raise pretrain_flags.FlagError(
+            f"{flag}: the records in {where} were written with a different vocabulary "
+            f"(vocab_hash {manifest['vocab_hash']} in {manifest_path}) than "
+            f"--vocab_file={vocab_file} (vocab_hash {expected_hash})")
+    if manifest.get("vocab_size") not in (None, vocab_size):
+        raise pretrain_flags.FlagError(
+            f"{flag}: {manifest_path} says vocab_size {manifest['vocab_size']}, the model "
+            f"has {vocab_size}")
+    for name, value in (("max_seq_length", max_seq_length),
+                        ("max_predictions_per_seq", max_predictions)):
+        if manifest.get(name) not in (None, value):
+            raise pretrain_flags.FlagError(
+                f"{flag}: {manifest_path} says {name}={manifest[name]}, the run uses {value}")
+
+
+def _resolve_vocab(fv) -> str:
+    if fv.vocab_file:
+        return fv.vocab_file
+    if fv.learn_vocab_size:
+        path = os.path.join(fv.output_dir, "vocab.txt")
+        if os.path.isfile(path):
+            logging.info("reusing the vocabulary learned earlier: %s", path)
+            return path
+        from kbert.tokenizers import learn_vocabulary, write_vocab
+        files = _input_files(fv.input_file, raw_text=True)
+        logging.info("learning a %d-token vocabulary from %d files", fv.learn_vocab_size,
+                     len(files))
+        write_vocab(learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case),
+                    path)
+        return path
+    path = os.path.join(fv.init_checkpoint, "vocab.txt")
+    if not os.path.isfile(path):
+        raise pretrain_flags.FlagError(f"--init_checkpoint={fv.init_checkpoint} has no "
+                                       f"vocab.txt; pass --vocab_file")
+    return path
+
+
+def _model_config(fv, vocab_size: int):
+    from kbert.configs import BertConfig
+    if fv.bert_config_file:
+        config = BertConfig.from_json(fv.bert_config_file)
+        source = f"--bert_config_file={fv.bert_config_file}"
+    elif fv.model_size:
+        config = BertConfig.named(fv.model_size, vocab_size=vocab_size)
+        source = f"--model_size={fv.model_size}"
+    else:
+        from kbert.models.saving import read_directory_config
+        config = BertConfig.from_dict(read_directory_config(fv.init_checkpoint),
+                                      source=fv.init_checkpoint)
+        source = f"--init_checkpoint={fv.init_checkpoint}"
+    overrides = {name: fv[name].value for name in
+                 ("hidden_dropout_prob", "attention_probs_dropout_prob")
+                 if fv[name].value is not None}
+    config = config.replace(**overrides) if overrides else config
+    if config.vocab_size != vocab_size:
+        raise pretrain_flags.FlagError(
+            f"{source} has vocab_size {config.vocab_size} but the vocabulary has "
+            f"{vocab_size} tokens")
+    longest = max(fv.max_seq_length, fv.phase2_max_seq_length or 0)
+    if longest > config.max_position_embeddings:
+        raise pretrain_flags.FlagError(
+            f"sequence length {longest} exceeds max_position_embeddings "
+            f"{config.max_position_embeddings} of {source}")
+    return config
+
+
+def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions: int,
+                tokenizer, is_training: bool, seed: int):
+    from kbert import input_pipeline
+
+    def dataset_fn(context):
+        if fv.raw_text:
+            return input_pipeline.raw_text_dataset(
+                patterns, tokenizer, batch_size, seq_length, predictions, seed=seed,
+                is_training=is_training, input_context=context,
+                masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
+                do_whole_word_mask=fv.do_whole_word_mask)
+        return input_pipeline.pretraining_dataset(
+            patterns, batch_size, seq_length, predictions, is_training=is_training,
+            input_context=context, seed=seed)
+    return dataset_fn
+
+
+def _train_and_eval_inputs(fv) -> tuple[str, str | None]:
+    """(training patterns, held-out patterns or None)."""
+    if not fv.eval_steps:
+        return fv.input_file, None
+    if fv.eval_input_file:
+        return fv.input_file, fv.eval_input_file
+    files = _input_files(fv.input_file, fv.raw_text)
+    if len(files) < 2:
+        logging.warning("no --eval_input_file and only one input file: no held-out "
+                        "evaluation (pass --eval_input_file)")
+        return fv.input_file, None
+    logging.info("holding out %s for evaluation (no --eval_input_file)", files[-1])
+    return ",".join(files[:-1]), files[-1]
+
+
+# ----------------------------------------------------------------------------- model
+def _load_init_checkpoint(model, path: str, config) -> None:
+    import tensorflow as tf
+
+    if os.path.isdir(path):
+        import kbert
+        source = kbert.load(path)
+        encoder = getattr(source, "encoder", source)
+        if encoder.config.to_dict() != config.to_dict():
+            changed = sorted(k for k, v in encoder.config.to_dict().items()
+                             if config.to_dict().get(k) != v)
+            raise pretrain_flags.FlagError(
+                f"--init_checkpoint={path} has a different model config ({', '.join(changed)})")
+        model.encoder.set_weights(encoder.get_weights())
+        if source is not encoder:
+            model.set_weights(source.get_weights())
+    else:
+        status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise pretrain_flags.FlagError(
+                f"--init_checkpoint={path} does not match the model: {e}") from e
+    logging.info("initialised weights from %s", path)
+
+
+def _learning_rate_schedule(fv, phase1: int):
+    from kbert.training.schedules import PhasedSchedule, WarmupPolynomialDecay
+    if fv.phase2_max_seq_length and fv.phase2_learning_rate:
+        return PhasedSchedule([
+            WarmupPolynomialDecay(fv.learning_rate, fv.num_warmup_steps, phase1,
+                                  fv.end_learning_rate, fv.decay_power),
+            WarmupPolynomialDecay(fv.phase2_learning_rate, fv.phase2_warmup_steps,
+                                  fv.num_train_steps - phase1,
+                                  min(fv.end_learning_rate, fv.phase2_learning_rate),
+                                  fv.decay_power)], boundaries=[phase1])
+    return WarmupPolynomialDecay(fv.learning_rate, min(fv.num_warmup_steps, fv.num_train_steps),
+                                 fv.num_train_steps, fv.end_learning_rate, fv.decay_power)
+
+
+def _float32_copy(model, config):
+    """The trained pre-trainer rebuilt with float32 compute, for the model directory."""
+    from kbert.models import BertEncoder, BertPretrainer
+    copy = BertPretrainer(BertEncoder(config, dtype="float32"))
+    copy(copy.example_inputs())
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def weights_fingerprint(model) -> str:
+    """`sha1=<hex> l2=<norm>` of every weight, to compare workers' final models in logs."""
+    import hashlib
+
+    import numpy as np
+    digest = hashlib.sha1()
+    total = 0.0
+    for weight in model.get_weights():
+        array = np.ascontiguousarray(weight, dtype=np.float32)
+        digest.update(array.tobytes())
+        total += float(np.sum(np.square(array, dtype=np.float64)))
+    return f"sha1={digest.hexdigest()} l2={total ** 0.5:.6f}"
+
+
+# ----------------------------------------------------------------------------- the run
+def run(fv) -> str:
+    """Pre-train as the flags say; returns the pretrained model directory."""
+    from kbert.tokenizers import load_vocab
+
+    # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
+    # runtime must not start before the strategy has split the CPU into logical devices.
+    os.makedirs(fv.output_dir, exist_ok=True)
+    learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
+        os.path.join(fv.output_dir, "vocab.txt"))
+    if not learn_vocab:
+        vocab_file = _resolve_vocab(fv)
+        config = _model_config(fv, len(load_vocab(vocab_file)))
+    train_patterns, eval_patterns = _train_and_eval_inputs(fv)
+    phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
+    if not fv.raw_text:
+        vocab_size = len(load_vocab(vocab_file))
+        _check_records(train_patterns, "--input_file", vocab_file, vocab_size,
+                       fv.max_seq_length, fv.max_predictions_per_seq)
+        if eval_patterns:
+            _check_records(eval_patterns, "--eval_input_file", vocab_file, vocab_size,
+                           fv.max_seq_length, fv.max_predictions_per_seq)
+        if fv.phase2_max_seq_length:
+            _check_records(phase2_patterns, "--phase2_input_file", vocab_file, vocab_size,
+                           fv.phase2_max_seq_length, pretrain_flags.phase2_max_predictions(fv))
+
+    from kbert.training.distribution import create_strategy, is_chief, worker_id
+    strategy = create_strategy(fv.distribution, fv.num_cpu_devices, fv.tpu_address)
+
+    import keras
+
+    import kbert
+    from kbert.models import BertEncoder, BertPretrainer
+    from kbert.tokenizers import BertTokenizer, vocab_hash
+    from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
+    from kbert.training.optimizers import create_optimizer
+
+    if learn_vocab:
+        vocab_file = _resolve_vocab(fv)
+        config = _model_config(fv, len(load_vocab(vocab_file)))
+    vocab = load_vocab(vocab_file)
+    phase1 = pretrain_flags.phase1_steps(fv)
+    tokenizer = BertTokenizer(vocab_file, lower_case=fv.do_lower_case) if fv.raw_text else None
+
+    policy = "float32" if fv.mixed_precision == "none" else fv.mixed_precision
+    keras.mixed_precision.set_global_policy(policy)
+    keras.utils.set_random_seed(fv.seed)
+    with strategy.scope():
+        model = BertPretrainer(BertEncoder(config))
+        model(model.example_inputs(), training=False)
+        if fv.init_checkpoint:
+            _load_init_checkpoint(model, fv.init_checkpoint, config)
+        optimizer = create_optimizer(
+            fv.optimizer, _learning_rate_schedule(fv, phase1), weight_decay=fv.weight_decay,
+            clip_norm=fv.clip_norm, model=model, beta_1=fv.adam_beta1, beta_2=fv.adam_beta2,
+            epsilon=fv.adam_epsilon, gradients_reduced=True)
+        if fv.mixed_precision == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+
+    phases = [Phase(f"seq{fv.max_seq_length}", phase1, fv.train_batch_size,
+                    _dataset_fn(fv, train_patterns, fv.train_batch_size, fv.max_seq_length,
+                                fv.max_predictions_per_seq, tokenizer, True, fv.seed))]
+    if fv.phase2_max_seq_length:
+        batch2 = fv.phase2_train_batch_size or fv.train_batch_size
+        phases.append(Phase(
+            f"seq{fv.phase2_max_seq_length}", fv.num_train_steps, batch2,
+            _dataset_fn(fv, phase2_patterns, batch2, fv.phase2_max_seq_length,
+                        pretrain_flags.phase2_max_predictions(fv), tokenizer, True,
+                        fv.seed + 1), grad_accum_steps=fv.phase2_grad_accum_steps))
+    eval_fn = None
+    if eval_patterns:
+        eval_fn = _dataset_fn(fv, eval_patterns, fv.eval_batch_size, fv.max_seq_length,
+                              fv.max_predictions_per_seq, tokenizer, False, fv.seed + 2)
+    settings = LoopSettings(
+        output_dir=fv.output_dir, grad_accum_steps=fv.grad_accum_steps,
+        log_every_steps=fv.log_every_steps, save_checkpoints_steps=fv.save_checkpoints_steps,
+        keep_checkpoints=fv.keep_checkpoints, eval_every_steps=fv.eval_every_steps,
+        eval_steps=fv.eval_steps, jit_compile=fv.jit_compile, resume=fv.resume,
+        run_config={"model_config": config.to_dict(), "vocab_hash": vocab_hash(vocab),
+                    "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision})
+    loop = PretrainingLoop(strategy, model, optimizer, settings, eval_dataset_fn=eval_fn,
+                           eval_batch_size=fv.eval_batch_size)
+    loop.run(phases)
+
+    logging.info("final weights on %s: %s", worker_id(strategy), weights_fingerprint(model))
+    model_dir = os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR)
+    if is_chief(strategy):
+        kbert.save_pretrained(_float32_copy(model, config), model_dir, vocab_file=vocab_file,
+                              do_lower_case=fv.do_lower_case,
+                              extra={"task": "pretraining", "trained_steps": fv.num_train_steps})
+        logging.info("pre-trained model written to %s", model_dir)
+    return model_dir
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    try:   # flag checks first: they need no TensorFlow, so a typo fails in a second
+        pretrain_flags.validate_pretrain_flags(FLAGS)
+    except pretrain_flags.FlagError as e:
+        logging.error("%s", e)
+        print(f"pretrain: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    from kbert.configs import ConfigError
+    from kbert.pretraining.settings import PretrainingDataError
+    from kbert.training.checkpointing import CheckpointMismatchError
+    from kbert.training.loop import NonFiniteLossError
+    try:
+        run(FLAGS)
+    except (pretrain_flags.FlagError, ConfigError, PretrainingDataError,
+            CheckpointMismatchError, FileExistsError) as e:
+        logging.error("%s", e)
+        print(f"pretrain: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLossError as e:
+        logging.error("%s", e)
+        print(f"pretrain: error: {e}", file=sys.stderr)
+        return EXIT_NON_FINITE
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
