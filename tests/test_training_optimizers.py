@@ -13,7 +13,8 @@ from kbert.training.optimizers import AdamW, Lamb, create_optimizer, weight_deca
 
 
 def _tiny_pretrainer():
-    model = BertPretrainer(BertEncoder(BertConfig.named("tiny", vocab_size=64)))
+    model = BertPretrainer(BertEncoder(BertConfig.named("tiny", vocab_size=64)),
+                           name="bert_pretrainer")
     model(model.example_inputs())
     return model
 
