@@ -83,7 +83,7 @@ def test_helpfull_lists_the_flags():
                  "weight_decay", "clip_norm", "grad_accum_steps", "mixed_precision",
                  "jit_compile", "phase2_max_seq_length", "phase2_fraction", "keep_checkpoints",
                  "resume", "eval_every_steps", "eval_steps", "log_every_steps", "distribution",
-                 "num_cpu_devices"):
+                 "num_cpu_devices", "num_attention_heads", "initializer_range"):
         assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
 
 
@@ -96,6 +96,7 @@ def test_helpfull_lists_the_flags():
     (["--train_batch_size=6", "--grad_accum_steps=4"], "--grad_accum_steps"),
     (["--bert_config_file=/no/config.json"], "/no/config.json"),
     (["--phase2_max_seq_length=128"], "--phase2_input_file"),
+    (["--num_attention_heads=3"], "--num_attention_heads=3"),
 ])
 def test_bad_flags_are_refused_naming_the_flag(workspace, tmp_path, arguments, message):
     result = run(pretrain_command(workspace, tmp_path / "out", *arguments))
@@ -116,13 +117,45 @@ def test_records_with_another_vocabulary_are_refused(workspace, tmp_path):
     assert str(other_vocab) in result.stderr
 
 
+def test_from_scratch_overrides_reach_the_model(workspace, tmp_path):
+    """--num_attention_heads and --initializer_range change the config the run trains and
+    saves, and the starting weights' scale."""
+    import kbert
+    result = run(pretrain_command(workspace, tmp_path / "out") + [
+        "--num_train_steps=1", "--num_warmup_steps=1", "--learning_rate=1e-9",
+        "--num_attention_heads=4", "--initializer_range=0.2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = kbert.load(str(tmp_path / "out" / "pretrained_model"))
+    assert model.config.num_attention_heads == 4 and model.config.initializer_range == 0.2
+    table = model.encoder.embeddings.position_embedding.embeddings.numpy()
+    assert 0.15 < table.std() < 0.2     # truncated normal of stddev 0.2 (0.02 by default)
+
+
+def test_raw_text_two_phase_evaluates_at_the_final_length(workspace, tmp_path):
+    corpus = str(workspace["root"] / "corpus.txt")
+    command = pretrain_command(workspace, tmp_path / "out") + [
+        "--raw_text", f"--input_file={corpus}", f"--eval_input_file={corpus}",
+        "--max_seq_length=32", "--max_predictions_per_seq=4", "--num_train_steps=4",
+        "--phase2_fraction=0.5", "--phase2_max_seq_length=64", "--eval_steps=1",
+        "--eval_every_steps=2"]
+    result = run(command)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "at sequence length 64" in result.stderr
+    with open(tmp_path / "out" / "metrics_history.json") as f:
+        evals = [r for r in json.load(f) if r["split"] == "eval"]
+    assert [r["step"] for r in evals] == [2, 4] and all(np.isfinite(r["loss"]) for r in evals)
+
+
 # ------------------------------------------------------------------------------ runs
 def _kill_after_progress(process, min_steps, rng):
-    """Wait until the run logs `min_steps` more steps, then SIGKILL it after a random delay."""
-    seen = []
+    """Wait until the run logs `min_steps` more steps, then SIGKILL it after a random delay.
+
+    Returns the run's stderr lines (for failure messages)."""
+    seen, lines = [], []
 
     def reader():
         for line in process.stderr:
+            lines.append(line)
             if re.search(r"\bstep \d+/\d+ \|", line):     # a progress line
                 seen.append(line)
     thread = threading.Thread(target=reader, daemon=True)
@@ -135,6 +168,7 @@ def _kill_after_progress(process, min_steps, rng):
         os.kill(process.pid, signal.SIGKILL)
     process.wait()
     thread.join(timeout=5)
+    return lines
 
 
 @pytest.fixture(scope="module")
@@ -161,22 +195,26 @@ def test_full_run_then_kill_9_and_resume_match_it(workspace, reference, tmp_path
     interrupted = tmp_path / "interrupted"
     rng = random.Random(os.getpid())
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    logs = []
     for attempt in range(3):
         process = subprocess.Popen(pretrain_command(workspace, interrupted), cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         # The first run lives to log step 4, which comes after checkpoint 3 is written,
         # so there is always something to resume; later runs die at any moment.
-        _kill_after_progress(process, min_steps=rng.randint(4, 7) if attempt == 0
-                             else rng.randint(1, 5), rng=rng)
+        logs.append(_kill_after_progress(
+            process, min_steps=rng.randint(4, 7) if attempt == 0 else rng.randint(1, 5),
+            rng=rng))
+    killed = "\n".join(f"--- killed run {i + 1}:\n" + "".join(log[-8:])
+                       for i, log in enumerate(logs))
     import tensorflow as tf
-    assert tf.train.latest_checkpoint(str(interrupted / "checkpoints")) is not None
+    assert tf.train.latest_checkpoint(str(interrupted / "checkpoints")) is not None, killed
     result = run(pretrain_command(workspace, interrupted))
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming from step" in result.stderr
+    assert result.returncode == 0, killed + result.stderr[-3000:]
+    assert "resuming from step" in result.stderr, killed + result.stderr[-3000:]
     continued = train_losses(interrupted)
     assert sorted(continued) == list(range(1, STEPS + 1))
     for step in range(1, STEPS + 1):
-        assert continued[step] == pytest.approx(expected[step], rel=1e-4), step
+        assert continued[step] == pytest.approx(expected[step], rel=1e-4), (step, killed)
     resumed = kbert.load(str(interrupted / "pretrained_model"))
     for a, b in zip(model.get_weights(), resumed.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

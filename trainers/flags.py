@@ -95,6 +95,13 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_float("attention_probs_dropout_prob", None,
                        "Override the config's attention dropout.", lower_bound=0.0,
                        upper_bound=0.99, flag_values=fv)
+    flags.DEFINE_integer("num_attention_heads", None,
+                         "Override the config's attention heads (must divide hidden_size).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("initializer_range", None,
+                       "Override the config's initializer std (a run from scratch; BERT "
+                       "uses 0.02, narrow models start learning sooner with a larger one).",
+                       lower_bound=0.0, flag_values=fv)
     # ---- input -------------------------------------------------------------------------
     flags.DEFINE_bool("raw_text", False,
                       "--input_file is raw text: build NSP pairs on the fly and mask "

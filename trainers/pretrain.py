@@ -102,7 +102,7 @@ def _resolve_vocab(fv) -> str:
 
 
 def _model_config(fv, vocab_size: int):
-    from kbert.configs import BertConfig
+    from kbert.configs import BertConfig, ConfigError
     if fv.bert_config_file:
         config = BertConfig.from_json(fv.bert_config_file)
         source = f"--bert_config_file={fv.bert_config_file}"
@@ -115,9 +115,15 @@ def _model_config(fv, vocab_size: int):
                                       source=fv.init_checkpoint)
         source = f"--init_checkpoint={fv.init_checkpoint}"
     overrides = {name: fv[name].value for name in
-                 ("hidden_dropout_prob", "attention_probs_dropout_prob")
+                 ("hidden_dropout_prob", "attention_probs_dropout_prob",
+                  "num_attention_heads", "initializer_range")
                  if fv[name].value is not None}
-    config = config.replace(**overrides) if overrides else config
+    if overrides:
+        try:
+            config = config.replace(**overrides)
+        except ConfigError as e:
+            flags_given = " ".join(f"--{k}={v}" for k, v in overrides.items())
+            raise pretrain_flags.FlagError(f"{flags_given} with {source}: {e}") from e
     if config.vocab_size != vocab_size:
         raise pretrain_flags.FlagError(
             f"{source} has vocab_size {config.vocab_size} but the vocabulary has "
@@ -296,8 +302,16 @@ def run(fv) -> str:
                         fv.seed + 1), grad_accum_steps=fv.phase2_grad_accum_steps))
     eval_fn = None
     if eval_patterns:
-        eval_fn = _dataset_fn(fv, eval_patterns, fv.eval_batch_size, fv.max_seq_length,
-                              fv.max_predictions_per_seq, tokenizer, False, fv.seed + 2)
+        # Records hold one length (checked above); raw text is evaluated at the length of
+        # the last phase, the one the final model is trained for.
+        eval_length, eval_predictions = fv.max_seq_length, fv.max_predictions_per_seq
+        if fv.raw_text and fv.phase2_max_seq_length:
+            eval_length = fv.phase2_max_seq_length
+            eval_predictions = pretrain_flags.phase2_max_predictions(fv)
+        eval_fn = _dataset_fn(fv, eval_patterns, fv.eval_batch_size, eval_length,
+                              eval_predictions, tokenizer, False, fv.seed + 2)
+        logging.info("held-out evaluation on %s at sequence length %d", eval_patterns,
+                     eval_length)
     settings = LoopSettings(
         output_dir=fv.output_dir, grad_accum_steps=fv.grad_accum_steps,
         log_every_steps=fv.log_every_steps, save_checkpoints_steps=fv.save_checkpoints_steps,
