@@ -12,17 +12,14 @@ import sys
 import numpy as np
 import pytest
 
-from tests.test_pretrain_cli import ROOT, make_records, micro_config, minilm_vocab
+from tests.test_pretrain_cli import ROOT, make_workspace
 
 STEPS = 6
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("distributed")
-    vocab = minilm_vocab()
-    return {"root": root, "vocab": vocab, "records": make_records(root, vocab),
-            "config": micro_config(root / "micro.json")}
+    return make_workspace(tmp_path_factory.mktemp("distributed"))
 
 
 def command(workspace, output_dir, *extra):

@@ -45,12 +45,16 @@ def make_records(directory, vocab_file, num_lines=400):
     return str(directory / "records")
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory):
-    root = tmp_path_factory.mktemp("pretrain_cli")
+def make_workspace(root):
+    """Records, vocabulary and a micro config under `root`, as the run tests use them."""
     vocab = minilm_vocab()
     return {"root": root, "vocab": vocab, "records": make_records(root, vocab),
             "config": micro_config(root / "micro.json")}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    return make_workspace(tmp_path_factory.mktemp("pretrain_cli"))
 
 
 def pretrain_command(workspace, output_dir, *extra):
