@@ -131,6 +131,27 @@ def test_run_then_resume_continues_the_uninterrupted_curve(tmp_path):
             [Phase("p", 8, BATCH, synthetic_dataset_fn())])
 
 
+class Killed(BaseException):
+    """Stands for the process dying at that point."""
+
+
+@pytest.mark.parametrize("dies_in", ["history", "checkpoint"])
+def test_death_inside_a_save_leaves_a_history_the_resume_can_complete(tmp_path, dies_in):
+    loop = make_loop(tmp_path)
+    target = loop.history if dies_in == "history" else loop.checkpoints
+    write = target.save
+
+    def save_then_die_at_step_6(*args, **kwargs):
+        if max(r["step"] for r in loop.history.records) == 6:
+            raise Killed()
+        return write(*args, **kwargs)
+    target.save = save_then_die_at_step_6
+    with pytest.raises(Killed):
+        loop.run([Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    history = make_loop(tmp_path).run([Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    assert sorted(train_losses(history)) == [1, 2, 3, 4, 5, 6]
+
+
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path):
     loop = make_loop(tmp_path, save_checkpoints_steps=2, keep_checkpoints=5)
     with pytest.raises(NonFiniteLossError, match="at step 5"):

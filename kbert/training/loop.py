@@ -269,9 +269,11 @@ class PretrainingLoop:
             raise NonFiniteLossError(
                 f"weights became NaN or infinite by step {step}; not saving them. The last "
                 f"good checkpoint is kept: {self.checkpoints.latest}.")
-        self.checkpoints.save(step)
+        # History first: a kill between the two writes then leaves a history that reaches
+        # past the newest checkpoint (truncated on resume), never one that stops short of it.
         if self.is_chief:
             self.history.save(os.path.join(self.settings.output_dir, HISTORY_FILE))
+        self.checkpoints.save(step)
 
     def run(self, phases: list[Phase]) -> MetricsHistory:
         """Train through `phases` (resuming when a checkpoint exists); returns the history."""
