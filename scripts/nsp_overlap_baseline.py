@@ -41,12 +41,13 @@ def overlap_scores(dataset, special_ids, limit):
     for batch in dataset:
         ids, segments = batch["input_ids"].numpy(), batch["segment_ids"].numpy()
         mask = batch["input_mask"].numpy().astype(bool)
+        is_random_next = batch["next_sentence_labels"].numpy()
         for row in range(ids.shape[0]):
             keep = mask[row] & ~np.isin(ids[row], special_ids)
             a = set(ids[row][keep & (segments[row] == 0)].tolist())
             b = set(ids[row][keep & (segments[row] == 1)].tolist())
             scores.append(len(a & b) / max(1, len(a | b)))
-            labels.append(int(batch["next_sentence_labels"].numpy()[row]))
+            labels.append(int(is_random_next[row]))
             if len(scores) == limit:
                 return np.array(scores), np.array(labels)
     return np.array(scores), np.array(labels)
