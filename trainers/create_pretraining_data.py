@@ -55,7 +55,7 @@ flags.DEFINE_integer("shard_index", 0, "Which of --num_shards machines this is (
 flags.DEFINE_integer("documents_per_chunk", 100,
                      "Documents per unit of work; NotNext segments are drawn within a chunk.")
 flags.DEFINE_bool("dynamic_masking", False,
-                  "Write unmasked examples; kbert.input_pipeline masks them anew each epoch.")
+                  "Write unmasked examples; kbert.data.pipelines masks them anew each epoch.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output.")
 flags.DEFINE_bool("merge_manifests", False,
                   "Only merge the worker manifests in --output_dir into manifest.json (after "
@@ -73,7 +73,7 @@ def _num_output_shards() -> int:
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from kbert import pretraining_data as ptd
+    from kbert import data as ptd
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -284,12 +284,15 @@ def validate_pretrain_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def phase1_steps(fv: flags.FlagValues = flags.FLAGS) -> int:
     """Steps of phase 1 (all of them without --phase2_max_seq_length)."""
-    if not fv.phase2_max_seq_length:
-        return fv.num_train_steps
-    return int(round(fv.num_train_steps * (1.0 - fv.phase2_fraction)))
+    from kbert.training.schedules import phase1_steps
+    return phase1_steps(fv.num_train_steps,
+                        fv.phase2_fraction if fv.phase2_max_seq_length else None)
 
 
 def phase2_max_predictions(fv: flags.FlagValues = flags.FLAGS) -> int:
+    """--phase2_max_predictions_per_seq, else phase 1's scaled to the phase-2 length."""
     if fv.phase2_max_predictions_per_seq:
         return fv.phase2_max_predictions_per_seq
-    return int(round(fv.max_predictions_per_seq * fv.phase2_max_seq_length / fv.max_seq_length))
+    from kbert.training.schedules import scaled_max_predictions
+    return scaled_max_predictions(fv.max_predictions_per_seq, fv.max_seq_length,
+                                  fv.phase2_max_seq_length)

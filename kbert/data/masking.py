@@ -21,7 +21,7 @@ import dataclasses
 import random
 from typing import Sequence
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from kbert.tokenizers import SPECIAL_TOKENS
 CONTINUATION_PREFIX = "##"
 
 
