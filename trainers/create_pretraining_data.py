@@ -21,6 +21,10 @@ import sys
 
 from absl import app, flags, logging
 
+from kbert import console
+
+console.quiet_tensorflow()   # before anything imports TensorFlow
+
 FLAGS = flags.FLAGS
 
 # google-research/bert's flags (same names, same defaults).
@@ -73,6 +77,7 @@ def _num_output_shards() -> int:
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    console.import_tensorflow()
     from kbert import data as ptd
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.

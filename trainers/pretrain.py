@@ -27,7 +27,11 @@ import sys
 
 from absl import app, flags, logging
 
-from trainers import flags as pretrain_flags
+from kbert import console
+
+console.quiet_tensorflow()   # before anything imports TensorFlow
+
+from trainers import flags as pretrain_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 pretrain_flags.define_pretrain_flags(FLAGS)
@@ -276,6 +280,7 @@ def main(argv) -> int:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    console.import_tensorflow()
     from kbert.configs import ConfigError
     from kbert.data import PretrainingDataError
     from kbert.training.checkpointing import RunMismatchError
