@@ -30,7 +30,7 @@ import tensorflow as tf
 from kbert.data import manifest as manifest_lib
 from kbert.data.corpus import expand_input_patterns, read_documents, split_patterns
 from kbert.data.dynamic_masking import DynamicMasker
-from kbert.data.examples import derive_seed
+from kbert.data.examples import build_example, derive_seed
 from kbert.data.pairs import create_pairs_from_document, tokenize_documents
 from kbert.data.records import feature_spec
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
@@ -325,13 +325,14 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
             for index in order:
                 for pair in create_pairs_from_document(tokenized, index, settings.max_num_tokens,
                                                        short_seq_prob, rng):
+                    example = build_example(pair, cls_id, sep_id, None, rng)
+                    length = len(example.input_ids)
                     ids = np.zeros(max_seq_length, np.int32)
                     segments = np.zeros(max_seq_length, np.int32)
                     mask = np.zeros(max_seq_length, np.int32)
-                    tokens = [cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id]
-                    ids[:len(tokens)] = tokens
-                    mask[:len(tokens)] = 1
-                    segments[len(pair.tokens_a) + 2:len(tokens)] = 1
+                    ids[:length] = example.input_ids
+                    segments[:length] = example.segment_ids
+                    mask[:length] = 1
                     yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
                            "next_sentence_labels": np.int32(pair.is_random_next)}
             if not is_training:
