@@ -159,7 +159,7 @@ def torch_step(args, features, threads):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        float(loss)
+        loss.item()
     return step
 
 

@@ -25,7 +25,12 @@ from kbert import console
 
 console.quiet_tensorflow()   # before anything imports TensorFlow
 
+from trainers import flags as trainer_flags  # noqa: E402
+
 FLAGS = flags.FLAGS
+# --vocab_file, --do_lower_case, --max_seq_length, --max_predictions_per_seq, --masked_lm_prob,
+# --short_seq_prob, --do_whole_word_mask: defined once, with pre-training's.
+trainer_flags.define_example_flags(FLAGS)
 
 # google-research/bert's flags (same names, same defaults).
 flags.DEFINE_string("input_file", None,
@@ -33,18 +38,9 @@ flags.DEFINE_string("input_file", None,
 flags.DEFINE_string("output_file", None,
                     "Output TFRecord files, comma-separated (one per output shard). Relative "
                     "names are placed in --output_dir when it is given.")
-flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary (vocab.txt).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
-flags.DEFINE_bool("do_whole_word_mask", False, "Mask all word-pieces of a word together.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Maximum number of masked LM predictions per sequence.")
 flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
 flags.DEFINE_integer("dupe_factor", 10,
                      "Number of passes over the input (different pairs and masks each).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of the non-special tokens masked.")
-flags.DEFINE_float("short_seq_prob", 0.1,
-                   "Probability of creating sequences shorter than the maximum length.")
 # kbert's additions.
 flags.DEFINE_string("output_dir", None,
                     "Directory for the shards (pretrain-IIIII-of-NNNNN.tfrecord) and "
