@@ -119,7 +119,7 @@ def _process_context():
     there is no fork server, pays a TensorFlow import per worker."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["kbert.console_preload", __name__])
         return context
     return multiprocessing.get_context("spawn")
 
