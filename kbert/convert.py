@@ -22,7 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-from kbert import fileio
+from kbert import console, fileio
 from kbert.checkpoints import (GOOGLE, CheckpointError, detect_format, import_google,
                                import_huggingface)
 from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
@@ -143,6 +143,7 @@ def _parser():
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    console.import_tensorflow()
     try:
         convert_checkpoint(args.source, args.output, do_lower_case=args.do_lower_case,
                            vocab_file=args.vocab_file, heads=args.heads,
@@ -156,4 +157,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    console.quiet_tensorflow()
     sys.exit(main())

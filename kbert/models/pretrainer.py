@@ -7,8 +7,6 @@ from kbert.models.encoder import BertEncoder
 from kbert.models.heads import MaskedLMHead, NextSentenceHead
 from kbert.models.pretraining_losses import pretraining_loss_terms, losses_from_terms
 
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
-
 
 def encoder_inputs(features):
     """Map google-research/bert record features to the encoder's named inputs."""

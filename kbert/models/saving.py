@@ -97,3 +97,44 @@ def load_tokenizer(directory: str):
     if not os.path.isfile(vocab):
         raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
     return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))
+
+
+def load_initial_weights(model, source: str, config) -> None:
+    """Initialise a `BertPretrainer` (built) from a model directory or a checkpoint prefix.
+
+    A kbert model directory must hold the same model config (encoder weights are taken; a
+    saved pre-trainer gives its heads too); a `tf.train.Checkpoint` prefix written by the
+    pre-training loop must match every object. Raises ValueError naming `source`.
+
+    Example:
+        >>> load_initial_weights(pretrainer, "runs/a/pretrained_model", config)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    if os.path.isdir(source):
+        saved = load(source)
+        encoder = getattr(saved, "encoder", saved)
+        if encoder.config.to_dict() != config.to_dict():
+            changed = sorted(k for k, v in encoder.config.to_dict().items()
+                             if config.to_dict().get(k) != v)
+            raise ValueError(f"{source} has a different model config ({', '.join(changed)})")
+        model.encoder.set_weights(encoder.get_weights())
+        if saved is not encoder:
+            model.set_weights(saved.get_weights())
+    else:
+        status = tf.train.Checkpoint(model=model).restore(source).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise ValueError(f"{source} does not match the model: {e}") from e
+    logging.info("initialised weights from %s", source)
+
+
+def float32_copy(pretrainer, config):
+    """`pretrainer` rebuilt with float32 compute (same weights), for a model directory."""
+    from kbert.models.encoder import BertEncoder
+    from kbert.models.pretrainer import BertPretrainer
+    copy = BertPretrainer(BertEncoder(config, dtype="float32"))
+    copy(copy.example_inputs())
+    copy.set_weights(pretrainer.get_weights())
+    return copy
