@@ -68,6 +68,7 @@ def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=No
             raise FileNotFoundError(f"--init_model: {path} is not a kbert model directory, "
                                     f"Hugging Face or Google BERT checkpoint ({e})") from e
         encoder = _encoder_of(import_checkpoint(path, heads="encoder",
+                                                allow_missing=["pooler.*"],
                                                 ignore_unexpected=["cls.*", "classifier.*",
                                                                    "qa_outputs.*"]))
         if source_format == "google":

@@ -125,6 +125,17 @@ class TextPreprocessor(keras.layers.Layer):
         return config
 
 
+def _ones_like(rows):
+    return [_ones_like(r) if r and isinstance(r[0], list) else [1] * len(r) for r in rows]
+
+
+def encoder_features(token_ids: list, segment_ids: list) -> dict:
+    """The encoder's named inputs as lists of rows (a padding mask of ones per token);
+    rows may be nested one level deeper (multiple choice)."""
+    return {"token_ids": token_ids, "segment_ids": segment_ids,
+            "padding_mask": _ones_like(token_ids)}
+
+
 @dataclasses.dataclass
 class Encoded:
     """Encoder rows (Python lists) and where they came from.
@@ -145,8 +156,7 @@ class Encoded:
         return len(self.token_ids)
 
     def features(self) -> dict:
-        return {"token_ids": self.token_ids, "segment_ids": self.segment_ids,
-                "padding_mask": [[1] * len(r) for r in self.token_ids]}
+        return encoder_features(self.token_ids, self.segment_ids)
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:
