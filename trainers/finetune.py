@@ -141,12 +141,13 @@ def _callbacks():
 
         def on_epoch_end(self, epoch, logs=None):
             from kbert import fileio
+            from kbert.models.saving import save_model_weights
             value = logs.get(self.monitor)
             best = self.best()
             if value is None or (best is not None and value <= best["value"]):
                 return
             with fileio.atomic_path(self.weights) as tmp:
-                self.model.save_weights(tmp + ".weights.h5")
+                save_model_weights(self.model, tmp + ".weights.h5")
                 os.replace(tmp + ".weights.h5", tmp)
             fileio.atomic_write_text(self.state, json.dumps(
                 {"epoch": epoch + 1, "monitor": self.monitor, "value": value}) + "\n")
