@@ -125,8 +125,9 @@ def main(argv=None) -> int:
         print("RESULT " + json.dumps(result))
         return 0
     results = {"kbert": [], "torch": []}
-    passthrough = [a for a in (argv if argv is not None else sys.argv[1:])
-                   if not a.startswith("--rounds")]
+    passthrough = [f"--steps={args.steps}", f"--warmup={args.warmup}",
+                   f"--batch_size={args.batch_size}", f"--max_seq_length={args.max_seq_length}",
+                   f"--threads={args.threads}"] + (["--jit_compile"] if args.jit_compile else [])
     for round_index in range(args.rounds):
         for name in ("kbert", "torch") if round_index % 2 == 0 else ("torch", "kbert"):
             out = subprocess.run([sys.executable, __file__, *passthrough, "--only", name],

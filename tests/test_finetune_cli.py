@@ -205,3 +205,14 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
             assert outcome["written"] == ["notes.txt"]
         else:
             assert not outcome["written"], (name, outcome["written"])
+
+
+def test_mirrored_over_two_cpu_devices_with_mixed_precision(workspace, tmp_path):
+    out = tmp_path / "mirrored"
+    result = run(base_args(workspace, out, num_train_epochs=1, num_cpu_devices=2,
+                           mixed_precision="mixed_bfloat16", validation_file=None))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "MirroredStrategy" in result.stderr
+    report = json.load(open(out / "eval.json"))
+    assert report["test"]["examples"] == 40 and report["best_epoch"] is None
+    assert 0.0 <= report["test"]["accuracy"] <= 1.0

@@ -83,6 +83,25 @@ def run_flags(fv) -> dict:
     return {k: fv[k].value for k in keys}
 
 
+def clear_stale_state(out: str, flags_now: dict) -> None:
+    """Start fresh unless an unfinished run with these flags left a backup: remove kbert's
+    own training state (backup, best-epoch files) from an earlier or other run."""
+    import shutil
+    marker = os.path.join(out, RUN_MARKER)
+    same_run = False
+    if os.path.isfile(marker):
+        with open(marker, encoding="utf-8") as f:
+            same_run = json.load(f).get("flags") == flags_now
+    backup = os.path.join(out, BACKUP_DIR)
+    if same_run and os.path.isdir(backup):
+        logging.info("resuming the unfinished run in %s", out)
+        return
+    shutil.rmtree(backup, ignore_errors=True)
+    for name in (BEST_WEIGHTS, BEST_STATE):
+        if os.path.exists(os.path.join(out, name)):
+            os.remove(os.path.join(out, name))
+
+
 def read_splits(fv, adapter):
     """TaskRows per split, labels checked; TaskFileError names file/line/column."""
     from kbert.data.task_files import read_task_file
@@ -174,15 +193,6 @@ def _callbacks():
     return ValidationMetrics, KeepBest, EpochScalars
 
 
-def _strategy():
-    import tensorflow as tf
-    gpus = tf.config.list_logical_devices("GPU")
-    if len(gpus) > 1:
-        logging.info("MirroredStrategy over %d GPUs", len(gpus))
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
 # ----------------------------------------------------------------------------- run
 def run(fv) -> dict:
     import keras
@@ -190,13 +200,16 @@ def run(fv) -> dict:
     from kbert import fileio
     from kbert.tasks.base import load_encoder_and_preprocessor
     from kbert.tasks.task_data import Columns, adapter_for
+    from kbert.training.distribution import create_strategy
 
     text, pair, label = finetune_flags.columns_for(fv)
     adapter = adapter_for(fv.task, Columns(text, pair, label))
     splits = read_splits(fv, adapter)
+    # MirroredStrategy over every visible GPU (or --num_cpu_devices logical CPUs); one device
+    # otherwise. Keras fit handles the replicas; the batch size is global.
+    strategy = create_strategy("auto", fv.num_cpu_devices)
     keras.utils.set_random_seed(fv.seed)
     policy = None if fv.mixed_precision == "none" else fv.mixed_precision
-    strategy = _strategy()
     with strategy.scope():
         encoder, preprocessor = load_encoder_and_preprocessor(fv.init_model, fv.max_seq_length,
                                                               dtype=policy)
@@ -219,6 +232,7 @@ def run(fv) -> dict:
     # Everything is checked: from here on the output directory is written.
     out = fv.output_dir
     os.makedirs(out, exist_ok=True)
+    clear_stale_state(out, run_flags(fv))
     fileio.atomic_write_text(os.path.join(out, RUN_MARKER),
                              json.dumps({"flags": run_flags(fv)}, indent=2) + "\n")
     from kbert.tasks.batching import EpochSetter
