@@ -52,7 +52,7 @@ def base_args(ws, output_dir, **overrides):
             "validation_file": ws["validation"], "test_file": ws["test"],
             "output_dir": str(output_dir), "max_seq_length": 32, "doc_stride": 16,
             "train_batch_size": 8, "eval_batch_size": 32, "learning_rate": 1e-3,
-            "num_train_epochs": 3, "seed": 7}
+            "num_train_epochs": 2, "seed": 7}
     args.update(overrides)
     return [f"--{k}={v}" for k, v in args.items() if v is not None]
 
@@ -83,7 +83,7 @@ def test_end_to_end_then_killed_run_resumes_to_the_same_metrics(workspace, tmp_p
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.load(open(full / "eval.json"))
     assert report["test"]["examples"] == 40 and report["test"]["windows"] >= 40
-    assert report["best_epoch"]["epoch"] in (1, 2, 3)
+    assert report["best_epoch"]["epoch"] in (1, 2)
     assert report["train"]["windows"] > report["train"]["examples"] == 160   # long fortunes
     predictions = [json.loads(line) for line in open(full / "predictions_test.jsonl")]
     assert len(predictions) == 40 and {"label", "prediction", "line"} <= set(predictions[0])
