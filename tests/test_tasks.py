@@ -1,6 +1,7 @@
 """kbert.tasks: every head through the model harness, fits tiny synthetic data, windows,
 label alignment, QA post-processing across window boundaries, compile defaults, batching."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -302,3 +303,14 @@ def test_bucketed_batches_are_deterministic_per_epoch():
     batches.set_epoch(0)
     assert [b[1].tolist() for b in batches.batches()] == first != second
     assert sorted(sum(first, [])) == list(range(100))
+
+
+def test_string_input_functional_model_matches_predict():
+    # The preprocessor's outputs must be three distinct graph tensors, or a functional
+    # model would feed token ids as segment ids.
+    model = TextClassifier(micro_encoder(), 2, preprocessor=preprocessor())
+    text = keras.Input(shape=(), dtype="string", name="text")
+    string_model = keras.Model(text, model(model.preprocessor(text)))
+    texts = ["good cat", "bad no dog"]
+    np.testing.assert_allclose(string_model(tf.constant(texts))["logits"],
+                               model.predict(texts)["logits"], atol=1e-6)

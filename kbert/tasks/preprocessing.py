@@ -106,8 +106,10 @@ class TextPreprocessor(keras.layers.Layer):
                 "padding_mask": tf.cast(tf.ones_like(ids).to_tensor(0), tf.int32)}
 
     def compute_output_spec(self, inputs):
-        spec = keras.KerasTensor((None, None), dtype="int32")
-        return {"token_ids": spec, "segment_ids": spec, "padding_mask": spec}
+        # Three distinct tensors: a shared one would make a functional model wire all three
+        # outputs to the same value.
+        return {name: keras.KerasTensor((None, None), dtype="int32", name=name)
+                for name in ("token_ids", "segment_ids", "padding_mask")}
 
     # ------------------------------------------------------------------ host side
     def tokenize_lists(self, texts) -> list[list[int]]:
