@@ -30,6 +30,7 @@ setup(
             "transformers==5.23.0",
             "tokenizers>=0.21",
             "scipy",
+            "scikit-learn",   # scripts/tfidf_baseline.py (fine-tuning baseline) and tests
         ],
         # Only for scripts/repro_tfmot_keras3.py (tfmot pins absl-py~=1.2, so it stays
         # out of the test environment).

@@ -38,6 +38,17 @@ def _example_inputs(model):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
 
 
+def save_model_weights(model, path: str) -> None:
+    """`model.save_weights` without the optimizer's slots (a compiled model's `.weights.h5`
+    would otherwise carry Adam's two moments: three times the size)."""
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        model.save_weights(path)
+        return
+    from keras.src.saving import saving_lib
+    saving_lib.save_weights_only(model, path, objects_to_skip=[optimizer])
+
+
 def save_pretrained(model, directory: str, vocab_file: str | None = None,
                     do_lower_case: bool = True, extra: dict | None = None) -> None:
     """Write `model` to `directory` atomically (an existing directory is replaced whole)."""
@@ -54,7 +65,7 @@ def save_pretrained(model, directory: str, vocab_file: str | None = None,
     with fileio.atomic_directory(directory) as tmp:
         with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, sort_keys=True)
-        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
+        save_model_weights(model, os.path.join(tmp, WEIGHTS_FILE))
         if vocab_file is not None:
             shutil.copyfile(vocab_file, os.path.join(tmp, VOCAB_FILE))
         else:
@@ -82,6 +93,7 @@ def read_directory_config(directory: str) -> dict:
 def load(directory: str):
     """Rebuild the model saved in `directory` and load its weights."""
     import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
+    import kbert.tasks  # noqa: F401
     config = read_directory_config(directory)
     model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
     model(_example_inputs(model))
