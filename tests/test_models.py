@@ -9,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import kbert
+from kbert.outputs import OutputError
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder, BertPretrainer, pretraining_losses
 from tests.harness import run_model_test
@@ -120,7 +121,8 @@ def test_model_directory_layout(tmp_path):
     model(pretrainer_inputs(1, 8))
     out_dir = tmp_path / "model"
     kbert.save_pretrained(model, str(out_dir), vocab_file=str(vocab))
-    assert sorted(os.listdir(out_dir)) == ["config.json", "model.weights.h5", "vocab.txt"]
+    assert sorted(os.listdir(out_dir)) == [".kbert-output.json", "config.json",
+                                           "model.weights.h5", "vocab.txt"]
     config = json.loads((out_dir / "config.json").read_text())
     assert BertConfig.from_dict(config) == CONFIG  # readable by Google/HF-style tools
     assert config["kbert"]["class_name"] == "BertPretrainer"
@@ -130,6 +132,16 @@ def test_model_directory_layout(tmp_path):
         kbert.save_pretrained(model, str(out_dir), vocab_file=str(tmp_path / "nope.txt"))
     assert (out_dir / "model.weights.h5").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model", "vocab.txt"]
+    # A directory kbert did not write is refused; with overwrite the user's files stay.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not written by kbert"):
+        kbert.save_pretrained(model, str(foreign), vocab_file=str(vocab))
+    kbert.save_pretrained(model, str(foreign), vocab_file=str(vocab), overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    with pytest.raises(OutputError, match="contains the input"):
+        kbert.save_pretrained(model, str(tmp_path), vocab_file=str(vocab), overwrite=True)
 
 
 def test_load_errors_name_the_path(tmp_path):

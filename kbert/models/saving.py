@@ -22,12 +22,13 @@ import shutil
 
 import keras
 
-from kbert import fileio
+from kbert import outputs
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT_VERSION = 1
+MODEL_KIND = "model"
 
 
 def _example_inputs(model):
@@ -38,9 +39,9 @@ def _example_inputs(model):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
 
 
-def save_pretrained(model, directory: str, vocab_file: str | None = None,
-                    do_lower_case: bool = True, extra: dict | None = None) -> None:
-    """Write `model` to `directory` atomically (an existing directory is replaced whole)."""
+def write_model_files(model, directory: str, vocab_file: str | None = None,
+                      do_lower_case: bool = True, extra: dict | None = None) -> None:
+    """Write config.json, model.weights.h5 and vocab.txt into an existing `directory`."""
     if vocab_file is not None and not os.path.isfile(vocab_file):
         raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
     config = model.config.to_dict() if hasattr(model, "config") else {}
@@ -51,14 +52,29 @@ def save_pretrained(model, directory: str, vocab_file: str | None = None,
         "do_lower_case": bool(do_lower_case),
         **(extra or {}),
     }
-    with fileio.atomic_directory(directory) as tmp:
-        with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
-        if vocab_file is not None:
-            shutil.copyfile(vocab_file, os.path.join(tmp, VOCAB_FILE))
-        else:
-            logging.warning("saving %s without a vocabulary", directory)
+    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    model.save_weights(os.path.join(directory, WEIGHTS_FILE))
+    if vocab_file is not None:
+        shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
+    else:
+        logging.warning("saving %s without a vocabulary", directory)
+
+
+def save_pretrained(model, directory: str, vocab_file: str | None = None,
+                    do_lower_case: bool = True, extra: dict | None = None,
+                    overwrite: bool = False, inputs=()) -> None:
+    """Write `model` to `directory` atomically (see `kbert.outputs.replace_directory`).
+
+    An earlier kbert model directory there is replaced whole; a directory kbert did not
+    write is refused (`kbert.outputs.OutputError`) unless `overwrite`, and then only kbert's
+    files are placed beside the ones there. `inputs` (and `vocab_file`) may not overlap it.
+    """
+    if vocab_file is not None and not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+    with outputs.replace_directory(directory, MODEL_KIND, [vocab_file, *inputs],
+                                   overwrite=overwrite) as tmp:
+        write_model_files(model, tmp, vocab_file, do_lower_case, extra)
 
 
 def read_directory_config(directory: str) -> dict:
