@@ -118,7 +118,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 patterns, tokenizer, batch_size, seq_length, predictions, seed=seed,
                 is_training=is_training, input_context=context,
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
-                do_whole_word_mask=fv.do_whole_word_mask)
+                do_whole_word_mask=fv.do_whole_word_mask,
+                sentence_splitting=fv.sentence_splitting)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
