@@ -141,6 +141,18 @@ def _train_and_eval_inputs(fv) -> tuple[str, str | None]:
     return ",".join(files[:-1]), files[-1]
 
 
+def _read_paths(fv) -> list[str]:
+    """Files and directories the run reads (an output may not overlap them)."""
+    paths = [fv.vocab_file, fv.init_checkpoint, fv.bert_config_file]
+    for patterns in (fv.input_file, fv.eval_input_file, fv.phase2_input_file):
+        if patterns:
+            try:
+                paths.extend(_input_files(patterns, fv.raw_text))
+            except Exception:   # noqa: BLE001 (bad patterns are reported where they are read)
+                pass
+    return [p for p in paths if p]
+
+
 # ----------------------------------------------------------------------------- model
 def _learning_rate_schedule(fv, phase1: int):
     from kbert.training.schedules import pretraining_schedule
@@ -169,6 +181,8 @@ def weights_fingerprint(model) -> str:
 def run(fv) -> str:
     """Pre-train as the flags say; returns the pretrained model directory."""
     from kbert.data import check_records
+    from kbert.models.saving import MODEL_KIND
+    from kbert.outputs import check_output
     from kbert.tokenizers import load_vocab
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
@@ -179,6 +193,10 @@ def run(fv) -> str:
     if not learn_vocab:
         vocab_file = _vocab_file(fv)
         config = _model_config(fv, len(load_vocab(vocab_file)))
+    # The model directory written at the end may not be foreign or overlap an input: say so
+    # now, not after hours of training.
+    check_output(os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR), MODEL_KIND,
+                 _read_paths(fv))
     train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
     if not fv.raw_text:
@@ -267,7 +285,8 @@ def run(fv) -> str:
     if is_chief(strategy):
         kbert.save_pretrained(float32_copy(model, config), model_dir, vocab_file=vocab_file,
                               do_lower_case=fv.do_lower_case,
-                              extra={"task": "pretraining", "trained_steps": fv.num_train_steps})
+                              extra={"task": "pretraining", "trained_steps": fv.num_train_steps},
+                              inputs=_read_paths(fv))
         logging.info("pre-trained model written to %s", model_dir)
     return model_dir
 
@@ -285,14 +304,14 @@ def main(argv) -> int:
     from kbert.configs import ConfigError
     from kbert.data import PretrainingDataError
     from kbert.training.checkpointing import RunMismatchError
+    from kbert.outputs import OutputError
     from kbert.training.loop import NonFiniteLossError
     try:
         run(FLAGS)
     except (pretrain_flags.FlagError, ConfigError, PretrainingDataError,
-            RunMismatchError, FileExistsError) as e:
+            RunMismatchError, FileExistsError, OutputError, OSError) as e:
         logging.error("%s", e)
-        print(f"pretrain: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return console.report_error("pretrain", e, FLAGS.verbosity)
     except NonFiniteLossError as e:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
