@@ -348,3 +348,24 @@ def test_record_files_without_records_are_an_error_not_a_hang(tmp_path):
     # Old code: files.shuffle().repeat() + interleave spun forever in training mode.
     with pytest.raises(ptd.PretrainingDataError, match="hold no example: .*empty0.tfrecord"):
         ptd.pretraining_dataset(str(tmp_path / "*.tfrecord"), 4, 32, 4, is_training=True)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_pipelines_share_nothing_in_training_mode_whatever_the_seed(static_dir, seed):
+    """One file, three pipelines. Old code with seed=None: records sharded after a
+    per-pipeline shuffle, so pipelines overlapped and some records were never read."""
+    source = shard_paths(static_dir)[0]
+    everything = set(rows(ptd.pretraining_dataset(source, 3, 64, 10, is_training=False)))
+    seen = []
+    for pipeline_id in range(3):
+        context = tf.distribute.InputContext(num_input_pipelines=3,
+                                             input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=3)
+        ds = ptd.pretraining_dataset(source, 3, 64, 10, is_training=True, seed=seed,
+                                     input_context=context, shuffle_buffer_size=8)
+        seen.append(set(rows(ds.take(3 * len(everything) // 3))))   # ~3 epochs of a share
+    assert all(seen)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not seen[a] & seen[b], (a, b)
+    assert set().union(*seen) == everything

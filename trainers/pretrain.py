@@ -51,7 +51,7 @@ def _input_files(patterns: str, raw_text: bool) -> list[str]:
     return record_files(patterns)[0]
 
 
-def _vocab_file(fv) -> str:
+def _vocab_file(fv, train_patterns: str | None = None) -> str:
     if fv.vocab_file:
         return fv.vocab_file
     if fv.learn_vocab_size:
@@ -60,11 +60,15 @@ def _vocab_file(fv) -> str:
             logging.info("reusing the vocabulary learned earlier: %s", path)
             return path
         from kbert.tokenizers import learn_vocabulary, write_vocab
-        files = _input_files(fv.input_file, raw_text=True)
+        # Only the training text: a held-out file must not shape the vocabulary either.
+        files = _input_files(train_patterns or fv.input_file, raw_text=True)
         logging.info("learning a %d-token vocabulary from %d files", fv.learn_vocab_size,
                      len(files))
-        write_vocab(learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case),
-                    path)
+        try:
+            tokens = learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case)
+        except ValueError as e:
+            raise pretrain_flags.FlagError(f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e
+        write_vocab(tokens, path)
         return path
     path = os.path.join(fv.init_checkpoint, "vocab.txt")
     if not os.path.isfile(path):
@@ -153,6 +157,21 @@ def _read_paths(fv) -> list[str]:
     return [p for p in paths if p]
 
 
+def _phase2_patterns(fv, train_patterns: str, eval_patterns: str | None) -> str | None:
+    """Phase 2's inputs: --phase2_input_file, else (raw text) phase 1's training files —
+    never the held-out evaluation files."""
+    if not fv.phase2_input_file:
+        return train_patterns if fv.raw_text else None
+    if eval_patterns:
+        held_out = {os.path.realpath(f) for f in _input_files(eval_patterns, fv.raw_text)}
+        leaked = [f for f in _input_files(fv.phase2_input_file, fv.raw_text)
+                  if os.path.realpath(f) in held_out]
+        if leaked:
+            raise pretrain_flags.FlagError(
+                f"--phase2_input_file includes {leaked[0]}, which is held out for evaluation")
+    return fv.phase2_input_file
+
+
 # ----------------------------------------------------------------------------- model
 def _learning_rate_schedule(fv, phase1: int):
     from kbert.training.schedules import pretraining_schedule
@@ -190,6 +209,7 @@ def run(fv) -> str:
     os.makedirs(fv.output_dir, exist_ok=True)
     learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
         os.path.join(fv.output_dir, "vocab.txt"))
+    train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     if not learn_vocab:
         vocab_file = _vocab_file(fv)
         config = _model_config(fv, len(load_vocab(vocab_file)))
@@ -197,8 +217,7 @@ def run(fv) -> str:
     # now, not after hours of training.
     check_output(os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR), MODEL_KIND,
                  _read_paths(fv))
-    train_patterns, eval_patterns = _train_and_eval_inputs(fv)
-    phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
+    phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
     if not fv.raw_text:
         vocab_size = len(load_vocab(vocab_file))
         check_records(train_patterns, "--input_file", vocab_file, vocab_size,
@@ -223,7 +242,7 @@ def run(fv) -> str:
     from kbert.training.optimizers import create_optimizer
 
     if learn_vocab:
-        vocab_file = _vocab_file(fv)
+        vocab_file = _vocab_file(fv, train_patterns)
         config = _model_config(fv, len(load_vocab(vocab_file)))
     vocab = load_vocab(vocab_file)
     phase1 = pretrain_flags.phase1_steps(fv)

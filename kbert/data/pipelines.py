@@ -271,16 +271,26 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
 
     dataset = tf.data.Dataset.from_tensor_slices(files)
     shard_by_file = num_pipelines > 1 and len(files) >= num_pipelines
-    if shard_by_file:
+    if shard_by_file or num_pipelines == 1:
+        if shard_by_file:
+            dataset = dataset.shard(num_pipelines, pipeline_id)
+        num_files = len(files[pipeline_id::num_pipelines])
+        if is_training:
+            dataset = dataset.shuffle(num_files, seed=seed,
+                                      reshuffle_each_iteration=True).repeat()
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, num_files)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    else:
+        # Fewer files than pipelines: every pipeline reads the records in the same fixed
+        # order and takes every n-th, *then* repeats and shuffles its own share; shuffling
+        # files first (seed None: differently in each pipeline) would make shares overlap.
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, len(files))),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         dataset = dataset.shard(num_pipelines, pipeline_id)
-    num_files = len(files[pipeline_id::num_pipelines]) if shard_by_file else len(files)
-    if is_training:
-        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, num_files)),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if num_pipelines > 1 and not shard_by_file:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
+        if is_training:
+            dataset = dataset.repeat()
     if is_training:
         dataset = dataset.shuffle(shuffle_buffer_size,
                                   seed=None if seed is None else seed + pipeline_id)
