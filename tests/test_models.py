@@ -1,6 +1,7 @@
 """BertEncoder and BertPretrainer through the shared harness, plus training and directories."""
 
 import json
+import shutil
 import os
 
 import keras
@@ -169,3 +170,46 @@ def test_tokenizer_comes_from_the_model_directory(tmp_path):
     tokenizer = kbert.load_tokenizer(str(tmp_path / "m"))
     assert tokenizer.vocab == tokens and tokenizer.lower_case
     assert tokenizer.tokenize(["Hello Worlds"]).to_list() == [[5, 6, 7]]
+
+
+def test_damaged_model_directories_are_named_errors(tmp_path):
+    """Old code: a short vocab.txt loaded (index errors at inference), a truncated weights
+    file gave a bare h5py message, a missing field went unnoticed."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(55)]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(tokens) + "\n")
+    good = tmp_path / "good"
+    kbert.save_pretrained(BertEncoder(CONFIG), str(good), vocab_file=str(vocab))
+
+    def damaged(name, change):
+        directory = tmp_path / name
+        shutil.copytree(good, directory)
+        change(directory)
+        return str(directory)
+
+    short_vocab = damaged("vocab", lambda d: (d / "vocab.txt").write_text(
+        "\n".join(tokens[:-10]) + "\n"))
+    for loader in (kbert.load, kbert.load_tokenizer):
+        with pytest.raises(ValueError, match=r"vocab.txt has 50 tokens but .*config.json says "
+                                             r"vocab_size 60"):
+            loader(short_vocab)
+
+    def truncate(d):
+        data = (d / "model.weights.h5").read_bytes()
+        (d / "model.weights.h5").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.weights.h5 cannot be read into the model"):
+        kbert.load(damaged("weights", truncate))
+
+    def drop_field(d):
+        config = json.loads((d / "config.json").read_text())
+        del config["hidden_size"]
+        (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json: missing config field 'hidden_size'"):
+        kbert.load(damaged("field", drop_field))
+
+    def bad_field(d):
+        config = json.loads((d / "config.json").read_text())
+        config["num_attention_heads"] = 5
+        (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json"):
+        kbert.load(damaged("heads", bad_field))

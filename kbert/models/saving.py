@@ -29,6 +29,9 @@ VOCAB_FILE = "vocab.txt"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT_VERSION = 1
 MODEL_KIND = "model"
+# config.json fields a BERT-family model directory must hold at top level.
+REQUIRED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                   "intermediate_size", "max_position_embeddings")
 
 
 def _example_inputs(model):
@@ -89,20 +92,59 @@ def read_directory_config(directory: str) -> dict:
             config = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON (line {e.lineno}): {e.msg}") from e
-    if "kbert" not in config:
+    if not isinstance(config, dict) or "kbert" not in config:
         raise ValueError(f"{path} has no 'kbert' section; convert foreign checkpoints with "
                          f"`python -m kbert.convert --source {directory} --output DIR`")
+    section = config["kbert"]
+    for field in ("class_name", "model"):
+        if not isinstance(section, dict) or field not in section:
+            raise ValueError(f"{path}: the 'kbert' section lacks {field!r}")
+    if any(f in config for f in REQUIRED_FIELDS):   # a model with a BertConfig
+        from kbert.configs import BertConfig
+        missing = [f for f in REQUIRED_FIELDS if f not in config]
+        if missing:
+            raise ValueError(f"{path}: missing config field {missing[0]!r}")
+        BertConfig.from_dict(config, source=path)   # ConfigError naming the field
     return config
+
+
+def _check_vocabulary(directory: str, config: dict) -> None:
+    """A vocab.txt whose size differs from vocab_size fails later with an index error."""
+    from kbert.tokenizers import load_vocab
+    path = os.path.join(directory, VOCAB_FILE)
+    if not os.path.isfile(path) or "vocab_size" not in config:
+        return
+    size = len(load_vocab(path))
+    if size != config["vocab_size"]:
+        raise ValueError(f"{path} has {size} tokens but {os.path.join(directory, CONFIG_FILE)}"
+                         f" says vocab_size {config['vocab_size']}")
 
 
 def load(directory: str):
     """Rebuild the model saved in `directory` and load its weights."""
     import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
     config = read_directory_config(directory)
-    model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
-    model(_example_inputs(model))
-    model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    _check_vocabulary(directory, config)
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"model directory has no {WEIGHTS_FILE}: {directory}")
+    try:
+        model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
+        model(_example_inputs(model))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{os.path.join(directory, CONFIG_FILE)}: the 'kbert' model section "
+                         f"does not rebuild a model ({_first_line(e)})") from e
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{weights} cannot be read into the model ({_first_line(e)}); "
+                         "the file is damaged or belongs to another model") from e
     return model
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_tokenizer(directory: str):
@@ -112,6 +154,7 @@ def load_tokenizer(directory: str):
     vocab = os.path.join(directory, VOCAB_FILE)
     if not os.path.isfile(vocab):
         raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
+    _check_vocabulary(directory, config)
     return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))
 
 
