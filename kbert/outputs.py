@@ -233,27 +233,44 @@ def _hidden_sibling(output: str, tag: str) -> str:
 
 
 # ----------------------------------------------------------------------------- faults
-def _environment_fault(exc: BaseException) -> bool:
+# What libraries say instead of raising OSError (h5py raises RuntimeError "... errno = 28,
+# error message = 'No space left on device'"; TensorFlow ResourceExhaustedError "...; No
+# space left on device [Op:SaveV2]").
+_FAULT_TEXTS = {errno.ENOSPC: ("No space left on device", "errno = 28"),
+                errno.EACCES: ("Permission denied", "errno = 13"),
+                errno.EROFS: ("Read-only file system", "errno = 30"),
+                errno.EDQUOT: ("Disk quota exceeded", "errno = 122")}
+
+
+def _fault_code(text: str) -> int | None:
+    for code, needles in _FAULT_TEXTS.items():
+        if any(n in text for n in needles):
+            return code
+    return None
+
+
+def is_environment_fault(exc: BaseException) -> bool:
+    """OSError, TensorFlow's resource/permission errors, or another library's error whose
+    message says the disk is full or the place is not writable."""
     if isinstance(exc, OSError):
         return True
     tf_errors = getattr(sys.modules.get("tensorflow"), "errors", None)
-    return bool(tf_errors) and isinstance(exc, (tf_errors.ResourceExhaustedError,
-                                                tf_errors.PermissionDeniedError,
-                                                tf_errors.UnavailableError,
-                                                tf_errors.DataLossError))
+    if tf_errors and isinstance(exc, (tf_errors.ResourceExhaustedError,
+                                      tf_errors.PermissionDeniedError,
+                                      tf_errors.UnavailableError, tf_errors.DataLossError)):
+        return True
+    return isinstance(exc, Exception) and _fault_code(str(exc)) is not None
 
 
 def describe_fault(exc: BaseException) -> str:
     """`No space left on device` / `Permission denied` / the exception's first line."""
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
+    code = _fault_code(str(exc))
+    if code is not None:
+        return os.strerror(code)
     text = str(exc).strip().splitlines()
-    text = text[0] if text else type(exc).__name__
-    if "No space left" in text or "ENOSPC" in text:
-        return os.strerror(errno.ENOSPC)
-    if "Permission denied" in text:
-        return os.strerror(errno.EACCES)
-    return text
+    return text[0] if text else type(exc).__name__
 
 
 # ----------------------------------------------------------------------------- writing
@@ -334,7 +351,7 @@ def replace_directory(output: str, kind: str, inputs: Iterable[str | None] = (),
         _swap_in(staging, output, kind, new_files)
     except BaseException as e:
         shutil.rmtree(staging, ignore_errors=True)
-        if _environment_fault(e):
+        if is_environment_fault(e):
             raise OutputError(f"cannot write {output}: {describe_fault(e)}") from e
         raise
 

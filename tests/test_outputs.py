@@ -158,3 +158,17 @@ def test_legacy_kbert_model_directory_is_own(tmp_path):
     assert own_files(str(out), "model") == ["config.json", "model.weights.h5"]
     (out / "config.json").write_text(json.dumps({"model_type": "bert"}))
     assert own_files(str(out), "model") is None
+
+
+@pytest.mark.parametrize("error", [
+    RuntimeError("Disable slist on flush dest failure failed (file write failed: errno = 28, "
+                 "error message = 'No space left on device')"),   # what h5py raises
+    OSError(errno.EROFS, os.strerror(errno.EROFS)),
+])
+def test_library_faults_become_one_line(tmp_path, error):
+    """Old code: kbert.convert on a full disk ended in h5py's RuntimeError traceback."""
+    with pytest.raises(OutputError, match=r"^cannot write .*out: (No space left on device|"
+                                          r"Read-only file system)$"):
+        with replace_directory(str(tmp_path / "out"), "thing"):
+            raise error
+    assert os.listdir(tmp_path) == []

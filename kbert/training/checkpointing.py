@@ -30,6 +30,7 @@ import shutil
 import tensorflow as tf
 
 from kbert import fileio
+from kbert.outputs import describe_fault
 
 RUN_CONFIG_FILE = "run_config.json"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
@@ -174,8 +175,7 @@ class TrainingCheckpoints:
                 tf.errors.UnavailableError, tf.errors.FailedPreconditionError,
                 tf.errors.DataLossError) as e:
             remove_partial_saves(self.directory)
-            raise OSError(errno.EIO, f"cannot save a checkpoint "
-                          f"({str(e).strip().splitlines()[0] if str(e).strip() else e})",
+            raise OSError(errno.EIO, f"cannot save a checkpoint ({describe_fault(e)})",
                           self.directory) from e
         if not self.is_chief:
             shutil.rmtree(self._scratch, ignore_errors=True)

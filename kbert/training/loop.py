@@ -255,7 +255,7 @@ class PretrainingLoop:
             raise FileExistsError(
                 f"{settings.checkpoint_dir} already holds checkpoints ({latest}) and --resume "
                 f"is off; use a new --output_dir or resume")
-        self.checkpoints.restore_newest_intact()
+        latest = self.checkpoints.restore_newest_intact()
         step = int(self.step_variable.numpy())
         self._restore_window()
         history_path = os.path.join(settings.output_dir, HISTORY_FILE)
