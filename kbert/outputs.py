@@ -273,6 +273,25 @@ def describe_fault(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
+def require_free_space(directory: str, nbytes: int) -> None:
+    """OSError(ENOSPC) naming both sizes when `directory`'s disk has less than `nbytes` free.
+
+    Call it before a writer that fails badly on a full disk (h5py, behind Keras'
+    `save_weights`, can crash the interpreter after an ENOSPC).
+    """
+    probe = os.path.abspath(directory)
+    while not os.path.exists(probe):
+        probe = os.path.dirname(probe)
+    free = shutil.disk_usage(probe).free
+    if free < nbytes:
+        raise OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (needs about "
+                      f"{_size(nbytes)}, {_size(free)} free)", directory)
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2 ** 20:.1f} MiB" if nbytes >= 2 ** 20 else f"{nbytes / 1024:.0f} KiB"
+
+
 # ----------------------------------------------------------------------------- writing
 def _swap_in(staging: str, output: str, kind: str, new_files: list[str]) -> None:
     """Move the staged files into `output`, replacing only kbert's own files there."""

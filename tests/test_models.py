@@ -213,3 +213,21 @@ def test_damaged_model_directories_are_named_errors(tmp_path):
         (d / "config.json").write_text(json.dumps(config))
     with pytest.raises(ValueError, match=r"config.json"):
         kbert.load(damaged("heads", bad_field))
+
+
+def test_a_disk_too_full_for_the_weights_is_refused_before_h5py_writes(tmp_path, monkeypatch):
+    """Old code: h5py failed mid-write on a full disk, and kbert.convert once ended in a
+    segmentation fault (reproduced on a 400 KiB tmpfs); now the room is checked first."""
+    import collections
+
+    from kbert import outputs
+    encoder = BertEncoder(CONFIG)
+    kbert.save_pretrained(encoder, str(tmp_path / "m"))
+    before = (tmp_path / "m" / "model.weights.h5").read_bytes()
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: usage(10 ** 9, 0, 50_000))
+    with pytest.raises(OutputError, match=r"cannot write .*m: No space left on device "
+                                          r"\(needs about .*, 49 KiB free\)"):
+        kbert.save_pretrained(encoder, str(tmp_path / "m"))
+    assert (tmp_path / "m" / "model.weights.h5").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m"]

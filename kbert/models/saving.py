@@ -55,6 +55,9 @@ def write_model_files(model, directory: str, vocab_file: str | None = None,
         "do_lower_case": bool(do_lower_case),
         **(extra or {}),
     }
+    # h5py may crash the interpreter when the disk fills mid-write: check the room first.
+    outputs.require_free_space(directory, _weights_file_size(model) + (
+        os.path.getsize(vocab_file) if vocab_file else 0) + 2 ** 16)
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     model.save_weights(os.path.join(directory, WEIGHTS_FILE))
@@ -62,6 +65,13 @@ def write_model_files(model, directory: str, vocab_file: str | None = None,
         shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
     else:
         logging.warning("saving %s without a vocabulary", directory)
+
+
+def _weights_file_size(model) -> int:
+    """A generous estimate of `model.weights.h5`'s size (data plus HDF5 overhead)."""
+    import numpy as np
+    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize + 2048
+               for w in model.weights)
 
 
 def save_pretrained(model, directory: str, vocab_file: str | None = None,
