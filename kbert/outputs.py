@@ -147,9 +147,13 @@ def check_output(output: str, kind: str, inputs: Iterable[str | None] = (),
     """Raise OutputError unless `replace_directory` may write `output` (see module doc).
 
     Call it early (before hours of work) with the same arguments; `replace_directory`
-    checks again.
+    checks again. Leftovers of killed runs beside `output` are cleaned up here.
     """
     check_not_overlapping(output, inputs)
+    try:
+        clean_leftovers(output)
+    except OSError as e:
+        raise OutputError(f"cannot write {output}: {describe_fault(e)}") from e
     if not os.path.lexists(output):
         return
     if not os.path.isdir(output):
@@ -352,7 +356,6 @@ def replace_directory(output: str, kind: str, inputs: Iterable[str | None] = (),
     inputs = list(inputs)
     check_output(output, kind, inputs, overwrite, replace_own)
     try:
-        clean_leftovers(output)
         os.makedirs(os.path.dirname(_real(output)), exist_ok=True)
         staging = _hidden_sibling(output, _STAGING)
         os.makedirs(staging)

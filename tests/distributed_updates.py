@@ -20,6 +20,7 @@ def main(out_path):
 
     from kbert.configs import BertConfig
     from kbert.models import BertEncoder, BertPretrainer
+    from kbert.training import objective
     from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
     from kbert.training.optimizers import _CallerReducedGradientsMixin
     from tests.test_training_loop import BATCH, SEQ, VOCAB, synthetic_dataset_fn
@@ -40,7 +41,13 @@ def main(out_path):
             devices, cross_device_ops=tf.distribute.ReductionToOneDevice()), 2,
             "mixed_float16"),
     }
-    start, updates = None, {}
+    start, updates, counted = None, {}, []
+    real_metrics = objective.metrics_from_terms
+
+    def counting_metrics(terms):
+        counted.append(float(terms["nsp_count"]))
+        return real_metrics(terms)
+    objective.metrics_from_terms = counting_metrics
     for name, (strategy, accumulation, policy) in layouts.items():
         keras.config.set_dtype_policy(policy)
         with strategy.scope():
@@ -54,9 +61,15 @@ def main(out_path):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer, initial_scale=1024.0)
         settings = LoopSettings(tempfile.mkdtemp(), grad_accum_steps=accumulation,
                                 log_every_steps=1, save_checkpoints_steps=100,
-                                write_plot=False)
-        PretrainingLoop(strategy, model, optimizer, settings).run(
-            [Phase("p", 1, BATCH, synthetic_dataset_fn())])
+                                eval_steps=4, write_plot=False)
+        loop = PretrainingLoop(strategy, model, optimizer, settings,
+                               eval_dataset_fn=synthetic_dataset_fn(seed=99),
+                               eval_batch_size=BATCH)
+        loop.run([Phase("p", 1, BATCH, synthetic_dataset_fn())])
+        # Sequences one evaluation reads: eval_steps global batches whatever the replicas.
+        counted.clear()
+        loop.evaluate()
+        updates[f"eval_sequences_{name}"] = np.array(counted[-1])
         updates[name] = np.concatenate([(after - before).ravel() for before, after
                                         in zip(start, model.get_weights())])
     keras.config.set_dtype_policy("float32")

@@ -99,7 +99,8 @@ def test_two_workers_over_localhost_agree_on_the_final_weights(workspace, tmp_pa
     assert os.path.isfile(output_dir / "checkpoints" / f"ckpt-{STEPS}.index")
 
 
-def test_updates_equal_one_device_under_replicas_micro_batches_and_loss_scaling(tmp_path):
+def test_updates_and_eval_equal_one_device_under_replicas_micro_batches_and_loss_scaling(
+        tmp_path):
     """Plain SGD, one step: the update *is* the gradient, so a wrong scale (replicas
     dividing by their own totals, a loss scale not undone) shows in full — unlike Adam's
     update, which hardly changes when every gradient is multiplied by a constant."""
@@ -115,3 +116,6 @@ def test_updates_equal_one_device_under_replicas_micro_batches_and_loss_scaling(
                                atol=1e-6)
     fp16 = updates["2_replicas_x_2_micro_fp16"]
     assert np.linalg.norm(fp16 - reference) / np.linalg.norm(reference) < 0.05
+    # eval_steps=4 global batches of 8 under 2 replicas too (old code: 16 sequences).
+    for name in ("one_device", "2_replicas_x_2_micro"):
+        assert float(updates[f"eval_sequences_{name}"]) == 4 * 8, name
