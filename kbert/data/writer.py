@@ -7,8 +7,11 @@ bytes therefore depend only on the settings and the corpus: any `num_processes` 
 byte-identical files, and machine `i` of `--num_shards=W` writes shards `i, i + W, ...` —
 the union of all machines' files is exactly the single-machine output.
 
-Each shard is written to a hidden temporary file and renamed into place; the manifest is
-written last. On an error the shards of this run are removed and nothing partial remains.
+On one machine the whole output directory is staged beside it and swapped in when every
+shard and the manifest are written (`kbert.outputs.replace_directory`): an existing data set
+is replaced only with `overwrite`, and a failure or kill leaves it whole. Workers of a
+multi-machine run write their shards in place (hidden temporary file, then rename) and
+their manifest last; on an error this run's shards are removed.
 
 Example:
     >>> manifest = create_pretraining_data(                         # doctest: +SKIP
