@@ -75,7 +75,7 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.import_tensorflow()
     from kbert import data as ptd
-    from kbert.outputs import OutputError
+    from kbert.outputs import OutputError, is_environment_fault
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -104,6 +104,10 @@ def main(argv) -> int:
                 num_processes=FLAGS.num_processes, num_shards=FLAGS.num_shards,
                 shard_index=FLAGS.shard_index, overwrite=FLAGS.overwrite)
     except (ptd.PretrainingDataError, OutputError, OSError) as e:
+        return console.report_error("create_pretraining_data", e, FLAGS.verbosity)
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
         return console.report_error("create_pretraining_data", e, FLAGS.verbosity)
     logging.info("%d examples (%d NotNext) in %d shards", manifest["num_examples"],
                  manifest.get("num_not_next", 0), len(manifest["shards"]))

@@ -323,7 +323,7 @@ def main(argv) -> int:
     from kbert.configs import ConfigError
     from kbert.data import PretrainingDataError
     from kbert.training.checkpointing import RunMismatchError
-    from kbert.outputs import OutputError
+    from kbert.outputs import OutputError, is_environment_fault
     from kbert.training.loop import NonFiniteLossError
     try:
         run(FLAGS)
@@ -335,6 +335,10 @@ def main(argv) -> int:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
+        return console.report_error("pretrain", e, FLAGS.verbosity)
     return 0
 
 
