@@ -322,14 +322,13 @@ def main(argv) -> int:
     console.import_tensorflow()
     from kbert.configs import ConfigError
     from kbert.data import PretrainingDataError
-    from kbert.training.checkpointing import RunMismatchError
     from kbert.outputs import OutputError, is_environment_fault
+    from kbert.training.checkpointing import RunMismatchError
     from kbert.training.loop import NonFiniteLossError
     try:
         run(FLAGS)
     except (pretrain_flags.FlagError, ConfigError, PretrainingDataError,
             RunMismatchError, FileExistsError, OutputError, OSError) as e:
-        logging.error("%s", e)
         return console.report_error("pretrain", e, FLAGS.verbosity)
     except NonFiniteLossError as e:
         logging.error("%s", e)
