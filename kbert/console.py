@@ -87,3 +87,29 @@ def import_tensorflow():
     if tf_log_setting() == "off":
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
+
+
+EXIT_BAD_INPUT = 2
+
+
+def report_error(command: str, error: BaseException, verbosity: int = 0) -> int:
+    """Print `<command>: error: <one line>` (an OSError as path + cause); return exit code 2.
+
+    With `verbosity` >= 1 the traceback is printed too.
+
+    Example:
+        >>> report_error("demo", PermissionError(13, "Permission denied", "/out"))  # doctest: +SKIP
+        demo: error: cannot write /out: Permission denied
+        2
+    """
+    if isinstance(error, OSError) and error.strerror:
+        where = error.filename if error.filename is not None else "?"
+        message = f"{where}: {error.strerror}"
+    else:
+        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+    if verbosity >= 1:
+        import traceback
+        traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)
+    logging.getLogger("kbert").debug("%s failed", command, exc_info=error)
+    print(f"{command}: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT

@@ -22,7 +22,7 @@ from typing import Iterable
 
 import numpy as np
 
-from kbert import console, fileio
+from kbert import console, outputs
 from kbert.checkpoints import (GOOGLE, CheckpointError, detect_format, import_google,
                                import_huggingface)
 from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
@@ -78,29 +78,34 @@ def max_output_difference(model_a, model_b) -> float:
 def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = None,
                        vocab_file: str | None = None, heads: str = "auto",
                        allow_missing: Iterable[str] = (), ignore_unexpected: Iterable[str] = (),
-                       hidden_act: str | None = None, verify: bool = True) -> str:
+                       hidden_act: str | None = None, verify: bool = True,
+                       overwrite: bool = False) -> str:
     """Import `source` (either format) and write it to `output`; returns the format name.
 
     `do_lower_case` defaults to what the source says (Hugging Face `tokenizer_config.json`,
     Google's release directory name); an error when neither it nor the caller says.
-    `hidden_act` overrides the source config's activation.
+    `hidden_act` overrides the source config's activation. `output` may not overlap the
+    source; an existing directory kbert did not write is refused unless `overwrite` (see
+    `kbert.outputs`).
     """
-    from kbert.models.saving import load, save_pretrained
+    from kbert.models.saving import MODEL_KIND, load, write_model_files
 
     source_format = detect_format(source)
     directory = _source_directory(source, source_format)
     vocab_file = vocab_file or os.path.join(directory, VOCAB_FILE)
     if not os.path.isfile(vocab_file):
         raise CheckpointError(f"vocabulary not found: {vocab_file} (pass --vocab_file)")
+    inputs = [source, directory, vocab_file]
+    outputs.check_output(output, MODEL_KIND, inputs, overwrite=overwrite)
     do_lower_case = _resolve_do_lower_case(directory, source_format, do_lower_case)
     options = dict(heads=heads, allow_missing=allow_missing,
                    ignore_unexpected=ignore_unexpected)
     importer = import_google if source_format == GOOGLE else import_huggingface
     model = importer(source, hidden_act=hidden_act, **options)
     extra = {"converted_from": os.path.abspath(source), "source_format": source_format}
-    with fileio.atomic_directory(output) as staging:
-        save_pretrained(model, staging, vocab_file=vocab_file, do_lower_case=do_lower_case,
-                        extra=extra)
+    with outputs.replace_directory(output, MODEL_KIND, inputs, overwrite=overwrite) as staging:
+        write_model_files(model, staging, vocab_file=vocab_file, do_lower_case=do_lower_case,
+                          extra=extra)
         if verify:
             difference = max_output_difference(model, load(staging))
             logging.info("reloaded %s: max abs output difference %.3g", output, difference)
@@ -135,6 +140,11 @@ def _parser():
                         help="checkpoint tensors to drop, e.g. 'classifier.*'; repeatable")
     parser.add_argument("--hidden_act", help="override the source config's activation "
                         "(Google's 'gelu' imports as its tanh 'gelu_approximate' by default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into an existing directory kbert did not write (only "
+                             "kbert's files are placed there; the others stay)")
+    parser.add_argument("--verbosity", type=int, default=0,
+                        help="1: show the traceback of an error")
     parser.add_argument("--no_verify", dest="verify", action="store_false",
                         help="skip reloading the output and comparing outputs")
     return parser
@@ -149,10 +159,10 @@ def main(argv=None) -> int:
                            vocab_file=args.vocab_file, heads=args.heads,
                            allow_missing=args.allow_missing,
                            ignore_unexpected=args.ignore_unexpected,
-                           hidden_act=args.hidden_act, verify=args.verify)
-    except (CheckpointError, ConfigError, FileNotFoundError, ValueError) as e:
-        print(f"kbert.convert: error: {e}", file=sys.stderr)
-        return 1
+                           hidden_act=args.hidden_act, verify=args.verify,
+                           overwrite=args.overwrite)
+    except (CheckpointError, ConfigError, OSError, ValueError, outputs.OutputError) as e:
+        return console.report_error("kbert.convert", e, args.verbosity)
     return 0
 
 

@@ -71,6 +71,10 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def atomic_directory(final_dir: str):
     """Yield a temporary directory; on success it replaces `final_dir` (old one removed).
 
+    It replaces *whatever* is at `final_dir`: outputs a user names go through
+    `kbert.outputs.replace_directory`, which refuses foreign directories and keeps the
+    user's files. This is for kbert's own internal directories.
+
     Example:
         >>> with atomic_directory("/tmp/kbert_doc_dir") as d:
         ...     atomic_write_text(os.path.join(d, "a.txt"), "a")
@@ -82,9 +86,9 @@ def atomic_directory(final_dir: str):
         yield tmp
         _default_mode(tmp)
         if os.path.exists(final_dir):
-            old = final_dir + ".old"
-            if os.path.exists(old):
-                shutil.rmtree(old)
+            old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".", suffix=".old",
+                                   dir=parent)
+            os.rmdir(old)
             os.replace(final_dir, old)
             os.replace(tmp, final_dir)
             shutil.rmtree(old, ignore_errors=True)

@@ -402,7 +402,8 @@ def test_convert_cli_huggingface(hf_dir, reference_model, tmp_path):
     config = json.loads(open(os.path.join(output, "config.json")).read())
     assert config["kbert"]["do_lower_case"] is False  # from tokenizer_config.json
     assert config["kbert"]["source_format"] == "huggingface"
-    assert sorted(os.listdir(output)) == ["config.json", "model.weights.h5", "vocab.txt"]
+    assert sorted(os.listdir(output)) == [".kbert-output.json", "config.json",
+                                          "model.weights.h5", "vocab.txt"]
     loaded = kbert.load(output)
     assert max_output_diff(loaded, reference_model) == 0.0
 
@@ -410,7 +411,7 @@ def test_convert_cli_huggingface(hf_dir, reference_model, tmp_path):
 def test_convert_cli_google_needs_casing(state, tmp_path, capsys):
     directory = write_google_checkpoint(str(tmp_path / "my_model"), google_variables(state))
     output = str(tmp_path / "out")
-    assert convert_main(["--source", directory, "--output", output]) == 1
+    assert convert_main(["--source", directory, "--output", output]) == 2
     assert "--do_lower_case" in capsys.readouterr().err
     assert not os.path.exists(output)
     assert convert_main(["--source", directory, "--output", output, "--heads", "encoder",
@@ -425,7 +426,7 @@ def test_convert_cli_bad_source_keeps_existing_output(tmp_path, capsys):
     output.mkdir()
     (output / "keep.txt").write_text("precious")
     missing = str(tmp_path / "no_such_checkpoint")
-    assert convert_main(["--source", missing, "--output", str(output)]) == 1
+    assert convert_main(["--source", missing, "--output", str(output)]) == 2
     assert missing in capsys.readouterr().err
     assert (output / "keep.txt").read_text() == "precious"
 
@@ -433,5 +434,51 @@ def test_convert_cli_bad_source_keeps_existing_output(tmp_path, capsys):
 def test_convert_cli_missing_vocab_names_the_file(state, tmp_path, capsys):
     directory = write_hf_dir(str(tmp_path / "hf"), state, vocab=False)
     assert convert_main(["--source", directory, "--output", str(tmp_path / "out"),
-                         "--do_lower_case"]) == 1
+                         "--do_lower_case"]) == 2
     assert os.path.join(directory, "vocab.txt") in capsys.readouterr().err
+
+
+def test_convert_cli_never_deletes_the_users_files(hf_dir, tmp_path, capsys):
+    before = sorted(os.listdir(hf_dir))
+    # Into its own source: refused (on the old code: exit 0, model.safetensors deleted).
+    assert convert_main(["--source", hf_dir, "--output", hf_dir, "--overwrite"]) == 2
+    assert "is the same as the input" in capsys.readouterr().err
+    assert convert_main(["--source", hf_dir, "--output",
+                         os.path.join(hf_dir, "converted")]) == 2
+    assert sorted(os.listdir(hf_dir)) == before
+    # Into a directory of the user's: refused; with --overwrite their files stay.
+    output = tmp_path / "out"
+    (output / "sub").mkdir(parents=True)
+    (output / "notes.txt").write_text("mine")
+    (output / "sub" / "x.txt").write_text("mine too")
+    assert convert_main(["--source", hf_dir, "--output", str(output)]) == 2
+    assert "not written by kbert" in capsys.readouterr().err
+    assert sorted(os.listdir(output)) == ["notes.txt", "sub"]
+    for _ in range(2):   # a second run replaces only kbert's own files
+        assert convert_main(["--source", hf_dir, "--output", str(output), "--overwrite",
+                             "--no_verify"]) == 0
+    assert (output / "notes.txt").read_text() == "mine"
+    assert (output / "sub" / "x.txt").read_text() == "mine too"
+    assert type(kbert.load(str(output))).__name__ == "BertPretrainer"
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_convert_cli_disk_full_keeps_previous_output(hf_dir, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from kbert.models import saving
+    output = str(tmp_path / "model")
+    assert convert_main(["--source", hf_dir, "--output", output, "--no_verify"]) == 0
+    good = open(os.path.join(output, "model.weights.h5"), "rb").read()
+
+    def disk_full(model, directory, *args, **kwargs):
+        with open(os.path.join(directory, "config.json"), "w") as f:
+            f.write("{half")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), directory)
+    monkeypatch.setattr(saving, "write_model_files", disk_full)
+    assert convert_main(["--source", hf_dir, "--output", output, "--no_verify"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"kbert.convert: error: cannot write {output}: No space left on device"]
+    assert open(os.path.join(output, "model.weights.h5"), "rb").read() == good
+    assert type(kbert.load(output)).__name__ == "BertPretrainer"
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]

@@ -40,3 +40,16 @@ def test_a_bad_setting_names_the_variable(monkeypatch):
     monkeypatch.setenv("KBERT_TF_LOG", "loud")
     with pytest.raises(ValueError, match="KBERT_TF_LOG='loud'"):
         console.quiet_tensorflow()
+
+
+def test_report_error_is_one_line_unless_verbose(capsys):
+    from kbert import console
+    error = PermissionError(13, "Permission denied", "/models/out")
+    assert console.report_error("demo", error) == 2
+    assert capsys.readouterr().err == "demo: error: /models/out: Permission denied\n"
+    try:
+        raise ValueError("bad value\nsecond line")
+    except ValueError as e:
+        assert console.report_error("demo", e, verbosity=1) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" in err and err.endswith("demo: error: bad value\n")

@@ -7,6 +7,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -85,6 +86,10 @@ def test_two_workers_over_localhost_agree_on_the_final_weights(workspace, tmp_pa
     logs = [finish(worker) for worker in workers]
     assert all("MultiWorkerMirroredStrategy: 2 workers, 2 replicas in sync" in log
                for log in logs)
+    # Each worker reads its own part of the data (pipelines are disjoint: see
+    # test_input_pipeline's disjointness tests), not the same batches twice.
+    for index, log in enumerate(logs):
+        assert re.search(rf"pretraining_dataset: .*pipeline {index} of 2", log), log[-3000:]
     fingerprints = [re.search(r"final weights on worker_\d: (sha1=\w+)", log).group(1)
                     for log in logs]
     assert fingerprints[0] == fingerprints[1]
@@ -92,3 +97,25 @@ def test_two_workers_over_localhost_agree_on_the_final_weights(workspace, tmp_pa
     assert len(train_losses(output_dir)) == STEPS
     assert os.path.isfile(output_dir / "pretrained_model" / "model.weights.h5")
     assert os.path.isfile(output_dir / "checkpoints" / f"ckpt-{STEPS}.index")
+
+
+def test_updates_and_eval_equal_one_device_under_replicas_micro_batches_and_loss_scaling(
+        tmp_path):
+    """Plain SGD, one step: the update *is* the gradient, so a wrong scale (replicas
+    dividing by their own totals, a loss scale not undone) shows in full — unlike Adam's
+    update, which hardly changes when every gradient is multiplied by a constant."""
+    out = tmp_path / "updates.npz"
+    result = subprocess.run([sys.executable, "-m", "tests.distributed_updates", str(out)],
+                            cwd=ROOT, env=command_env(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    updates = np.load(out)
+    reference = updates["one_device"]
+    assert np.linalg.norm(reference) > 0
+    np.testing.assert_allclose(updates["2_replicas_x_2_micro"], reference, rtol=1e-4,
+                               atol=1e-6)
+    fp16 = updates["2_replicas_x_2_micro_fp16"]
+    assert np.linalg.norm(fp16 - reference) / np.linalg.norm(reference) < 0.05
+    # eval_steps=4 global batches of 8 under 2 replicas too (old code: 16 sequences).
+    for name in ("one_device", "2_replicas_x_2_micro"):
+        assert float(updates[f"eval_sequences_{name}"]) == 4 * 8, name

@@ -146,7 +146,10 @@ def test_reads_records_written_by_googles_code(tmp_path):
                                               [ids[p] for p in positions], a % 2 == 1, 32, 4))
             expected.append((ids + [0] * (32 - len(ids)), a % 2))
     (tmp_path / ".pretrain-00000-of-00001.tfrecord.abc.tmp").write_bytes(b"garbage")
-    ds = ptd.pretraining_dataset(str(tmp_path), 5, 32, 4, is_training=False)
+    # A directory without manifest.json may be half-written: refused; a glob reads the files.
+    with pytest.raises(ptd.PretrainingDataError, match=r"no manifest.json but 1 \*.tfrecord"):
+        ptd.pretraining_dataset(str(tmp_path), 5, 32, 4, is_training=False)
+    ds = ptd.pretraining_dataset(str(tmp_path / "*.tfrecord"), 5, 32, 4, is_training=False)
     got = [(r.tolist(), int(label)) for b in ds
            for r, label in zip(b["input_ids"].numpy(), b["next_sentence_labels"].numpy())]
     assert got == expected
@@ -322,3 +325,47 @@ def test_raw_text_dataset_yields_the_same_features(small_corpus, tokenizer, spec
     sharded = next(iter(ptd.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
                                                          seed=1, input_context=context)))
     assert sharded["input_ids"].shape == (4, 64)
+
+
+# --------------------------------------------------------------------------- never spin on nothing
+def test_raw_text_without_a_pair_is_an_error_not_a_hang(tmp_path, tokenizer):
+    corpus = tmp_path / "paragraphs.txt"
+    corpus.write_text("\n\n".join(f"Paragraph {i} starts here. It goes on for a while. "
+                                  f"Then it ends." for i in range(6)) + "\n")
+    # Old code: the generator looked for a pair forever (100% CPU, no step).
+    with pytest.raises(ptd.PretrainingDataError,
+                       match=r"gives no sentence pair .*6 documents with 6 sentences"):
+        ptd.raw_text_dataset(str(corpus), tokenizer, 4, 32, 4, seed=1,
+                             sentence_splitting="never")
+    batch = next(iter(ptd.raw_text_dataset(str(corpus), tokenizer, 4, 32, 4, seed=1)))
+    assert batch["input_ids"].shape == (4, 32)
+
+
+def test_record_files_without_records_are_an_error_not_a_hang(tmp_path):
+    for i in range(2):
+        with tf.io.TFRecordWriter(str(tmp_path / f"empty{i}.tfrecord")):
+            pass
+    # Old code: files.shuffle().repeat() + interleave spun forever in training mode.
+    with pytest.raises(ptd.PretrainingDataError, match="hold no example: .*empty0.tfrecord"):
+        ptd.pretraining_dataset(str(tmp_path / "*.tfrecord"), 4, 32, 4, is_training=True)
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+def test_pipelines_share_nothing_in_training_mode_whatever_the_seed(static_dir, seed):
+    """One file, three pipelines. Old code with seed=None: records sharded after a
+    per-pipeline shuffle, so pipelines overlapped and some records were never read."""
+    source = shard_paths(static_dir)[0]
+    everything = set(rows(ptd.pretraining_dataset(source, 3, 64, 10, is_training=False)))
+    seen = []
+    for pipeline_id in range(3):
+        context = tf.distribute.InputContext(num_input_pipelines=3,
+                                             input_pipeline_id=pipeline_id,
+                                             num_replicas_in_sync=3)
+        ds = ptd.pretraining_dataset(source, 3, 64, 10, is_training=True, seed=seed,
+                                     input_context=context, shuffle_buffer_size=8)
+        seen.append(set(rows(ds.take(3 * len(everything) // 3))))   # ~3 epochs of a share
+    assert all(seen)
+    for a in range(3):
+        for b in range(a + 1, 3):
+            assert not seen[a] & seen[b], (a, b)
+    assert set().union(*seen) == everything

@@ -1,6 +1,7 @@
 """BertEncoder and BertPretrainer through the shared harness, plus training and directories."""
 
 import json
+import shutil
 import os
 
 import keras
@@ -9,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 import kbert
+from kbert.outputs import OutputError
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder, BertPretrainer, pretraining_losses
 from tests.harness import run_model_test
@@ -120,7 +122,8 @@ def test_model_directory_layout(tmp_path):
     model(pretrainer_inputs(1, 8))
     out_dir = tmp_path / "model"
     kbert.save_pretrained(model, str(out_dir), vocab_file=str(vocab))
-    assert sorted(os.listdir(out_dir)) == ["config.json", "model.weights.h5", "vocab.txt"]
+    assert sorted(os.listdir(out_dir)) == [".kbert-output.json", "config.json",
+                                           "model.weights.h5", "vocab.txt"]
     config = json.loads((out_dir / "config.json").read_text())
     assert BertConfig.from_dict(config) == CONFIG  # readable by Google/HF-style tools
     assert config["kbert"]["class_name"] == "BertPretrainer"
@@ -130,6 +133,16 @@ def test_model_directory_layout(tmp_path):
         kbert.save_pretrained(model, str(out_dir), vocab_file=str(tmp_path / "nope.txt"))
     assert (out_dir / "model.weights.h5").read_bytes() == before
     assert sorted(os.listdir(tmp_path)) == ["model", "vocab.txt"]
+    # A directory kbert did not write is refused; with overwrite the user's files stay.
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(OutputError, match="not written by kbert"):
+        kbert.save_pretrained(model, str(foreign), vocab_file=str(vocab))
+    kbert.save_pretrained(model, str(foreign), vocab_file=str(vocab), overwrite=True)
+    assert (foreign / "notes.txt").read_text() == "mine"
+    with pytest.raises(OutputError, match="contains the input"):
+        kbert.save_pretrained(model, str(tmp_path), vocab_file=str(vocab), overwrite=True)
 
 
 def test_load_errors_name_the_path(tmp_path):
@@ -157,3 +170,64 @@ def test_tokenizer_comes_from_the_model_directory(tmp_path):
     tokenizer = kbert.load_tokenizer(str(tmp_path / "m"))
     assert tokenizer.vocab == tokens and tokenizer.lower_case
     assert tokenizer.tokenize(["Hello Worlds"]).to_list() == [[5, 6, 7]]
+
+
+def test_damaged_model_directories_are_named_errors(tmp_path):
+    """Old code: a short vocab.txt loaded (index errors at inference), a truncated weights
+    file gave a bare h5py message, a missing field went unnoticed."""
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(55)]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(tokens) + "\n")
+    good = tmp_path / "good"
+    kbert.save_pretrained(BertEncoder(CONFIG), str(good), vocab_file=str(vocab))
+
+    def damaged(name, change):
+        directory = tmp_path / name
+        shutil.copytree(good, directory)
+        change(directory)
+        return str(directory)
+
+    short_vocab = damaged("vocab", lambda d: (d / "vocab.txt").write_text(
+        "\n".join(tokens[:-10]) + "\n"))
+    for loader in (kbert.load, kbert.load_tokenizer):
+        with pytest.raises(ValueError, match=r"vocab.txt has 50 tokens but .*config.json says "
+                                             r"vocab_size 60"):
+            loader(short_vocab)
+
+    def truncate(d):
+        data = (d / "model.weights.h5").read_bytes()
+        (d / "model.weights.h5").write_bytes(data[:len(data) // 2])
+    with pytest.raises(ValueError, match=r"model.weights.h5 cannot be read into the model"):
+        kbert.load(damaged("weights", truncate))
+
+    def drop_field(d):
+        config = json.loads((d / "config.json").read_text())
+        del config["hidden_size"]
+        (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json: missing config field 'hidden_size'"):
+        kbert.load(damaged("field", drop_field))
+
+    def bad_field(d):
+        config = json.loads((d / "config.json").read_text())
+        config["num_attention_heads"] = 5
+        (d / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=r"config.json"):
+        kbert.load(damaged("heads", bad_field))
+
+
+def test_a_disk_too_full_for_the_weights_is_refused_before_h5py_writes(tmp_path, monkeypatch):
+    """Old code: h5py failed mid-write on a full disk, and kbert.convert once ended in a
+    segmentation fault (reproduced on a 400 KiB tmpfs); now the room is checked first."""
+    import collections
+
+    from kbert import outputs
+    encoder = BertEncoder(CONFIG)
+    kbert.save_pretrained(encoder, str(tmp_path / "m"))
+    before = (tmp_path / "m" / "model.weights.h5").read_bytes()
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(outputs.shutil, "disk_usage", lambda path: usage(10 ** 9, 0, 50_000))
+    with pytest.raises(OutputError, match=r"cannot write .*m: No space left on device "
+                                          r"\(needs about .*, 49 KiB free\)"):
+        kbert.save_pretrained(encoder, str(tmp_path / "m"))
+    assert (tmp_path / "m" / "model.weights.h5").read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["m"]

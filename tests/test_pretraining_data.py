@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from kbert import data as ptd
+from kbert.outputs import OutputError
 from tests.harness import (REPO, SMALL, all_records, assert_masking_statistics,
                            gt_vocab_file, masking_counts, read_records, shard_bytes,
                            word_groups)
@@ -338,10 +339,12 @@ def test_a_failure_while_writing_leaves_nothing_behind(
     monkeypatch.setattr(writer, "write_shard", fail_on_the_second_shard)
     with pytest.raises(RuntimeError, match="disk full"):
         ptd.create_pretraining_data(small_corpus, vocab_file, output_dir=output_dir,
-                                    settings=ptd.PretrainingDataSettings(**SMALL))
+                                    settings=ptd.PretrainingDataSettings(**SMALL),
+                                    overwrite=True)
     assert written and not os.path.exists(written[0])
-    leftovers = sorted(os.listdir(output_dir))
-    assert leftovers == ["keep.txt", "pretrain-00001-of-00003.tfrecord.partial"], leftovers
+    # Shards are staged beside the output: the staging directory goes, the user's file stays.
+    assert sorted(os.listdir(output_dir)) == ["keep.txt"]
+    assert not [n for n in os.listdir(os.path.dirname(output_dir)) if n.startswith(".")]
 
 
 def test_a_failing_shard_write_removes_its_temporary_file(tmp_path):
@@ -387,3 +390,94 @@ def test_command_line_with_flagfile(tmp_path, small_corpus, vocab_file):
     assert bad.returncode == 2
     assert "--max_seq_length=3 is too small" in bad.stderr
     assert not (tmp_path / "bad").exists()
+
+
+# --------------------------------------------------------------------------- degenerate corpora
+def paragraph_per_line_corpus(path, documents, num_documents=30):
+    """Each document one line (its sentences joined), a blank line between documents."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n\n".join(" ".join(d.sentences) for d in documents[:num_documents]
+                            if len(d.sentences) > 1) + "\n")
+    return str(path)
+
+
+def test_paragraph_per_line_corpus_trains_or_says_why_not(tmp_path, documents, vocab_file):
+    corpus = paragraph_per_line_corpus(tmp_path / "paragraphs.txt", documents)
+    settings = dict(SMALL, num_output_shards=1)
+    # Old code: "wrote 0 examples", exit 0, a manifest with num_examples 0.
+    with pytest.raises(ptd.PretrainingDataError,
+                       match=r"no example came out of .*paragraphs.txt: \d+ documents with "
+                             r"\d+ sentences .* fewer than two sentences"):
+        ptd.create_pretraining_data(corpus, vocab_file, output_dir=str(tmp_path / "never"),
+                                    settings=ptd.PretrainingDataSettings(
+                                        **settings, sentence_splitting="never"))
+    assert not (tmp_path / "never").exists()
+    manifest = ptd.create_pretraining_data(corpus, vocab_file, output_dir=str(tmp_path / "auto"),
+                                           settings=ptd.PretrainingDataSettings(**settings))
+    assert manifest["num_examples"] > 0 and manifest["num_split_lines"] > 0
+
+
+def test_over_long_sentences_are_counted_not_dropped(tmp_path, documents, vocab_file):
+    corpus = tmp_path / "long.txt"
+    long_sentence = " ".join(["word"] * 300)
+    corpus.write_text("\n\n".join(f"{long_sentence}\nShort one {i}.\nAnother {i}."
+                                  for i in range(12)) + "\n")
+    manifest = ptd.create_pretraining_data(
+        str(corpus), vocab_file, output_dir=str(tmp_path / "out"),
+        settings=ptd.PretrainingDataSettings(**dict(SMALL, num_output_shards=1)))
+    assert manifest["num_truncated_sentences"] == 12
+    records = read_records(glob.glob(str(tmp_path / "out" / "*.tfrecord")), 64, 10)
+    assert records and max(int(r["input_mask"].sum()) for r in records) == 64
+
+
+def test_overwrite_swaps_the_whole_data_set(small_corpus, vocab_file, tmp_path, monkeypatch):
+    out = str(tmp_path / "data")
+    three = ptd.PretrainingDataSettings(**SMALL)
+    ptd.create_pretraining_data(small_corpus, vocab_file, output_dir=out, settings=three)
+    before = shard_bytes(out)
+    # A failure half-way through --overwrite with another shard count: the old set stays
+    # whole and readable (old code: old manifest removed first, new shards mixed in).
+    from kbert.data import writer
+    real_write_shard = writer.write_shard
+    calls = []
+
+    def fail_on_the_second_shard(path, *args):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device", path)
+        return real_write_shard(path, *args)
+    monkeypatch.setattr(writer, "write_shard", fail_on_the_second_shard)
+    two = ptd.PretrainingDataSettings(**dict(SMALL, num_output_shards=2))
+    with pytest.raises(OutputError, match=f"cannot write {out}: No space left on device"):
+        ptd.create_pretraining_data(small_corpus, vocab_file, output_dir=out, settings=two,
+                                    overwrite=True)
+    assert shard_bytes(out) == before
+    assert len(ptd.record_files(out)[0]) == 3
+    monkeypatch.setattr(writer, "write_shard", real_write_shard)
+    ptd.create_pretraining_data(small_corpus, vocab_file, output_dir=out, settings=two,
+                                overwrite=True)
+    assert sorted(f for f in os.listdir(out) if f.endswith(".tfrecord")) == [
+        ptd.shard_file_name(s, 2) for s in range(2)]
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".")]
+
+
+def test_readers_refuse_incomplete_or_mixed_data_sets(small_corpus, vocab_file, tmp_path):
+    import shutil
+    out = tmp_path / "data"
+    ptd.create_pretraining_data(small_corpus, vocab_file, output_dir=str(out),
+                                settings=ptd.PretrainingDataSettings(**SMALL))
+    shard = out / ptd.shard_file_name(1, 3)
+    # A shard of another data set beside the listed ones (old code: read with the rest).
+    shutil.copy(shard, out / ptd.shard_file_name(0, 2))
+    with pytest.raises(ptd.PretrainingDataError, match="pretrain-00000-of-00002.* not listed"):
+        ptd.record_files(str(out))
+    os.remove(out / ptd.shard_file_name(0, 2))
+    shard.write_bytes(b"")   # truncated to nothing
+    with pytest.raises(ptd.PretrainingDataError, match="pretrain-00001-of-00003.* is empty"):
+        ptd.record_files(str(out))
+    os.remove(shard)
+    with pytest.raises(ptd.PretrainingDataError, match="lists shard .*00001-of-00003.* not exist"):
+        ptd.record_files(str(out))
+    os.remove(out / "manifest.json")  # a killed run: shards but no manifest
+    with pytest.raises(ptd.PretrainingDataError, match="no manifest.json but 2 .*incomplete"):
+        ptd.record_files(str(out))

@@ -195,3 +195,72 @@ def test_optimizer_must_leave_the_all_reduce_to_the_loop(tmp_path):
         optimizer = create_optimizer("adamw", 1e-3, weight_decay=0.0)
     with pytest.raises(ValueError, match="gradients_reduced=True"):
         PretrainingLoop(strategy, model, optimizer, LoopSettings(str(tmp_path)))
+
+
+# --------------------------------------------------------------------------- resume edge cases
+def comparable(history):
+    """History rows without the wall-clock fields."""
+    return [{k: v for k, v in r.items() if k not in ("steps_per_second", "examples_per_second")}
+            for r in history.records]
+
+
+def test_resumed_history_equals_the_unbroken_one(tmp_path):
+    """log_every 2 does not divide save every 3; eval_every 4 does not divide the 7 steps, so
+    the final eval comes after the last periodic one. Old code: the row at step 4 after a
+    resume from step 3 averaged 1 step instead of 2, and a run killed after its final
+    checkpoint never got its final eval row."""
+    settings = dict(log_every_steps=2, save_checkpoints_steps=3, eval_every_steps=4,
+                    eval_steps=2, total_steps=7)
+    unbroken = comparable(make_loop(tmp_path / "full", **settings).run(
+        [Phase("p", 7, BATCH, synthetic_dataset_fn())]))
+    assert [r["step"] for r in unbroken if r["split"] == "eval"] == [4, 7]
+    for kill_at in (3, 7):   # killed after the checkpoint of step 3, then after the last
+        loop = make_loop(tmp_path / "split", **settings)
+        save = loop.checkpoints.save
+
+        def die_after_the_checkpoint(step, save=save, kill_at=kill_at):
+            path = save(step)
+            if step == kill_at:
+                raise Killed()
+            return path
+        loop.checkpoints.save = die_after_the_checkpoint
+        with pytest.raises(Killed):
+            loop.run([Phase("p", 7, BATCH, synthetic_dataset_fn())])
+    resumed = comparable(make_loop(tmp_path / "split", **settings).run(
+        [Phase("p", 7, BATCH, synthetic_dataset_fn())]))
+    assert [(r["split"], r["step"]) for r in resumed] == [
+        (r["split"], r["step"]) for r in unbroken]
+    for a, b in zip(resumed, unbroken):
+        assert a.keys() == b.keys()
+        for key in a:
+            expected = b[key] if isinstance(b[key], str) else pytest.approx(b[key], rel=1e-5)
+            assert a[key] == expected, (key, a, b)
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous(tmp_path, caplog):
+    make_loop(tmp_path, keep_checkpoints=3).run([Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    data = tmp_path / "checkpoints" / "ckpt-6.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:len(data.read_bytes()) // 2])   # truncated
+    # Old code: IndexError: Read less bytes than requested.
+    loop = make_loop(tmp_path, keep_checkpoints=3)
+    with caplog.at_level("WARNING"):
+        assert loop._resume(6) == 3
+    assert "ckpt-6.data-00000-of-00001" in caplog.text and "falling back" in caplog.text
+    history = loop.run([Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    assert sorted(train_losses(history)) == [1, 2, 3, 4, 5, 6]
+    assert tf.train.latest_checkpoint(str(tmp_path / "checkpoints")).endswith("ckpt-6")
+
+
+def test_logged_learning_rate_is_the_steps_own_and_survives_skipped_steps(tmp_path):
+    """Under fp16 loss scaling a huge initial scale makes the first steps overflow and be
+    skipped. Old code: the optimizer's iterations (schedule) fell behind the loop's step,
+    and the logged rate was the next step's."""
+    loop = make_loop(tmp_path, policy="mixed_float16", dropout=0.0, total_steps=6)
+    loop.optimizer.dynamic_scale.assign(2.0 ** 60)
+    history = loop.run([Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    assert float(loop.optimizer.dynamic_scale.numpy()) < 2.0 ** 60   # steps were skipped
+    assert int(loop.optimizer.iterations.numpy()) == 6
+    schedule = WarmupPolynomialDecay(2e-3, 1, 6)
+    logged = {r["step"]: r["learning_rate"] for r in history.records if r["split"] == "train"}
+    for step, rate in logged.items():
+        assert rate == pytest.approx(float(schedule(step - 1)), rel=1e-6), step

@@ -75,6 +75,7 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.import_tensorflow()
     from kbert import data as ptd
+    from kbert.outputs import OutputError, is_environment_fault
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -94,6 +95,7 @@ def main(argv) -> int:
                 dupe_factor=FLAGS.dupe_factor, random_seed=FLAGS.random_seed,
                 do_lower_case=FLAGS.do_lower_case, do_whole_word_mask=FLAGS.do_whole_word_mask,
                 dynamic_masking=FLAGS.dynamic_masking,
+                sentence_splitting=FLAGS.sentence_splitting,
                 documents_per_chunk=FLAGS.documents_per_chunk,
                 num_output_shards=_num_output_shards())
             manifest = ptd.create_pretraining_data(
@@ -101,10 +103,12 @@ def main(argv) -> int:
                 output_files=FLAGS.output_file, settings=settings,
                 num_processes=FLAGS.num_processes, num_shards=FLAGS.num_shards,
                 shard_index=FLAGS.shard_index, overwrite=FLAGS.overwrite)
-    except ptd.PretrainingDataError as e:
-        logging.error("%s", e)
-        print(f"create_pretraining_data: error: {e}", file=sys.stderr)
-        return 2
+    except (ptd.PretrainingDataError, OutputError, OSError) as e:
+        return console.report_error("create_pretraining_data", e, FLAGS.verbosity)
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
+        return console.report_error("create_pretraining_data", e, FLAGS.verbosity)
     logging.info("%d examples (%d NotNext) in %d shards", manifest["num_examples"],
                  manifest.get("num_not_next", 0), len(manifest["shards"]))
     return 0

@@ -66,6 +66,11 @@ def define_example_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("do_whole_word_mask", False,
                       "Mask all word-pieces of a word together (records; --raw_text).",
                       flag_values=fv)
+    flags.DEFINE_enum("sentence_splitting", "auto", ["auto", "always", "never"],
+                      "Split lines into sentences (kbert.text.split_sentences): auto = the "
+                      "line of a one-line document (one paragraph per line), always = every "
+                      "line, never = lines are sentences (records; --raw_text).",
+                      flag_values=fv)
 
 
 def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:

@@ -51,7 +51,7 @@ def _input_files(patterns: str, raw_text: bool) -> list[str]:
     return record_files(patterns)[0]
 
 
-def _vocab_file(fv) -> str:
+def _vocab_file(fv, train_patterns: str | None = None) -> str:
     if fv.vocab_file:
         return fv.vocab_file
     if fv.learn_vocab_size:
@@ -60,11 +60,15 @@ def _vocab_file(fv) -> str:
             logging.info("reusing the vocabulary learned earlier: %s", path)
             return path
         from kbert.tokenizers import learn_vocabulary, write_vocab
-        files = _input_files(fv.input_file, raw_text=True)
+        # Only the training text: a held-out file must not shape the vocabulary either.
+        files = _input_files(train_patterns or fv.input_file, raw_text=True)
         logging.info("learning a %d-token vocabulary from %d files", fv.learn_vocab_size,
                      len(files))
-        write_vocab(learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case),
-                    path)
+        try:
+            tokens = learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case)
+        except ValueError as e:
+            raise pretrain_flags.FlagError(f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e
+        write_vocab(tokens, path)
         return path
     path = os.path.join(fv.init_checkpoint, "vocab.txt")
     if not os.path.isfile(path):
@@ -118,7 +122,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 patterns, tokenizer, batch_size, seq_length, predictions, seed=seed,
                 is_training=is_training, input_context=context,
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
-                do_whole_word_mask=fv.do_whole_word_mask)
+                do_whole_word_mask=fv.do_whole_word_mask,
+                sentence_splitting=fv.sentence_splitting)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
@@ -138,6 +143,33 @@ def _train_and_eval_inputs(fv) -> tuple[str, str | None]:
         return fv.input_file, None
     logging.info("holding out %s for evaluation (no --eval_input_file)", files[-1])
     return ",".join(files[:-1]), files[-1]
+
+
+def _read_paths(fv) -> list[str]:
+    """Files and directories the run reads (an output may not overlap them)."""
+    paths = [fv.vocab_file, fv.init_checkpoint, fv.bert_config_file]
+    for patterns in (fv.input_file, fv.eval_input_file, fv.phase2_input_file):
+        if patterns:
+            try:
+                paths.extend(_input_files(patterns, fv.raw_text))
+            except Exception:   # noqa: BLE001 (bad patterns are reported where they are read)
+                pass
+    return [p for p in paths if p]
+
+
+def _phase2_patterns(fv, train_patterns: str, eval_patterns: str | None) -> str | None:
+    """Phase 2's inputs: --phase2_input_file, else (raw text) phase 1's training files —
+    never the held-out evaluation files."""
+    if not fv.phase2_input_file:
+        return train_patterns if fv.raw_text else None
+    if eval_patterns:
+        held_out = {os.path.realpath(f) for f in _input_files(eval_patterns, fv.raw_text)}
+        leaked = [f for f in _input_files(fv.phase2_input_file, fv.raw_text)
+                  if os.path.realpath(f) in held_out]
+        if leaked:
+            raise pretrain_flags.FlagError(
+                f"--phase2_input_file includes {leaked[0]}, which is held out for evaluation")
+    return fv.phase2_input_file
 
 
 # ----------------------------------------------------------------------------- model
@@ -168,6 +200,8 @@ def weights_fingerprint(model) -> str:
 def run(fv) -> str:
     """Pre-train as the flags say; returns the pretrained model directory."""
     from kbert.data import check_records
+    from kbert.models.saving import MODEL_KIND
+    from kbert.outputs import check_output
     from kbert.tokenizers import load_vocab
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
@@ -175,11 +209,15 @@ def run(fv) -> str:
     os.makedirs(fv.output_dir, exist_ok=True)
     learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
         os.path.join(fv.output_dir, "vocab.txt"))
+    train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     if not learn_vocab:
         vocab_file = _vocab_file(fv)
         config = _model_config(fv, len(load_vocab(vocab_file)))
-    train_patterns, eval_patterns = _train_and_eval_inputs(fv)
-    phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
+    # The model directory written at the end may not be foreign or overlap an input: say so
+    # now, not after hours of training.
+    check_output(os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR), MODEL_KIND,
+                 _read_paths(fv))
+    phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
     if not fv.raw_text:
         vocab_size = len(load_vocab(vocab_file))
         check_records(train_patterns, "--input_file", vocab_file, vocab_size,
@@ -204,7 +242,7 @@ def run(fv) -> str:
     from kbert.training.optimizers import create_optimizer
 
     if learn_vocab:
-        vocab_file = _vocab_file(fv)
+        vocab_file = _vocab_file(fv, train_patterns)
         config = _model_config(fv, len(load_vocab(vocab_file)))
     vocab = load_vocab(vocab_file)
     phase1 = pretrain_flags.phase1_steps(fv)
@@ -266,7 +304,8 @@ def run(fv) -> str:
     if is_chief(strategy):
         kbert.save_pretrained(float32_copy(model, config), model_dir, vocab_file=vocab_file,
                               do_lower_case=fv.do_lower_case,
-                              extra={"task": "pretraining", "trained_steps": fv.num_train_steps})
+                              extra={"task": "pretraining", "trained_steps": fv.num_train_steps},
+                              inputs=_read_paths(fv))
         logging.info("pre-trained model written to %s", model_dir)
     return model_dir
 
@@ -283,19 +322,22 @@ def main(argv) -> int:
     console.import_tensorflow()
     from kbert.configs import ConfigError
     from kbert.data import PretrainingDataError
+    from kbert.outputs import OutputError, is_environment_fault
     from kbert.training.checkpointing import RunMismatchError
     from kbert.training.loop import NonFiniteLossError
     try:
         run(FLAGS)
     except (pretrain_flags.FlagError, ConfigError, PretrainingDataError,
-            RunMismatchError, FileExistsError) as e:
-        logging.error("%s", e)
-        print(f"pretrain: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+            RunMismatchError, FileExistsError, OutputError, OSError) as e:
+        return console.report_error("pretrain", e, FLAGS.verbosity)
     except NonFiniteLossError as e:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
+        return console.report_error("pretrain", e, FLAGS.verbosity)
     return 0
 
 

@@ -89,3 +89,42 @@ def read_documents(files: Sequence[str]) -> list[Document]:
         shown = ", ".join(files[:5]) + (" ..." if len(files) > 5 else "")
         raise PretrainingDataError(f"the corpus is empty: no text in {shown}")
     return documents
+
+
+def split_documents(documents: Sequence[Document], mode: str = "auto"
+                    ) -> tuple[list[Document], int]:
+    """Documents with their lines split into sentences by `kbert.text.split_sentences`;
+    returns (documents, number of lines that became several sentences).
+
+    `mode`: "auto" splits only one-line documents (one paragraph per line, which would give
+    no sentence pair), "always" every line, "never" none.
+
+    Example:
+        >>> docs, split = split_documents([Document(("One. Two.",), "a.txt#0")])
+        >>> docs[0].sentences, split
+        (('One.', 'Two.'), 1)
+    """
+    if mode == "never":
+        return list(documents), 0
+    result, num_split = [], 0
+    for document in documents:
+        if mode == "auto" and len(document.sentences) > 1:
+            result.append(document)
+            continue
+        sentences: list[str] = []
+        for line in document.sentences:
+            parts = text.split_sentences(line) or [line]
+            num_split += len(parts) > 1
+            sentences.extend(parts)
+        result.append(Document(tuple(sentences), document.source))
+    return result, num_split
+
+
+def no_pair_reason(documents: Sequence[Document]) -> str:
+    """Why documents give no sentence pair: counts of documents and sentences."""
+    sentences = sum(len(d.sentences) for d in documents)
+    single = sum(len(d.sentences) < 2 for d in documents)
+    return (f"{len(documents)} documents with {sentences} sentences were read and "
+            f"{single} of them have fewer than two sentences; a pair needs a document of "
+            f"at least two sentences (one sentence per line, a blank line between "
+            f"documents) and at least two documents")

@@ -25,7 +25,8 @@ MANIFEST_NAME = "manifest.json"
 FORMAT = "kbert.pretraining_data/1"
 _WORKER_RE = re.compile(r"^manifest-worker-(\d{5})-of-(\d{5})\.json$")
 # Keys that describe one worker's part rather than the whole data set.
-_PER_WORKER_KEYS = ("shards", "num_examples", "num_not_next", "worker")
+_PER_WORKER_KEYS = ("shards", "num_examples", "num_not_next", "num_truncated_sentences",
+                    "worker")
 
 
 def worker_manifest_name(shard_index: int, num_shards: int) -> str:
@@ -92,7 +93,8 @@ def combine_worker_manifests(directory: str) -> dict:
         combined["shards"].update(part["shards"])
     combined["shards"] = dict(sorted(combined["shards"].items()))
     combined["num_examples"] = sum(combined["shards"].values())
-    combined["num_not_next"] = sum(p.get("num_not_next", 0) for p in parts.values())
+    for key in ("num_not_next", "num_truncated_sentences"):
+        combined[key] = sum(p.get(key, 0) for p in parts.values())
     return combined
 
 

@@ -22,13 +22,15 @@ from __future__ import annotations
 import logging
 import os
 import random
+import re
 from typing import Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from kbert.data import manifest as manifest_lib
-from kbert.data.corpus import expand_input_patterns, read_documents, split_patterns
+from kbert.data.corpus import (expand_input_patterns, no_pair_reason, read_documents,
+                               split_documents, split_patterns)
 from kbert.data.dynamic_masking import DynamicMasker
 from kbert.data.examples import build_example, derive_seed
 from kbert.data.pairs import create_pairs_from_document, tokenize_documents
@@ -54,20 +56,16 @@ def record_files(input_patterns_or_dir: str | Sequence[str]
         raise PretrainingDataError("no input files given for the pre-training records")
     if len(items) == 1 and tf.io.gfile.isdir(items[0]):
         directory = items[0]
-        if manifest_lib.has_manifest(directory):
-            manifest = manifest_lib.read_manifest(directory)
-            files = [os.path.join(directory, name) for name in manifest["shards"]]
-            missing = [f for f in files if not tf.io.gfile.exists(f)]
-            if missing:
-                raise PretrainingDataError(
-                    f"{directory}: manifest lists shard {missing[0]} which does not exist")
-            return files, manifest, directory
-        files = sorted(f for f in tf.io.gfile.glob(os.path.join(directory, "*" + SHARD_SUFFIX))
-                       if not os.path.basename(f).startswith("."))
-        if not files:
+        if not manifest_lib.has_manifest(directory):
+            shards = _shards_in(directory)
             raise PretrainingDataError(
-                f"{directory} holds no manifest.json and no *{SHARD_SUFFIX} files")
-        return files, None, None
+                f"{directory} holds no {manifest_lib.MANIFEST_NAME}" + (
+                    f" but {len(shards)} *{SHARD_SUFFIX} files: the data set is incomplete "
+                    "(creation was interrupted?); recreate it, or name the files with a "
+                    "glob to read them unchecked" if shards else
+                    f" and no *{SHARD_SUFFIX} files"))
+        manifest = manifest_lib.read_manifest(directory)
+        return _check_shard_set(directory, manifest), manifest, directory
     files: list[str] = []
     for item in items:
         matched = sorted(tf.io.gfile.glob(item))
@@ -81,6 +79,36 @@ def record_files(input_patterns_or_dir: str | Sequence[str]
         if manifest_lib.has_manifest(directory):
             return files, manifest_lib.read_manifest(directory), directory
     return files, None, None
+
+
+_SHARD_NAME = re.compile(r"^.*-\d{5}-of-\d{5}" + re.escape(SHARD_SUFFIX) + "$")
+
+
+def _shards_in(directory: str) -> list[str]:
+    return sorted(f for f in tf.io.gfile.glob(os.path.join(directory, "*" + SHARD_SUFFIX))
+                  if not os.path.basename(f).startswith("."))
+
+
+def _check_shard_set(directory: str, manifest: dict) -> list[str]:
+    """The manifest's shard files; PretrainingDataError naming the missing, empty or
+    unlisted shard when the directory does not hold exactly that data set."""
+    where = os.path.join(directory, manifest_lib.MANIFEST_NAME)
+    files = [os.path.join(directory, name) for name in manifest["shards"]]
+    for path, count in zip(files, manifest["shards"].values()):
+        if not tf.io.gfile.exists(path):
+            raise PretrainingDataError(f"{where} lists shard {path}, which does not exist")
+        if count and tf.io.gfile.stat(path).length == 0:
+            raise PretrainingDataError(f"{path} is empty but {where} says it holds {count} "
+                                       "examples")
+    listed = {os.path.abspath(f) for f in files}
+    for path in _shards_in(directory):
+        if os.path.abspath(path) not in listed and _SHARD_NAME.match(os.path.basename(path)):
+            raise PretrainingDataError(
+                f"{path} is not listed in {where}: shards of another data set are mixed in "
+                "(an interrupted --overwrite?); recreate the data set")
+    if manifest.get("num_examples", 1) == 0:
+        raise PretrainingDataError(f"{where} says the data set holds no example")
+    return files
 
 
 def _check_manifest(manifest: dict, where: str, flag: str | None = None, **expected) -> None:
@@ -237,19 +265,32 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
     per_replica = _per_replica_batch_size(batch_size, input_context)
     num_pipelines, pipeline_id = _pipeline(input_context)
     deterministic = seed is not None or not is_training
+    if all(tf.io.gfile.stat(f).length == 0 for f in files):
+        # repeat() over files without records would spin forever looking for one.
+        raise PretrainingDataError(f"the record files hold no example: {', '.join(files[:3])}")
 
     dataset = tf.data.Dataset.from_tensor_slices(files)
     shard_by_file = num_pipelines > 1 and len(files) >= num_pipelines
-    if shard_by_file:
+    if shard_by_file or num_pipelines == 1:
+        if shard_by_file:
+            dataset = dataset.shard(num_pipelines, pipeline_id)
+        num_files = len(files[pipeline_id::num_pipelines])
+        if is_training:
+            dataset = dataset.shuffle(num_files, seed=seed,
+                                      reshuffle_each_iteration=True).repeat()
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, num_files)),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+    else:
+        # Fewer files than pipelines: every pipeline reads the records in the same fixed
+        # order and takes every n-th, *then* repeats and shuffles its own share; shuffling
+        # files first (seed None: differently in each pipeline) would make shares overlap.
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, len(files))),
+            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         dataset = dataset.shard(num_pipelines, pipeline_id)
-    num_files = len(files[pipeline_id::num_pipelines]) if shard_by_file else len(files)
-    if is_training:
-        dataset = dataset.shuffle(num_files, seed=seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.interleave(
-        tf.data.TFRecordDataset, cycle_length=max(1, min(cycle_length, num_files)),
-        num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
-    if num_pipelines > 1 and not shard_by_file:
-        dataset = dataset.shard(num_pipelines, pipeline_id)
+        if is_training:
+            dataset = dataset.repeat()
     if is_training:
         dataset = dataset.shuffle(shuffle_buffer_size,
                                   seed=None if seed is None else seed + pipeline_id)
@@ -281,7 +322,8 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                      input_context: tf.distribute.InputContext | None = None,
                      masked_lm_prob: float = 0.15, short_seq_prob: float = 0.1,
                      do_whole_word_mask: bool = False,
-                     shuffle_buffer_size: int = 1000) -> tf.data.Dataset:
+                     shuffle_buffer_size: int = 1000,
+                     sentence_splitting: str = "auto") -> tf.data.Dataset:
     """Batches of pre-training features built on the fly from raw text.
 
     NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
@@ -299,26 +341,32 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         input_context: `tf.distribute.InputContext`.
         masked_lm_prob, short_seq_prob, do_whole_word_mask: as for record creation.
         shuffle_buffer_size: examples shuffled together.
+        sentence_splitting: see `PretrainingDataSettings` ("auto" splits one-line documents).
+
+    Raises PretrainingDataError (counting documents and sentences) when the text gives no
+    sentence pair, instead of looking for one forever.
     """
     settings = PretrainingDataSettings(
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
         masked_lm_prob=masked_lm_prob, short_seq_prob=short_seq_prob,
-        do_whole_word_mask=do_whole_word_mask)
+        do_whole_word_mask=do_whole_word_mask, sentence_splitting=sentence_splitting)
     per_replica = _per_replica_batch_size(batch_size, input_context)
     num_pipelines, pipeline_id = _pipeline(input_context)
     files = expand_input_patterns(input_patterns, flag="input_patterns")
-    documents = read_documents(files)[pipeline_id::num_pipelines]
+    documents, _ = split_documents(read_documents(files), sentence_splitting)
+    documents = documents[pipeline_id::num_pipelines]
     tokenized = tokenize_documents(documents, tokenizer)
-    if len(tokenized) < 2:
+    if len(tokenized) < 2 or not any(len(d.sentences) >= 2 for d in tokenized):
         raise PretrainingDataError(
-            f"{', '.join(files[:3])}: NotNext pairs need at least two documents per input "
-            f"pipeline, got {len(tokenized)}")
+            f"{', '.join(files[:3])} gives no sentence pair (input pipeline {pipeline_id} of "
+            f"{num_pipelines}): {no_pair_reason(documents)}")
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     pair_seed = _base_seed(seed, "raw_text_pairs", pipeline_id)
 
     def examples():
         rng = random.Random(pair_seed)
         while True:
+            produced = False
             order = list(range(len(tokenized)))
             if is_training:
                 rng.shuffle(order)
@@ -333,9 +381,10 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                     ids[:length] = example.input_ids
                     segments[:length] = example.segment_ids
                     mask[:length] = 1
+                    produced = True
                     yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
                            "next_sentence_labels": np.int32(pair.is_random_next)}
-            if not is_training:
+            if not is_training or not produced:   # never loop over a pass without pairs
                 return
 
     vector = tf.TensorSpec([max_seq_length], tf.int32)

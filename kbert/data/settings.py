@@ -20,6 +20,7 @@ import dataclasses
 # [CLS] A [SEP] B [SEP]: three special tokens, and A and B need one token each.
 NUM_SPECIAL_TOKENS_IN_PAIR = 3
 MIN_MAX_SEQ_LENGTH = NUM_SPECIAL_TOKENS_IN_PAIR + 2
+SENTENCE_SPLITTING = ("auto", "always", "never")
 
 
 class PretrainingDataError(ValueError):
@@ -43,6 +44,10 @@ class PretrainingDataSettings:
         dynamic_masking: write unmasked examples; the input pipeline masks them each epoch.
         documents_per_chunk: the unit of work; NotNext segments are drawn within a chunk.
         num_output_shards: number of TFRecord files.
+        sentence_splitting: "auto" splits the line of a one-line document (a corpus of one
+            paragraph per line) into sentences with `kbert.text.split_sentences`, and keeps
+            google's one-sentence-per-line documents as they are; "always" splits every
+            line; "never" takes lines as sentences.
     """
 
     max_seq_length: int = 128
@@ -56,6 +61,7 @@ class PretrainingDataSettings:
     dynamic_masking: bool = False
     documents_per_chunk: int = 100
     num_output_shards: int = 1
+    sentence_splitting: str = "auto"
 
     def __post_init__(self):
         self.validate()
@@ -95,6 +101,10 @@ class PretrainingDataSettings:
         if not isinstance(self.random_seed, int) or isinstance(self.random_seed, bool):
             raise PretrainingDataError(
                 f"--random_seed must be an integer, got {self.random_seed!r}")
+        if self.sentence_splitting not in SENTENCE_SPLITTING:
+            raise PretrainingDataError(
+                f"--sentence_splitting={self.sentence_splitting!r}: use one of "
+                f"{', '.join(SENTENCE_SPLITTING)}")
         if self.documents_per_chunk < 2:
             raise PretrainingDataError(
                 f"--documents_per_chunk={self.documents_per_chunk} must be at least 2: NotNext "

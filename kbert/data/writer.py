@@ -7,8 +7,11 @@ bytes therefore depend only on the settings and the corpus: any `num_processes` 
 byte-identical files, and machine `i` of `--num_shards=W` writes shards `i, i + W, ...` —
 the union of all machines' files is exactly the single-machine output.
 
-Each shard is written to a hidden temporary file and renamed into place; the manifest is
-written last. On an error the shards of this run are removed and nothing partial remains.
+On one machine the whole output directory is staged beside it and swapped in when every
+shard and the manifest are written (`kbert.outputs.replace_directory`): an existing data set
+is replaced only with `overwrite`, and a failure or kill leaves it whole. Workers of a
+multi-machine run write their shards in place (hidden temporary file, then rename) and
+their manifest last; on an error this run's shards are removed.
 
 Example:
     >>> manifest = create_pretraining_data(                         # doctest: +SKIP
@@ -31,15 +34,17 @@ import random
 import time
 from typing import Sequence
 
-from kbert import fileio
+from kbert import fileio, outputs
 from kbert.data import manifest as manifest_lib
-from kbert.data.corpus import expand_input_patterns, read_documents
+from kbert.data.corpus import (expand_input_patterns, no_pair_reason, read_documents,
+                               split_documents)
 from kbert.data.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
                                         make_masker, plan_chunks, shards_of_worker)
 from kbert.data.pairs import tokenize_documents
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
 
 SHARD_SUFFIX = ".tfrecord"
+DATA_KIND = "pretraining_data"
 
 
 def shard_file_name(shard: int, num_output_shards: int, prefix: str = "pretrain") -> str:
@@ -76,10 +81,11 @@ class ChunkJob:
     settings: PretrainingDataSettings
 
 
-def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int]:
+def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int, int]:
     """Tokenize, pair, mask and serialize one chunk.
 
-    Returns (chunk id, serialized examples, number of NotNext examples).
+    Returns (chunk id, serialized examples, number of NotNext examples, number of sentences
+    longer than `max_seq_length - 3` tokens, which pairs truncate).
     """
     settings = job.settings
     tokenizer = cached_tokenizer(job.vocab_file, settings.do_lower_case)
@@ -88,7 +94,10 @@ def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int]:
                                      _masker(job.vocab_file, settings))
     serialized = [e.serialize(settings.max_seq_length, settings.max_predictions_per_seq)
                   for e in examples]
-    return job.chunk_id, serialized, sum(e.is_random_next for e in examples)
+    long_sentences = sum(len(s) > settings.max_num_tokens for d in documents
+                         for s in d.sentences)
+    return (job.chunk_id, serialized, sum(e.is_random_next for e in examples),
+            long_sentences)
 
 
 def write_shard(path: str, shard: int, chunk_records: Sequence[list[bytes]],
@@ -136,15 +145,20 @@ def _chunk_results(jobs: list[ChunkJob], num_processes: int):
 
 
 def _write_shards(shard_chunks: dict[int, list[int]], jobs: list[ChunkJob], paths: list[str],
-                  num_processes: int, random_seed: int) -> dict[int, tuple[int, int]]:
-    """Build the chunks (in shard order) and write each shard as soon as it is complete."""
+                  num_processes: int, random_seed: int
+                  ) -> tuple[dict[int, tuple[int, int]], int]:
+    """Build the chunks (in shard order) and write each shard as soon as it is complete.
+
+    Returns ({shard: (examples, NotNext examples)}, sentences longer than a pair holds)."""
     counts: dict[int, tuple[int, int]] = {}
+    long_sentences = 0
     results = _chunk_results(jobs, num_processes)
     try:
         for shard, chunk_ids in shard_chunks.items():
             chunk_records, not_next = [], 0
             for expected in chunk_ids:
-                chunk_id, records, chunk_not_next = next(results)
+                chunk_id, records, chunk_not_next, chunk_long = next(results)
+                long_sentences += chunk_long
                 assert chunk_id == expected, (chunk_id, expected)
                 chunk_records.append(records)
                 not_next += chunk_not_next
@@ -152,7 +166,7 @@ def _write_shards(shard_chunks: dict[int, list[int]], jobs: list[ChunkJob], path
                              not_next)
     finally:
         results.close()  # stops the worker processes
-    return counts
+    return counts, long_sentences
 
 
 def _remove_temporaries(path: str) -> None:
@@ -200,6 +214,25 @@ def _check_output_is_free(directory: str, paths: Sequence[str], own_manifest: st
             "pass --overwrite to replace it")
 
 
+def _write_in_place(directory, paths, shards, manifest_path, write) -> dict:
+    """Write this worker's shards into a shared directory (several machines, or
+    --output_file names); on an error this run's shards are removed."""
+    os.makedirs(directory, exist_ok=True)
+    for stale in (os.path.join(directory, manifest_lib.MANIFEST_NAME), manifest_path):
+        if os.path.exists(stale):  # only with overwrite: old data is no longer whole
+            os.remove(stale)
+    own_paths = [paths[s] for s in shards]
+    existed = {p for p in own_paths if os.path.exists(p)}
+    try:
+        return write(paths, manifest_path)
+    except BaseException:
+        for path in own_paths:
+            _remove_temporaries(path)
+            if path not in existed and os.path.exists(path):
+                os.remove(path)
+        raise
+
+
 def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str,
                             output_dir: str | None = None,
                             output_files: Sequence[str] | str | None = None,
@@ -230,7 +263,11 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     tokenizer = cached_tokenizer(vocab_file, settings.do_lower_case)
     files = expand_input_patterns(input_patterns)
     started = time.time()
-    documents = read_documents(files)
+    documents, num_split_lines = split_documents(read_documents(files),
+                                                 settings.sentence_splitting)
+    if num_split_lines:
+        logging.info("split %d lines into sentences (--sentence_splitting=%s)",
+                     num_split_lines, settings.sentence_splitting)
     if len(documents) < 2:
         raise PretrainingDataError(
             f"the corpus ({', '.join(files[:3])}) has only one document: NotNext pairs need "
@@ -251,47 +288,63 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     else:
         manifest_path = os.path.join(
             directory, manifest_lib.worker_manifest_name(shard_index, num_shards))
-    _check_output_is_free(directory, [paths[s] for s in shards], manifest_path, overwrite)
+    inputs = [*files, vocab_file]
+    # One machine writing into --output_dir: the whole directory is staged and swapped in.
+    whole_directory = num_shards == 1 and not output_files
+    if whole_directory:
+        outputs.check_output(directory, DATA_KIND, inputs, overwrite, replace_own=False)
+    else:
+        for path in paths:
+            outputs.check_not_overlapping(path, inputs)
+        _check_output_is_free(directory, [paths[s] for s in shards], manifest_path, overwrite)
 
     shard_chunks = {s: chunks_of_shard(len(chunks), s, settings.num_output_shards)
                     for s in shards}
     jobs = [ChunkJob(c, chunks[c], [documents[d].sentences for d in chunks[c]], vocab_file,
                      settings) for chunk_ids in shard_chunks.values() for c in chunk_ids]
-    os.makedirs(directory, exist_ok=True)
-    for stale in (os.path.join(directory, manifest_lib.MANIFEST_NAME), manifest_path):
-        if os.path.exists(stale):  # only with overwrite: old data is no longer whole
-            os.remove(stale)
     logging.info("%d documents in %d chunks from %d files; writing %d of %d shards "
                  "(%d chunks) with %d processes", len(documents), len(chunks), len(files),
                  len(shards), settings.num_output_shards, len(jobs), num_processes)
-    own_paths = [paths[s] for s in shards]
-    existed = {p for p in own_paths if os.path.exists(p)}
-    try:
-        counts = _write_shards(shard_chunks, jobs, paths, num_processes, settings.random_seed)
-    except BaseException:
-        for path in own_paths:
-            _remove_temporaries(path)
-            if path not in existed and os.path.exists(path):
-                os.remove(path)
-        raise
 
-    manifest = {
-        "format": manifest_lib.FORMAT,
-        **settings.to_dict(),
-        "vocab_file": os.path.abspath(vocab_file),
-        "vocab_hash": tokenizer.vocab_hash(),
-        "vocab_size": tokenizer.vocab_size,
-        "input_files": [os.path.abspath(f) for f in files],
-        "num_documents": len(documents),
-        "num_chunks": len(chunks),
-        "next_sentence_labels": "0 = IsNext (B follows A), 1 = NotNext (B is random)",
-        "shards": {os.path.relpath(paths[s], directory): counts[s][0] for s in sorted(counts)},
-        "num_examples": sum(n for n, _ in counts.values()),
-        "num_not_next": sum(k for _, k in counts.values()),
-    }
-    if num_shards > 1:
-        manifest["worker"] = {"shard_index": shard_index, "num_shards": num_shards}
-    manifest_lib.write_manifest(manifest_path, manifest)
+    def write(shard_paths, manifest_file):
+        counts, long_sentences = _write_shards(shard_chunks, jobs, shard_paths, num_processes,
+                                               settings.random_seed)
+        manifest = {
+            "format": manifest_lib.FORMAT,
+            **settings.to_dict(),
+            "vocab_file": os.path.abspath(vocab_file),
+            "vocab_hash": tokenizer.vocab_hash(),
+            "vocab_size": tokenizer.vocab_size,
+            "input_files": [os.path.abspath(f) for f in files],
+            "num_documents": len(documents),
+            "num_chunks": len(chunks),
+            "num_split_lines": num_split_lines,
+            "num_truncated_sentences": long_sentences,
+            "next_sentence_labels": "0 = IsNext (B follows A), 1 = NotNext (B is random)",
+            "shards": {os.path.relpath(paths[s], directory): counts[s][0]
+                       for s in sorted(counts)},
+            "num_examples": sum(n for n, _ in counts.values()),
+            "num_not_next": sum(k for _, k in counts.values()),
+        }
+        if num_shards > 1:
+            manifest["worker"] = {"shard_index": shard_index, "num_shards": num_shards}
+        if long_sentences:
+            logging.warning("%d sentences are longer than --max_seq_length=%d allows for a "
+                            "pair (%d tokens): pairs holding them are truncated",
+                            long_sentences, settings.max_seq_length, settings.max_num_tokens)
+        if manifest["num_examples"] == 0 and num_shards == 1:
+            raise PretrainingDataError(f"no example came out of {', '.join(files[:3])}: "
+                                       f"{no_pair_reason(documents)}")
+        manifest_lib.write_manifest(manifest_file, manifest)
+        return manifest
+
+    if whole_directory:
+        with outputs.replace_directory(directory, DATA_KIND, inputs, overwrite,
+                                       replace_own=False) as staging:
+            manifest = write([os.path.join(staging, os.path.basename(p)) for p in paths],
+                             os.path.join(staging, os.path.basename(manifest_path)))
+    else:
+        manifest = _write_in_place(directory, paths, shards, manifest_path, write)
     logging.info("wrote %d examples in %d shards and %s in %.1fs", manifest["num_examples"],
                  len(shards), manifest_path, time.time() - started)
     return manifest

@@ -22,12 +22,16 @@ import shutil
 
 import keras
 
-from kbert import fileio
+from kbert import outputs
 
 CONFIG_FILE = "config.json"
 VOCAB_FILE = "vocab.txt"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT_VERSION = 1
+MODEL_KIND = "model"
+# config.json fields a BERT-family model directory must hold at top level.
+REQUIRED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                   "intermediate_size", "max_position_embeddings")
 
 
 def _example_inputs(model):
@@ -49,9 +53,9 @@ def save_model_weights(model, path: str) -> None:
     saving_lib.save_weights_only(model, path, objects_to_skip=[optimizer])
 
 
-def save_pretrained(model, directory: str, vocab_file: str | None = None,
-                    do_lower_case: bool = True, extra: dict | None = None) -> None:
-    """Write `model` to `directory` atomically (an existing directory is replaced whole)."""
+def write_model_files(model, directory: str, vocab_file: str | None = None,
+                      do_lower_case: bool = True, extra: dict | None = None) -> None:
+    """Write config.json, model.weights.h5 and vocab.txt into an existing `directory`."""
     if vocab_file is not None and not os.path.isfile(vocab_file):
         raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
     config = model.config.to_dict() if hasattr(model, "config") else {}
@@ -62,14 +66,39 @@ def save_pretrained(model, directory: str, vocab_file: str | None = None,
         "do_lower_case": bool(do_lower_case),
         **(extra or {}),
     }
-    with fileio.atomic_directory(directory) as tmp:
-        with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
-            json.dump(config, f, indent=2, sort_keys=True)
-        save_model_weights(model, os.path.join(tmp, WEIGHTS_FILE))
-        if vocab_file is not None:
-            shutil.copyfile(vocab_file, os.path.join(tmp, VOCAB_FILE))
-        else:
-            logging.warning("saving %s without a vocabulary", directory)
+    # h5py may crash the interpreter when the disk fills mid-write: check the room first.
+    outputs.require_free_space(directory, _weights_file_size(model) + (
+        os.path.getsize(vocab_file) if vocab_file else 0) + 2 ** 16)
+    with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
+        json.dump(config, f, indent=2, sort_keys=True)
+    save_model_weights(model, os.path.join(directory, WEIGHTS_FILE))
+    if vocab_file is not None:
+        shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
+    else:
+        logging.warning("saving %s without a vocabulary", directory)
+
+
+def _weights_file_size(model) -> int:
+    """A generous estimate of `model.weights.h5`'s size (data plus HDF5 overhead)."""
+    import numpy as np
+    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize + 2048
+               for w in model.weights)
+
+
+def save_pretrained(model, directory: str, vocab_file: str | None = None,
+                    do_lower_case: bool = True, extra: dict | None = None,
+                    overwrite: bool = False, inputs=()) -> None:
+    """Write `model` to `directory` atomically (see `kbert.outputs.replace_directory`).
+
+    An earlier kbert model directory there is replaced whole; a directory kbert did not
+    write is refused (`kbert.outputs.OutputError`) unless `overwrite`, and then only kbert's
+    files are placed beside the ones there. `inputs` (and `vocab_file`) may not overlap it.
+    """
+    if vocab_file is not None and not os.path.isfile(vocab_file):
+        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+    with outputs.replace_directory(directory, MODEL_KIND, [vocab_file, *inputs],
+                                   overwrite=overwrite) as tmp:
+        write_model_files(model, tmp, vocab_file, do_lower_case, extra)
 
 
 def read_directory_config(directory: str) -> dict:
@@ -84,10 +113,32 @@ def read_directory_config(directory: str) -> dict:
             config = json.load(f)
         except json.JSONDecodeError as e:
             raise ValueError(f"{path} is not valid JSON (line {e.lineno}): {e.msg}") from e
-    if "kbert" not in config:
+    if not isinstance(config, dict) or "kbert" not in config:
         raise ValueError(f"{path} has no 'kbert' section; convert foreign checkpoints with "
                          f"`python -m kbert.convert --source {directory} --output DIR`")
+    section = config["kbert"]
+    for field in ("class_name", "model"):
+        if not isinstance(section, dict) or field not in section:
+            raise ValueError(f"{path}: the 'kbert' section lacks {field!r}")
+    if any(f in config for f in REQUIRED_FIELDS):   # a model with a BertConfig
+        from kbert.configs import BertConfig
+        missing = [f for f in REQUIRED_FIELDS if f not in config]
+        if missing:
+            raise ValueError(f"{path}: missing config field {missing[0]!r}")
+        BertConfig.from_dict(config, source=path)   # ConfigError naming the field
     return config
+
+
+def _check_vocabulary(directory: str, config: dict) -> None:
+    """A vocab.txt whose size differs from vocab_size fails later with an index error."""
+    from kbert.tokenizers import load_vocab
+    path = os.path.join(directory, VOCAB_FILE)
+    if not os.path.isfile(path) or "vocab_size" not in config:
+        return
+    size = len(load_vocab(path))
+    if size != config["vocab_size"]:
+        raise ValueError(f"{path} has {size} tokens but {os.path.join(directory, CONFIG_FILE)}"
+                         f" says vocab_size {config['vocab_size']}")
 
 
 def load(directory: str):
@@ -95,10 +146,27 @@ def load(directory: str):
     import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
     import kbert.tasks  # noqa: F401
     config = read_directory_config(directory)
-    model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
-    model(_example_inputs(model))
-    model.load_weights(os.path.join(directory, WEIGHTS_FILE))
+    _check_vocabulary(directory, config)
+    weights = os.path.join(directory, WEIGHTS_FILE)
+    if not os.path.isfile(weights):
+        raise FileNotFoundError(f"model directory has no {WEIGHTS_FILE}: {directory}")
+    try:
+        model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
+        model(_example_inputs(model))
+    except (TypeError, ValueError, KeyError) as e:
+        raise ValueError(f"{os.path.join(directory, CONFIG_FILE)}: the 'kbert' model section "
+                         f"does not rebuild a model ({_first_line(e)})") from e
+    try:
+        model.load_weights(weights)
+    except (OSError, ValueError, KeyError) as e:
+        raise ValueError(f"{weights} cannot be read into the model ({_first_line(e)}); "
+                         "the file is damaged or belongs to another model") from e
     return model
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def load_tokenizer(directory: str):
@@ -108,6 +176,7 @@ def load_tokenizer(directory: str):
     vocab = os.path.join(directory, VOCAB_FILE)
     if not os.path.isfile(vocab):
         raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
+    _check_vocabulary(directory, config)
     return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))
 
 

@@ -339,11 +339,21 @@ def _texts_of(source) -> Iterable[str]:
     return (line for document in source for line in document)
 
 
+# The learner aims within 5% below the size asked for; below MIN_VOCAB_FRACTION of it the
+# corpus is too small for the vocabulary wanted.
+VOCAB_SLACK = 0.05
+MIN_VOCAB_FRACTION = 0.5
+
+
 def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
                      reserved_tokens: Sequence[str] = SPECIAL_TOKENS,
                      num_unused_tokens: int = 0, min_count: int = 2,
-                     max_unique_chars: int = 1000, max_token_length: int = 50) -> list[str]:
+                     max_unique_chars: int = 1000, max_token_length: int = 50,
+                     min_fraction: float = MIN_VOCAB_FRACTION) -> list[str]:
     """Learn a WordPiece vocabulary (tensorflow-text's learner) from text.
+
+    A corpus too small for `vocab_size` gives fewer tokens: a warning names both numbers,
+    and below `min_fraction` of `vocab_size` it is a ValueError.
 
     Args:
         source: a file or directory path, a list of paths, or a list of documents
@@ -382,7 +392,7 @@ def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
     params = learner.Params(
         upper_thresh=None, lower_thresh=min_count, num_iterations=4, max_input_tokens=-1,
         max_token_length=max_token_length, max_unique_chars=max_unique_chars,
-        vocab_size=vocab_size, slack_ratio=0.05, include_joiner_token=True, joiner="##",
+        vocab_size=vocab_size, slack_ratio=VOCAB_SLACK, include_joiner_token=True, joiner="##",
         reserved_tokens=reserved)
     words = learner.get_input_words(list(counts.items()), reserved, max_token_length)
     words = learner.filter_input_words(
@@ -390,6 +400,13 @@ def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
     tokens = _search_threshold(learner, words, params, min_count, max(counts.values()))
     if tokens[:len(reserved)] != reserved:  # the learner keeps reserved tokens first
         raise RuntimeError("WordPiece learner did not keep the reserved tokens first")
+    if len(tokens) < min_fraction * vocab_size:
+        raise ValueError(f"the text gives a vocabulary of only {len(tokens)} tokens, less "
+                         f"than {min_fraction:.0%} of the {vocab_size} asked for: give more "
+                         f"text or ask for at most {len(tokens)}")
+    if len(tokens) < (1 - VOCAB_SLACK) * vocab_size:
+        logging.warning("the text gives a vocabulary of %d tokens, fewer than the %d asked "
+                        "for", len(tokens), vocab_size)
     return tokens
 
 

@@ -20,6 +20,7 @@ Example:
 
 from __future__ import annotations
 
+import errno
 import glob
 import json
 import logging
@@ -29,9 +30,15 @@ import shutil
 import tensorflow as tf
 
 from kbert import fileio
+from kbert.outputs import describe_fault
 
 RUN_CONFIG_FILE = "run_config.json"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+# What reading a truncated or damaged checkpoint raises (a truncated `.data` file:
+# IndexError "Read less bytes than requested").
+DAMAGED = (IndexError, tf.errors.DataLossError, tf.errors.OutOfRangeError)
 
 
 class RunMismatchError(ValueError):
@@ -81,6 +88,7 @@ class TrainingCheckpoints:
         self.directory = directory
         self.checkpoint = checkpoint
         self.is_chief = is_chief
+        self._keep = keep
         self._scratch = None if is_chief else os.path.join(
             os.path.dirname(os.path.abspath(directory)), ".scratch", worker_name)
         if is_chief:
@@ -113,12 +121,62 @@ class TrainingCheckpoints:
         logging.info("restored %s", path)
         return path
 
+    def restore_newest_intact(self) -> str | None:
+        """Restore the newest checkpoint whose files read back whole; returns its path.
+
+        A damaged newer one (a truncated `.data` file, a bad `.index`) is moved aside as
+        `corrupt-ckpt-N.*` with a warning naming its file, and the previous one is used.
+        A checkpoint that reads but does not fit the model raises RunMismatchError.
+        """
+        state = tf.train.get_checkpoint_state(self.directory)
+        candidates = list(state.all_model_checkpoint_paths) if state else []
+        if self.latest and self.latest not in candidates:
+            candidates.append(self.latest)
+        candidates = [os.path.join(self.directory, os.path.basename(p)) for p in candidates]
+        for index in range(len(candidates) - 1, -1, -1):
+            path = candidates[index]
+            try:
+                status = self.checkpoint.restore(path)
+            except DAMAGED as e:   # a later, intact restore assigns every variable again
+                problem = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                files = sorted(glob.glob(glob.escape(path) + ".*"))
+                logging.warning("checkpoint %s is damaged (%s: %s); falling back to the one "
+                                "before it", path, ", ".join(files) or path, problem)
+                if self.is_chief:
+                    for name in files:
+                        os.replace(name, os.path.join(self.directory,
+                                                      "corrupt-" + os.path.basename(name)))
+                continue
+            try:
+                status.assert_existing_objects_matched()
+            except AssertionError as e:
+                raise RunMismatchError(
+                    f"checkpoint {path} does not match the model being trained: {e}") from e
+            if index != len(candidates) - 1 and self.is_chief:
+                tf.compat.v1.train.update_checkpoint_state(
+                    self.directory, path, all_model_checkpoint_paths=candidates[:index + 1])
+                self._manager = tf.train.CheckpointManager(
+                    self.checkpoint, self.directory, max_to_keep=self._keep)
+            logging.info("restored %s", path)
+            return path
+        if candidates:
+            raise RunMismatchError(f"no checkpoint in {self.directory} reads back whole "
+                                   f"(damaged: {', '.join(candidates)}); use a new --output_dir")
+        return None
+
     # ------------------------------------------------------------------ writing
     def save(self, step: int | None = None) -> str:
         """Save (all workers must call this together); returns the path written."""
         if step is not None:
             self.checkpoint.step.assign(step)
-        path = self._manager.save(checkpoint_number=step)
+        try:
+            path = self._manager.save(checkpoint_number=step)
+        except (tf.errors.ResourceExhaustedError, tf.errors.PermissionDeniedError,
+                tf.errors.UnavailableError, tf.errors.FailedPreconditionError,
+                tf.errors.DataLossError) as e:
+            remove_partial_saves(self.directory)
+            raise OSError(errno.EIO, f"cannot save a checkpoint ({describe_fault(e)})",
+                          self.directory) from e
         if not self.is_chief:
             shutil.rmtree(self._scratch, ignore_errors=True)
         else:

@@ -42,6 +42,11 @@ from kbert.training.plotting import plot_history
 SUM = tf.distribute.ReduceOp.SUM
 
 
+def replicas_per_pipeline(context: tf.distribute.InputContext) -> int:
+    """Replicas an input pipeline feeds: each global step takes that many of its batches."""
+    return max(1, context.num_replicas_in_sync // context.num_input_pipelines)
+
+
 class NonFiniteLossError(RuntimeError):
     """The training loss became NaN or infinite."""
 
@@ -121,12 +126,19 @@ class PretrainingLoop:
                 model(model.example_inputs(), training=False)
             optimizer.build(model.trainable_variables)
             self.step_variable = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            # The sums of a logging window that a save cuts in two (log_every_steps need not
+            # divide save_checkpoints_steps): a resumed run's next row then averages the
+            # same steps as an unbroken run's. Last entry: 1 when a window is open.
+            self.window_variable = tf.Variable(
+                tf.zeros([len(objective.TERM_NAMES) + 1], tf.float64), trainable=False,
+                name="log_window")
         # Keras keeps dropout's random-generator states outside the model's checkpoint tree;
         # saving them makes a resumed run draw the same dropout masks as an unbroken one.
         rng_states = [v.value for v in model.non_trainable_variables
                       if "seed_generator" in v.path]
         self.checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                              step=self.step_variable, rng_states=rng_states)
+                                              step=self.step_variable, rng_states=rng_states,
+                                              log_window=self.window_variable)
         self.checkpoints = TrainingCheckpoints(
             settings.checkpoint_dir, self.checkpoint, keep=settings.keep_checkpoints,
             is_chief=self.is_chief, worker_name=worker_id(strategy))
@@ -134,6 +146,7 @@ class PretrainingLoop:
             os.path.join(settings.output_dir, "tensorboard") if self.is_chief else None)
         self._eval_step = None
         self._all_finite = None
+        self._window = None
 
     # ================================================================== replica-side steps
     def _gradients_and_terms(self, features, denominators, grad_accum_steps):
@@ -214,8 +227,23 @@ class PretrainingLoop:
             self._all_finite = all_finite
         return bool(self._all_finite())
 
-    def _learning_rate(self) -> float:
-        return float(keras.ops.convert_to_numpy(self.optimizer.learning_rate))
+    def _learning_rate(self, step: int) -> float:
+        """The rate step `step` (1-based) was trained with: the schedule at `step - 1`
+        (the optimizer's own `learning_rate` already reads the next step's)."""
+        inner = self.optimizer.inner_optimizer if self._loss_scaling else self.optimizer
+        schedule = getattr(inner, "_learning_rate", None)
+        if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+            return float(keras.ops.convert_to_numpy(schedule(step - 1)))
+        return float(keras.ops.convert_to_numpy(inner.learning_rate))
+
+    def _store_window(self) -> None:
+        window = self._window
+        self.window_variable.assign(
+            [window[k] if window else 0.0 for k in objective.TERM_NAMES] + [float(bool(window))])
+
+    def _restore_window(self) -> None:
+        values = self.window_variable.numpy().tolist()
+        self._window = dict(zip(objective.TERM_NAMES, values[:-1])) if values[-1] else None
 
     def _resume(self, total_steps: int) -> int:
         settings = self.settings
@@ -227,8 +255,9 @@ class PretrainingLoop:
             raise FileExistsError(
                 f"{settings.checkpoint_dir} already holds checkpoints ({latest}) and --resume "
                 f"is off; use a new --output_dir or resume")
-        self.checkpoints.restore(latest)
+        latest = self.checkpoints.restore_newest_intact()
         step = int(self.step_variable.numpy())
+        self._restore_window()
         history_path = os.path.join(settings.output_dir, HISTORY_FILE)
         self.history = MetricsHistory.load(history_path)
         self.history.truncate(after_step=step)
@@ -244,7 +273,9 @@ class PretrainingLoop:
             eval_steps = self.settings.eval_steps
 
             def dataset_fn(context):
-                return self.eval_dataset_fn(context).repeat().take(eval_steps)
+                # eval_steps global batches: each takes one batch per local replica.
+                return self.eval_dataset_fn(context).repeat().take(
+                    eval_steps * replicas_per_pipeline(context))
             self._eval_dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
         totals = None
         for batch in self._eval_dataset:
@@ -273,6 +304,7 @@ class PretrainingLoop:
         # past the newest checkpoint (truncated on resume), never one that stops short of it.
         if self.is_chief:
             self.history.save(os.path.join(self.settings.output_dir, HISTORY_FILE))
+        self._store_window()
         self.checkpoints.save(step)
 
     def run(self, phases: list[Phase]) -> MetricsHistory:
@@ -282,8 +314,7 @@ class PretrainingLoop:
         self.check_batch_sizes(phases)
         settings = self.settings
         total_steps = phases[-1].end_step
-        step = start_step = self._resume(total_steps)
-        last_eval = None
+        step = self._resume(total_steps)
         progress = ProgressLogger(total_steps, phases[0].global_batch_size,
                                   settings.log_every_steps)
         phase_start = 0
@@ -300,14 +331,11 @@ class PretrainingLoop:
                 dataset = phase.dataset_fn(context)
                 if not skip:
                     return dataset
-                replicas_per_pipeline = max(
-                    1, context.num_replicas_in_sync // context.num_input_pipelines)
-                return dataset.skip(skip * replicas_per_pipeline)
+                return dataset.skip(skip * replicas_per_pipeline(context))
             iterator = iter(self.strategy.distribute_datasets_from_function(dataset_fn))
             train_step = self.make_train_step(phase.accumulation(settings))
             progress.set_global_batch_size(phase.global_batch_size)
             progress.start(step)
-            window = None
             while step < phase.end_step:
                 terms = train_step(iterator)
                 values = {k: float(v) for k, v in terms.items()}
@@ -318,31 +346,35 @@ class PretrainingLoop:
                         f"{metrics['mlm_loss']}, nsp_loss {metrics['nsp_loss']}); stopping. "
                         f"The last good checkpoint is kept: {self.checkpoints.latest}. "
                         f"Lower --learning_rate, raise --num_warmup_steps or set --clip_norm.")
-                window = values if window is None else {k: window[k] + values[k] for k in window}
+                window = self._window
+                self._window = values if window is None else {k: window[k] + values[k]
+                                                             for k in window}
                 step += 1
+                if self._loss_scaling:
+                    # A step the loss scaler skipped does not advance the optimizer's
+                    # iterations; the schedule (and its phases) must follow the loop's step.
+                    self.optimizer.iterations.assign(step)
                 if step % settings.log_every_steps == 0 or step == phase.end_step:
-                    metrics = objective.metrics_from_terms(window)
-                    metrics["learning_rate"] = self._learning_rate()
+                    metrics = objective.metrics_from_terms(self._window)
+                    metrics["learning_rate"] = self._learning_rate(step)
                     if self.is_chief:
                         progress.log(step, metrics)
                     else:
                         progress.throughput(step)
                     self._record("train", step, metrics)
-                    window = None
-                if (settings.eval_every_steps and settings.eval_steps
-                        and step % settings.eval_every_steps == 0):
+                    self._window = None
+                # The final evaluation comes before the final save, so a run killed after
+                # its last checkpoint has it in its history.
+                if self.eval_dataset_fn is not None and settings.eval_steps and (
+                        (settings.eval_every_steps and step % settings.eval_every_steps == 0)
+                        or step == total_steps):
                     self.evaluate(step)
-                    last_eval = step
                     progress.start(step)
                 if step % settings.save_checkpoints_steps == 0 or step == phase.end_step:
                     self._save(step)
                     last_saved = step
                     progress.start(step)
             phase_start = phase.end_step
-        # (Decided from the step alone, so every worker of a multi-worker run agrees.)
-        if (self.eval_dataset_fn is not None and settings.eval_steps and step > start_step
-                and last_eval != step):
-            self.evaluate(step)
         if last_saved != step:
             self._save(step)
         if self.is_chief:
