@@ -164,6 +164,15 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
     foreign = tmp_path / "foreign"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("mine")
+    clashing = tmp_path / "clashing"
+    clashing.mkdir()
+    (clashing / "eval.json").write_text("my own results")
+    not_a_model = tmp_path / "not_a_model"
+    not_a_model.mkdir()
+    holds_input = tmp_path / "bad"
+    holds_input.mkdir()
+    inner_train = holds_input / "train.jsonl"
+    inner_train.write_bytes(open(workspace["train"], "rb").read())
     cases = {
         "missing column": (base_args(workspace, out, train_file=bad["missing_column.jsonl"]),
                            "missing_column.jsonl:2: column 'label'"),
@@ -187,10 +196,16 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
                                              test_file=None),
                                    "qa.jsonl:2: column 'answers': answer '1900' is not "
                                    "inside its context"),
-        "not a model": (base_args(workspace, out, init_model=str(tmp_path)),
+        "not a model": (base_args(workspace, out, init_model=str(not_a_model)),
                         "is not a kbert model directory, Hugging Face or Google BERT"),
         "foreign output_dir": (base_args(workspace, foreign),
                                "was not written by trainers.finetune"),
+        "foreign file with a kbert name": (base_args(workspace, clashing) + ["--overwrite"],
+                                           "holds eval.json, which a run would replace"),
+        "output_dir contains an input": (base_args(workspace, holds_input,
+                                                   train_file=str(inner_train)),
+                                         "--output_dir " + str(tmp_path / "bad")
+                                         + " contains the input"),
     }
     result = subprocess.run(
         [sys.executable, "-c", DRIVER, json.dumps([args for args, _ in cases.values()])],
@@ -203,6 +218,11 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
         assert len(message.splitlines()) == 1 and expected in message, (name, message)
         if name == "foreign output_dir":
             assert outcome["written"] == ["notes.txt"]
+        elif name == "foreign file with a kbert name":
+            assert outcome["written"] == ["eval.json"]
+            assert (clashing / "eval.json").read_text() == "my own results"
+        elif name == "output_dir contains an input":
+            assert sorted(outcome["written"]) == sorted(os.listdir(tmp_path / "bad"))
         else:
             assert not outcome["written"], (name, outcome["written"])
 

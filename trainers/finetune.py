@@ -48,7 +48,13 @@ KBERT_OUTPUTS = (RUN_MARKER, MODEL_DIR, BACKUP_DIR, BEST_WEIGHTS, BEST_STATE, "e
 def check_output_dir(fv) -> None:
     """Refuse an existing, non-empty --output_dir that kbert did not make (unless
     --overwrite); one made by kbert with other flags is refused too (it would resume)."""
+    from kbert import outputs
     path = fv.output_dir
+    try:
+        outputs.check_not_overlapping(path, [fv.init_model, fv.train_file, fv.validation_file,
+                                             fv.test_file], what="--output_dir")
+    except outputs.OutputError as e:
+        raise finetune_flags.FlagError(str(e)) from e
     if not os.path.exists(path):
         return
     if not os.path.isdir(path):
@@ -58,6 +64,12 @@ def check_output_dir(fv) -> None:
         return
     marker = os.path.join(path, RUN_MARKER)
     if not os.path.isfile(marker):
+        clashes = sorted(set(entries) & set(KBERT_OUTPUTS))
+        if fv.overwrite and clashes:
+            raise finetune_flags.FlagError(
+                f"--output_dir={path} was not written by trainers.finetune but holds "
+                f"{', '.join(clashes)}, which a run would replace; move them or choose another "
+                "directory (--overwrite replaces only kbert's own files)")
         if fv.overwrite:
             return
         raise finetune_flags.FlagError(
