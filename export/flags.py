@@ -1,0 +1,109 @@
+"""Every flag of the `export` commands, in one place, plus their shared `main` wrapper.
+
+Column and file flags keep `trainers.finetune`'s names (`--train_file`, `--validation_file`,
+`--test_file`, `--text_column`, `--label_column`).
+
+Example:
+    >>> from absl import flags
+    >>> values = flags.FlagValues()
+    >>> define_data_flags(values)
+    >>> values(["x", "--text_column=sentence"])
+    ['x']
+    >>> values.text_column
+    'sentence'
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from absl import flags  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+
+
+def _once(fv, name):
+    return name in fv
+
+
+def define_data_flags(fv=flags.FLAGS) -> None:
+    if _once(fv, "text_column"):
+        return
+    flags.DEFINE_string("train_file", None, "Training examples (CSV, TSV or JSONL).",
+                        flag_values=fv)
+    flags.DEFINE_string("validation_file", None,
+                        "Held-out examples (CSV, TSV or JSONL): verification and evaluation.",
+                        flag_values=fv)
+    flags.DEFINE_string("test_file", None, "Test examples (CSV, TSV or JSONL).", flag_values=fv)
+    flags.DEFINE_string("text_column", "text", "Column (or JSON key) holding the text.",
+                        flag_values=fv)
+    flags.DEFINE_string("label_column", "label", "Column (or JSON key) holding the label.",
+                        flag_values=fv)
+    flags.DEFINE_integer("max_seq_length", None,
+                         "Longest input in tokens (default: the model directory's).",
+                         lower_bound=8, flag_values=fv)
+
+
+def define_tflite_flags(fv=flags.FLAGS) -> None:
+    from kbert.export.converter import MODES
+    define_data_flags(fv)
+    if _once(fv, "mode"):
+        return
+    flags.DEFINE_string("model_dir", None, "A fine-tuned kbert model directory.", flag_values=fv)
+    flags.DEFINE_enum("mode", "full_int8", list(MODES), "Conversion / quantization mode.",
+                      flag_values=fv)
+    flags.DEFINE_string("output", None, "The .tflite path (its directory must exist).",
+                        flag_values=fv)
+    flags.DEFINE_string("representative_file", None,
+                        "Calibration examples for full_int8 (and training examples for qat); "
+                        "default --train_file.", flag_values=fv)
+    flags.DEFINE_integer("num_calibration_examples", 200, "Calibration examples used.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_verification_examples", 500,
+                         "Held-out examples the .tflite is verified on.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_bool("with_tokenizer", False,
+                      "Add the `serving_strings` signature (raw UTF-8 text in, tensorflow-text "
+                      "tokenizer inside as LiteRT custom ops).", flag_values=fv)
+    flags.DEFINE_float("min_agreement", 0.99,
+                       "Quantized modes: least top-1 agreement with the float model.",
+                       lower_bound=0.0, upper_bound=1.0, flag_values=fv)
+    flags.DEFINE_float("max_accuracy_drop", 1.0,
+                       "Quantized modes: largest accuracy drop (points) vs the float model.",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_float("fp32_tolerance", 1e-4, "fp32: largest |logit - Keras logit|.",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_integer("qat_epochs", 1, "qat: fake-quant fine-tuning epochs.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_float("qat_learning_rate", 1e-5, "qat: learning rate.", lower_bound=0.0,
+                       flag_values=fv)
+    flags.DEFINE_bool("overwrite", False,
+                      "Replace an existing output that kbert did not write.", flag_values=fv)
+
+
+def run_command(name: str, body, errors=()) -> int:
+    """Run `body()`; a bad-input error becomes one line on stderr and exit status 2."""
+    from absl import logging
+
+    from kbert.export.task_model import ExportError
+    logging.set_verbosity(logging.WARNING)
+    import tensorflow as tf
+    tf.get_logger().setLevel("ERROR")
+    try:
+        body()
+    except (ExportError, ValueError, FileNotFoundError, *errors) as e:
+        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        print(f"{name}: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 0
+
+
+def require(fv, *names) -> None:
+    from kbert.export.task_model import ExportError
+    for name in names:
+        if getattr(fv, name) in (None, ""):
+            raise ExportError(f"--{name} is required")
