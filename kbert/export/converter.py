@@ -4,7 +4,10 @@ Modes: `fp32`; `fp16` (float16 weights); `dynamic_int8` (int8 weights, float act
 quantized on the fly); `full_int8` (int8 weights and activations, calibrated on a
 representative dataset; inputs stay int32 ids and outputs float32, and ops without int8
 kernels stay float: that is the choice made here); `qat` (a model fine-tuned with
-fake-quant nodes, see `kbert.export.qat`, converted with the ranges it learned).
+fake-quant nodes, see `kbert.export.qat`, then converted like `full_int8`: the converter
+keeps the fake-quant ranges of the Dense inputs and the weights it quantizes already lie
+on the int8 grid they were trained on; grappler folds fake-quant of a constant kernel into
+a float constant, so without calibration the FC kernels would stay float).
 
 The conversion goes through a SavedModel (`from_saved_model`; `from_keras_model` fails on
 kbert's dict-input models). Quantized modes trace the model with the attention mask's
@@ -90,9 +93,9 @@ def _configure(converter, mode, representative_dataset, has_custom_ops):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "fp16":
         converter.target_spec.supported_types = [tf.float16]
-    elif mode == "full_int8":
+    elif mode in ("full_int8", "qat"):
         if representative_dataset is None:
-            raise ExportError("mode full_int8 needs a representative dataset "
+            raise ExportError(f"mode {mode} needs a representative dataset "
                               "(--representative_file)")
         converter.representative_dataset = representative_dataset
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,

@@ -112,7 +112,7 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     calib = rep_texts[:settings.num_calibration_examples]
     dataset = (representative_dataset(tokenizer, calib, info.max_seq_length,
                                       settings.with_tokenizer)
-               if settings.mode == "full_int8" else None)
+               if settings.mode in ("full_int8", "qat") else None)
     log(f"converting ({settings.mode}{', with tokenizer' if fast else ''})")
     data = converter.convert(module, settings.mode, dataset)
     report = {"mode": settings.mode, "bytes": len(data),

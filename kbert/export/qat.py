@@ -2,7 +2,7 @@
 
 `tensorflow-model-optimization` rejects Keras 3 models, so every `Dense` layer of the task
 model gets fake-quant on its input (per-tensor, range calibrated on training batches) and
-on its kernel (per output channel, symmetric, from the kernel's current range), using
+on its kernel (per tensor, symmetric, from the kernel's current range), using
 `keras.quantizers.fake_quant_with_min_max_vars` (TensorFlow's `FakeQuantWithMinMaxVars`).
 The model is then fine-tuned briefly so its weights adapt to int8 rounding; the converter
 reads the learned ranges and emits int8 `FULLY_CONNECTED` kernels (mode `qat`).
@@ -31,9 +31,11 @@ def _fake_quant_call(layer, ranges):
     def call(inputs, training=None):
         x = keras.quantizers.fake_quant_with_min_max_vars(
             inputs, ranges[0], ranges[1], num_bits=8)
-        limit = ops.maximum(ops.max(ops.abs(layer.kernel), axis=0), 1e-8)
+        # Per-tensor: the converter transposes FC kernels, and a per-channel fake-quant
+        # axis then no longer matches ("mismatched quantized axes").
+        limit = ops.maximum(ops.max(ops.abs(layer.kernel)), 1e-8)
         kernel = keras.quantizers.fake_quant_with_min_max_vars(
-            layer.kernel, -limit, limit, num_bits=8, narrow_range=True, axis=-1)
+            layer.kernel, -limit, limit, num_bits=8, narrow_range=True)
         y = ops.matmul(x, kernel)
         if layer.use_bias:
             y = y + layer.bias
