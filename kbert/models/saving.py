@@ -82,6 +82,7 @@ def read_directory_config(directory: str) -> dict:
 def load(directory: str):
     """Rebuild the model saved in `directory` and load its weights."""
     import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
+    import kbert.tasks  # noqa: F401
     config = read_directory_config(directory)
     model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
     model(_example_inputs(model))

@@ -1,0 +1,213 @@
+"""What every kbert task model shares: building from a model directory, saving one, the
+encoder's int inputs, compile defaults, and `fit`/`evaluate`/`predict` on raw strings.
+
+A task model is a Keras functional model whose inputs are the encoder's int tensors
+(`token_ids`, `segment_ids`, `padding_mask`), so it converts to `.tflite` without string
+ops; its `preprocessor` (a `TextPreprocessor`) is separate and turns raw strings into those
+inputs, in-graph for `tf.data` or host-side with long-input windows.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import keras
+import numpy as np
+
+from kbert.tasks.batching import BucketedBatches, EpochSetter, default_buckets
+from kbert.tasks.optimization import (DEFAULT_LEARNING_RATE, DEFAULT_WARMUP_PROPORTION,
+                                      DEFAULT_WEIGHT_DECAY, fine_tuning_optimizer)
+from kbert.tasks.preprocessing import TextPreprocessor
+
+ENCODER_INPUTS = ("token_ids", "segment_ids", "padding_mask")
+
+
+def encoder_input_layers(extra_dims: int = 0) -> dict:
+    """Fresh `keras.Input`s named as the encoder's inputs ([batch, (choices,) seq])."""
+    shape = (None,) * (1 + extra_dims)
+    return {name: keras.Input(shape=shape, dtype="int32", name=name) for name in ENCODER_INPUTS}
+
+
+def _encoder_of(model):
+    from kbert.models import BertEncoder
+    if isinstance(model, BertEncoder):
+        return model
+    if hasattr(model, "encoder"):
+        return model.encoder
+    raise TypeError(f"{type(model).__name__} holds no BertEncoder")
+
+
+def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=None):
+    """(BertEncoder, TextPreprocessor) from a kbert model directory or a Hugging Face /
+    Google checkpoint directory (converted in memory). Errors name the path."""
+    import kbert
+    from kbert.checkpoints import CheckpointError, detect_format, import_checkpoint
+    from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
+    from kbert.checkpoints.huggingface import huggingface_do_lower_case
+    from kbert.models import BertEncoder
+    from kbert.models.saving import CONFIG_FILE, VOCAB_FILE, read_directory_config
+
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--init_model: not a directory: {path}")
+    config_path = os.path.join(path, CONFIG_FILE)
+    is_kbert = False
+    if os.path.isfile(config_path):
+        try:
+            is_kbert = "kbert" in read_directory_config(path)
+        except ValueError:
+            is_kbert = False
+    if is_kbert:
+        encoder = _encoder_of(kbert.load(path))
+        lower_case = read_directory_config(path)["kbert"].get("do_lower_case", True)
+        vocab_dir = path
+    else:
+        try:
+            source_format = detect_format(path)
+        except CheckpointError as e:
+            raise FileNotFoundError(f"--init_model: {path} is not a kbert model directory, "
+                                    f"Hugging Face or Google BERT checkpoint ({e})") from e
+        encoder = _encoder_of(import_checkpoint(path, heads="encoder",
+                                                ignore_unexpected=["cls.*", "classifier.*",
+                                                                   "qa_outputs.*"]))
+        if source_format == "google":
+            vocab_dir = find_google_checkpoint(path)[1]
+            lower_case = google_do_lower_case(vocab_dir)
+        else:
+            vocab_dir = path
+            lower_case = huggingface_do_lower_case(path)
+        lower_case = True if lower_case is None else lower_case
+    vocab = os.path.join(vocab_dir, VOCAB_FILE)
+    if not os.path.isfile(vocab):
+        raise FileNotFoundError(f"--init_model: {path} has no {VOCAB_FILE}")
+    if dtype is not None:
+        rebuilt = BertEncoder(encoder.config, dtype=dtype)
+        rebuilt.set_weights(encoder.get_weights())
+        encoder = rebuilt
+    return encoder, TextPreprocessor(vocab, lower_case=lower_case, max_seq_length=max_seq_length)
+
+
+def _is_string_batch(x) -> bool:
+    if isinstance(x, (list, tuple)) and x and isinstance(x[0], (str, bytes)):
+        return True
+    return isinstance(x, np.ndarray) and x.dtype.kind in ("U", "S", "O")
+
+
+class TaskModel(keras.Model):
+    """Mixin behaviour for kbert task models (see module docstring).
+
+    Subclasses define `__init__` (a functional graph over `encoder_input_layers()`),
+    `get_config`, `default_loss()`, `default_metrics()`, and `encode_raw(x)` /
+    `label_arrays(y)` for raw inputs.
+    """
+
+    task_name = "task"
+
+    @property
+    def config(self):
+        return self.encoder.config
+
+    def example_inputs(self, batch_size: int = 1, seq_length: int = 8) -> dict:
+        ids = np.ones((batch_size, seq_length), "int32")
+        return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_pretrained(cls, path: str, max_seq_length: int = 128, dtype=None, **kwargs):
+        """A new task head on the encoder of `path` (kbert directory or HF/Google checkpoint).
+
+        Example:
+            >>> model = TextClassifier.from_pretrained("model_dir", num_classes=3)  # doctest: +SKIP
+        """
+        encoder, preprocessor = load_encoder_and_preprocessor(path, max_seq_length, dtype)
+        return cls(encoder, preprocessor=preprocessor, **kwargs)
+
+    def save_pretrained(self, directory: str, extra: dict | None = None) -> None:
+        """Write a kbert model directory (config with task settings, vocab.txt, weights)."""
+        from kbert.models.saving import save_pretrained
+        info = {"task": self.task_name, **(extra or {})}
+        if self.preprocessor is None:
+            save_pretrained(self, directory, extra=info)
+            return
+        info["max_seq_length"] = self.preprocessor.max_seq_length
+        with tempfile.TemporaryDirectory(prefix="kbert_vocab_") as tmp:
+            vocab = os.path.join(tmp, "vocab.txt")
+            with open(vocab, "w", encoding="utf-8") as f:
+                f.write("".join(t + "\n" for t in self.preprocessor.vocabulary))
+            save_pretrained(self, directory, vocab_file=vocab,
+                            do_lower_case=self.preprocessor.lower_case, extra=info)
+
+    # ------------------------------------------------------------------ compile
+    def compile(self, optimizer="auto", loss="auto", metrics="auto",
+                learning_rate: float = DEFAULT_LEARNING_RATE, num_train_steps: int | None = None,
+                warmup_proportion: float = DEFAULT_WARMUP_PROPORTION,
+                weight_decay: float = DEFAULT_WEIGHT_DECAY, **kwargs):
+        """Keras compile with task defaults: AdamW (no decay on LayerNorm/biases), warmup
+        and linear decay over `num_train_steps`, the task's loss and metrics."""
+        if optimizer == "auto":
+            optimizer = fine_tuning_optimizer(self, learning_rate, num_train_steps,
+                                              warmup_proportion, weight_decay)
+        if loss == "auto":
+            loss = self.default_loss()
+        if metrics == "auto":
+            metrics = self.default_metrics()
+        kwargs.setdefault("loss_weights", self.default_loss_weights())
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def default_loss_weights(self):
+        return None
+
+    # ------------------------------------------------------------------ raw inputs
+    def _require_preprocessor(self):
+        if self.preprocessor is None:
+            raise ValueError(f"{type(self).__name__} has no preprocessor; pass int inputs "
+                             "or build it with from_pretrained / preprocessor=")
+
+    def batches(self, x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
+        """(BucketedBatches, encoded) for raw inputs `x` (and labels `y`)."""
+        self._require_preprocessor()
+        encoded = self.encode_raw(x)
+        labels = None if y is None else self.label_arrays(y, encoded)
+        buckets = default_buckets(self.preprocessor.max_seq_length)
+        return BucketedBatches(encoded.features(), labels, batch_size, shuffle, seed,
+                               buckets), encoded
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, callbacks=None, shuffle=True,
+            **kwargs):
+        """Keras `fit`; raw strings (with labels `y`) are encoded and length-bucketed."""
+        if self._is_raw(x):
+            batches, _ = self.batches(x, y, batch_size or 32, shuffle=shuffle,
+                                      seed=kwargs.pop("seed", 0))
+            callbacks = list(callbacks or []) + [EpochSetter(batches)]
+            validation = kwargs.get("validation_data")
+            if validation is not None and self._is_raw(validation[0]):
+                kwargs["validation_data"] = self.batches(*validation,
+                                                         batch_size=batch_size or 32)[0].dataset()
+            return super().fit(batches.dataset(), epochs=epochs, callbacks=callbacks, **kwargs)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=callbacks,
+                           shuffle=shuffle, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, **kwargs):
+        if self._is_raw(x):
+            batches, _ = self.batches(x, y, batch_size or 32)
+            return super().evaluate(batches.dataset(), **kwargs)
+        return super().evaluate(x, y, batch_size=batch_size, **kwargs)
+
+    def predict_windows(self, x, batch_size: int = 32):
+        """(outputs: name -> list of per-row arrays in input-row order, encoded) for raw
+        inputs; rows keep their batch's padded length (a few bucket lengths)."""
+        batches, encoded = self.batches(x, None, batch_size)
+        rows = {}
+        for (features,), index in zip(batches.batches(), batches._batch_indices()):
+            out = self.predict_on_batch(features)
+            for name, values in out.items():
+                target = rows.setdefault(name, [None] * batches.num_rows)
+                for j, i in enumerate(index):
+                    target[i] = np.asarray(values[j])
+        return rows, encoded
+
+    def _is_raw(self, x) -> bool:
+        if _is_string_batch(x):
+            return True
+        return isinstance(x, (tuple, list)) and len(x) == 2 and all(
+            _is_string_batch(p) for p in x)
