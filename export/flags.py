@@ -107,3 +107,65 @@ def require(fv, *names) -> None:
     for name in names:
         if getattr(fv, name) in (None, ""):
             raise ExportError(f"--{name} is required")
+
+
+def define_distill_flags(fv=flags.FLAGS) -> None:
+    define_data_flags(fv)
+    if _once(fv, "teacher_model"):
+        return
+    flags.DEFINE_enum("distillation", "task", ["task", "general"],
+                      "task: a fine-tuned teacher and labelled data; general: a pre-trained "
+                      "teacher and raw text (DistilBERT's MLM recipe).", flag_values=fv)
+    flags.DEFINE_string("teacher_model", None, "The teacher's kbert model directory.",
+                        flag_values=fv)
+    flags.DEFINE_string("student_init", None,
+                        "Start the student from this model directory (e.g. a general-distilled "
+                        "student) instead of teacher layers; its vocabulary must match.",
+                        flag_values=fv)
+    flags.DEFINE_list("student_layers", None,
+                      "Teacher block indexes the student starts from, e.g. 0,2,4 "
+                      "(default: every other layer).", flag_values=fv)
+    flags.DEFINE_integer("student_num_layers", None,
+                         "Student depth (alternative to --student_layers).", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("student_hidden_size", None,
+                         "Student width; another width than the teacher's trains the student "
+                         "from scratch.", lower_bound=8, flag_values=fv)
+    flags.DEFINE_integer("student_num_attention_heads", None, "Student heads (with width).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("student_intermediate_size", None,
+                         "Student feed-forward width (with width).", lower_bound=8,
+                         flag_values=fv)
+    flags.DEFINE_float("temperature", 2.0, "Softmax temperature of the soft targets.",
+                       lower_bound=0.01, flag_values=fv)
+    flags.DEFINE_float("alpha_soft", 5.0, "Weight of the soft-target KL (x T^2).",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_float("alpha_hard", 2.0, "Weight of the hard label (or MLM) loss.",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_float("alpha_hidden", 1.0, "Weight of the hidden-state loss.",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_enum("hidden_loss", "none", ["none", "cosine", "mse"],
+                      "Hidden-state loss for task distillation (general always uses cosine).",
+                      flag_values=fv)
+    flags.DEFINE_bool("cache_teacher_logits", True,
+                      "Compute teacher logits once before training instead of every step.",
+                      flag_values=fv)
+    flags.DEFINE_float("learning_rate", 1e-4, "Peak learning rate (warmup, linear decay).",
+                       lower_bound=0.0, flag_values=fv)
+    flags.DEFINE_float("warmup_proportion", 0.1, "Warmup share of the steps.",
+                       lower_bound=0.0, upper_bound=0.99, flag_values=fv)
+    flags.DEFINE_float("num_train_epochs", 3.0, "Epochs over --train_file.", lower_bound=0.01,
+                       flag_values=fv)
+    flags.DEFINE_integer("num_train_steps", 1000, "general: optimizer steps.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("train_batch_size", 32, "Batch size.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_string("corpus", None, "general: raw text files (comma-separated globs).",
+                        flag_values=fv)
+    flags.DEFINE_integer("seed", 12345, "Seed for the student, data order and masks.",
+                         flag_values=fv)
+    flags.DEFINE_string("output_dir", None,
+                        "Where model/ (a kbert model directory) and eval.json go.",
+                        flag_values=fv)
+    flags.DEFINE_bool("overwrite", False,
+                      "Replace an existing --output_dir that kbert did not write.",
+                      flag_values=fv)

@@ -50,12 +50,14 @@ def read_task_info(directory: str, max_seq_length: int | None = None) -> TaskInf
     except (FileNotFoundError, ValueError) as e:
         raise ExportError(str(e)) from e
     section = config["kbert"]
-    labels = _first(section, "labels", "label_names", "task.labels", "task.label_names")
+    labels = _first(section, "labels", "label_names", "model.config.label_names",
+                    "task.labels", "task.label_names")
     if not labels:
         raise ExportError(f"model directory {directory} names no labels (config.json kbert."
                           f"labels); export classification models written by "
                           f"trainers.finetune or export.distill")
-    length = max_seq_length or _first(section, "max_seq_length", "preprocessing.max_seq_length",
+    length = max_seq_length or _first(section, "max_seq_length",
+                                      "model.config.preprocessor.config.max_seq_length",
                                       "task.max_seq_length", default=128)
     length = min(int(length), int(config.get("max_position_embeddings", length)))
     vocab = os.path.join(directory, saving.VOCAB_FILE)
