@@ -46,6 +46,9 @@ def define_data_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_integer("max_seq_length", None,
                          "Longest input in tokens (default: the model directory's).",
                          lower_bound=8, flag_values=fv)
+    flags.DEFINE_bool("overwrite", False,
+                      "Replace an existing output (file or directory) that kbert did not "
+                      "write; kbert's own outputs are replaced without it.", flag_values=fv)
 
 
 def define_tflite_flags(fv=flags.FLAGS) -> None:
@@ -81,8 +84,6 @@ def define_tflite_flags(fv=flags.FLAGS) -> None:
                          flag_values=fv)
     flags.DEFINE_float("qat_learning_rate", 1e-5, "qat: learning rate.", lower_bound=0.0,
                        flag_values=fv)
-    flags.DEFINE_bool("overwrite", False,
-                      "Replace an existing output that kbert did not write.", flag_values=fv)
 
 
 def run_command(name: str, body, errors=()) -> int:
@@ -166,6 +167,18 @@ def define_distill_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_string("output_dir", None,
                         "Where model/ (a kbert model directory) and eval.json go.",
                         flag_values=fv)
-    flags.DEFINE_bool("overwrite", False,
-                      "Replace an existing --output_dir that kbert did not write.",
+
+
+def define_evaluate_flags(fv=flags.FLAGS) -> None:
+    define_data_flags(fv)
+    if _once(fv, "tflite"):
+        return
+    flags.DEFINE_string("tflite", None, "The .tflite model (written by export.tflite).",
+                        flag_values=fv)
+    flags.DEFINE_string("output_json", None, "Where the scores go (default: stdout only).",
+                        flag_values=fv)
+    flags.DEFINE_bool("use_strings_signature", False,
+                      "Feed raw text to the serving_strings signature (tokenizer inside).",
                       flag_values=fv)
+    flags.DEFINE_integer("num_threads", 2, "LiteRT threads.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("eval_batch_size", 32, "Batch size.", lower_bound=1, flag_values=fv)

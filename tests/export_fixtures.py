@@ -96,3 +96,21 @@ def tiny_model_dir(directory, train_file, layers=2, hidden=32, epochs=6):
                     extra={"task": "classification", "labels": list(LABELS),
                            "max_seq_length": 32})
     return directory
+
+
+def run_in_process(module_name, define, argv):
+    """Run an export command's `run(fv)` on fresh flags, as `main` would: returns
+    `(exit status, result or None)`; errors go to stderr as the command prints them."""
+    import importlib
+
+    from absl import flags
+
+    from export import flags as export_flags
+    module = importlib.import_module(module_name)
+    fv = flags.FlagValues()
+    define(fv)
+    fv([module_name] + list(argv))
+    result = {}
+    status = export_flags.run_command(module_name.split(".")[-1],
+                                      lambda: result.setdefault("value", module.run(fv)))
+    return status, result.get("value")

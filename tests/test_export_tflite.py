@@ -189,30 +189,41 @@ def _cli(*args, env_extra=None):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_cli_bad_inputs_fail_cleanly(task, tmp_path):
+def _tflite(argv):
+    from export.flags import define_tflite_flags
+    return fx.run_in_process("export.tflite", define_tflite_flags, argv)[0]
+
+
+def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
     common = [f"--train_file={task['train']}", f"--validation_file={task['validation']}"]
     # Not a model directory.
-    run = _cli("export.tflite", f"--model_dir={tmp_path}", "--mode=fp32",
-               f"--output={tmp_path / 'a.tflite'}", *common)
-    assert run.returncode == 2 and "not a kbert model directory" in run.stderr
+    assert _tflite([f"--model_dir={tmp_path}", "--mode=fp32",
+                    f"--output={tmp_path / 'a.tflite'}", *common]) == 2
+    assert "tflite: error: not a kbert model directory" in capsys.readouterr().err
     # Output in a missing directory.
-    run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=fp32",
-               f"--output={tmp_path / 'missing' / 'a.tflite'}", *common)
-    assert run.returncode == 2 and "--output directory does not exist" in run.stderr
+    assert _tflite([f"--model_dir={task['model']}", "--mode=fp32",
+                    f"--output={tmp_path / 'missing' / 'a.tflite'}", *common]) == 2
+    assert "--output directory does not exist" in capsys.readouterr().err
     # Empty representative dataset.
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=full_int8",
-               f"--representative_file={empty}", f"--output={tmp_path / 'b.tflite'}", *common)
-    assert run.returncode == 2 and "empty.jsonl holds no examples" in run.stderr
+    assert _tflite([f"--model_dir={task['model']}", "--mode=full_int8",
+                    f"--representative_file={empty}", f"--output={tmp_path / 'b.tflite'}",
+                    *common]) == 2
+    assert "empty.jsonl holds no examples" in capsys.readouterr().err
     # A foreign file at --output is kept.
     foreign = tmp_path / "foreign.tflite"
     foreign.write_bytes(b"not mine")
-    run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=fp32",
-               f"--output={foreign}", *common)
-    assert run.returncode == 2 and "pass --overwrite" in run.stderr
+    assert _tflite([f"--model_dir={task['model']}", "--mode=fp32", f"--output={foreign}",
+                    *common]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
     assert foreign.read_bytes() == b"not mine"
     assert sorted(os.listdir(tmp_path)) == ["empty.jsonl", "foreign.tflite"]
-    # The metadata reader on a file without kbert metadata.
+    # Through the real entry point: exit status 2 and one line; the metadata reader too.
+    run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=qat",
+               f"--output={tmp_path / 'c.tflite'}", "--validation_file=nowhere.jsonl")
+    assert run.returncode == 2, run.stderr[-1000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        "tflite: error: --mode=qat needs --representative_file (or --train_file)")
     run = _cli("export.metadata", str(foreign))
     assert run.returncode == 2 and "metadata: error:" in run.stderr

@@ -37,13 +37,16 @@ def encoder_of(model) -> BertEncoder:
     raise TypeError(f"{type(model).__name__} holds no BertEncoder")
 
 
-def _rewrite_configs(node, changes: dict):
+def _rewrite_configs(node, changes: dict, drop_build_shapes: bool):
+    """Every nested BertConfig dict updated with `changes`; with `drop_build_shapes`, the
+    recorded build shapes go too (they hold the teacher's width)."""
     if isinstance(node, dict):
         if all(k in node for k in CONFIG_KEYS) and "vocab_size" in node:
             return BertConfig.from_dict({**node, **changes}).to_dict()
-        return {k: _rewrite_configs(v, changes) for k, v in node.items()}
+        return {k: _rewrite_configs(v, changes, drop_build_shapes) for k, v in node.items()
+                if not (drop_build_shapes and k == "build_config")}
     if isinstance(node, list):
-        return [_rewrite_configs(v, changes) for v in node]
+        return [_rewrite_configs(v, changes, drop_build_shapes) for v in node]
     return node
 
 
@@ -74,7 +77,8 @@ def student_from_teacher(teacher, layers=None, num_layers: int | None = None,
     elif intermediate_size is not None or num_attention_heads is not None:
         raise ValueError("change the student's heads or feed-forward width only together with "
                          "its hidden_size (a from-scratch student)")
-    spec = _rewrite_configs(keras.saving.serialize_keras_object(teacher), changes)
+    spec = _rewrite_configs(keras.saving.serialize_keras_object(teacher), changes,
+                            drop_build_shapes=width_changed)
     import kbert.tasks  # noqa: F401  (registers task classes)
     student = keras.saving.deserialize_keras_object(spec)
     if hasattr(student, "example_inputs"):
@@ -106,5 +110,18 @@ def with_sequence_output(model):
     encoder = encoder_of(model)
     outputs = model.output
     logits = outputs["logits"] if isinstance(outputs, dict) else outputs
-    return keras.Model(model.input, {"logits": logits,
-                                     "sequence_output": encoder.output["sequence_output"]})
+    # The encoder's call inside `model`'s graph is one of its inbound nodes (another is
+    # its own construction); take the one reachable from `model`'s inputs.
+    for node in reversed(encoder._inbound_nodes):
+        states = node.output_tensors
+        states = states[0] if isinstance(states, (list, tuple)) and len(states) == 1 else states
+        sequence = (states["sequence_output"] if isinstance(states, dict)
+                    else node.outputs[0] if hasattr(node, "outputs") else None)
+        if isinstance(states, (list, tuple)):  # flattened dict outputs, sorted keys
+            keys = sorted(encoder.output)
+            sequence = states[keys.index("sequence_output")]
+        try:
+            return keras.Model(model.input, {"logits": logits, "sequence_output": sequence})
+        except ValueError:
+            continue
+    raise TypeError(f"cannot reach the encoder's hidden states inside {type(model).__name__}")
