@@ -182,3 +182,25 @@ def define_evaluate_flags(fv=flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_integer("num_threads", 2, "LiteRT threads.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("eval_batch_size", 32, "Batch size.", lower_bound=1, flag_values=fv)
+
+
+def define_benchmark_flags(fv=flags.FLAGS) -> None:
+    define_data_flags(fv)
+    if _once(fv, "student_model"):
+        return
+    flags.DEFINE_string("teacher_model", None, "The teacher's model directory.", flag_values=fv)
+    flags.DEFINE_list("student_model", [], "Student model directories.", flag_values=fv)
+    flags.DEFINE_list("modes", ["fp32", "fp16", "dynamic_int8", "full_int8"],
+                      "Conversion modes to measure.", flag_values=fv)
+    flags.DEFINE_list("threads", ["1", "2"], "Thread counts.", flag_values=fv)
+    flags.DEFINE_integer("repeats", 3, "Interleaved measurement rounds.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_integer("runs", 50, "Timed calls at length 128 per measurement.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_latency_examples", 100,
+                         "Test examples timed at their real lengths.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_bool("onnx_peer", True, "Add ONNX Runtime fp32 / dynamic int8 for students.",
+                      flag_values=fv)
+    flags.DEFINE_string("output_dir", None, "Where the models, report.md, results.json and "
+                        "latency_accuracy.png go.", flag_values=fv)
