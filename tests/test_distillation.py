@@ -142,3 +142,52 @@ def test_distill_and_evaluate_commands(task, tmp_path, capsys):
     status, _ = fx.run_in_process("export.evaluate", define_evaluate_flags,
                                   [f"--tflite={tflite}", f"--test_file={tmp_path / 'no.csv'}"])
     assert status == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_general_distillation_lowers_soft_loss(tmp_path, capsys):
+    """DistilBERT-style: a BertPretrainer teacher → a 1-layer student on the corpus."""
+    from kbert.models import BertEncoder, BertPretrainer, save_pretrained
+    # A wide initialisation makes the (untrained) teacher's MLM distributions peaked, so
+    # the soft targets carry something for the narrower from-scratch student to learn.
+    teacher = BertPretrainer(BertEncoder(
+        fx.tiny_config(30522, layers=2).replace(initializer_range=0.3)))
+    teacher(teacher.example_inputs())
+    teacher_dir = str(tmp_path / "teacher")
+    save_pretrained(teacher, teacher_dir, vocab_file=fx.minilm_vocab())
+    corpus = os.path.join(ROOT, "data", "corpus", "python_docs_00.txt")
+    out = tmp_path / "general"
+    status = _distill(["--distillation=general", f"--teacher_model={teacher_dir}",
+                       f"--corpus={corpus}", "--student_num_layers=1", "--num_train_steps=40",
+                       "--student_hidden_size=16", "--student_num_attention_heads=2",
+                       "--train_batch_size=8", "--max_seq_length=32", "--learning_rate=1e-3",
+                       f"--output_dir={out}"])
+    assert status == 0, capsys.readouterr().err
+    report = json.loads((out / "eval.json").read_text())
+    soft = report["history"]["soft"]
+    assert soft[-1] < soft[0], soft
+    assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
+    import kbert
+    assert type(kbert.load(str(out / "model"))).__name__ == "BertPretrainer"
+    # A teacher without an MLM head is refused with one line.
+    status = _distill(["--distillation=general", f"--teacher_model={out / 'model'}x",
+                       f"--corpus={corpus}", f"--output_dir={tmp_path / 'y'}"])
+    assert status == 2 and "model directory not found" in capsys.readouterr().err
+
+
+def test_onnx_peer_matches_keras(task, tmp_path):
+    import kbert
+    import onnxruntime as ort
+    from kbert.export.onnx_peer import export_onnx, quantize_onnx_dynamic
+    model = kbert.load(task["model"])
+    path = str(tmp_path / "m.onnx")
+    assert export_onnx(model, path) < 1e-4  # transformers' logits vs Keras
+    ids = np.array([[101, 7592, 2088, 102, 0]], np.int64)
+    mask = (ids > 0).astype(np.int64)
+    want = np.asarray(model({"token_ids": ids.astype(np.int32), "segment_ids": 0 * mask.astype(
+        np.int32), "padding_mask": mask.astype(np.int32)})["logits"])
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input_ids": ids, "attention_mask": mask,
+                             "token_type_ids": 0 * ids})[0]
+    np.testing.assert_allclose(got, want, atol=1e-4)
+    quantize_onnx_dynamic(path, str(tmp_path / "q.onnx"))
+    assert os.path.getsize(tmp_path / "q.onnx") < os.path.getsize(path)
