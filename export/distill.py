@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
+import tempfile
 
 from absl import app, flags
 
@@ -58,7 +60,7 @@ def _vocab_check(teacher_dir, student_dir):
                           f"{paths[1]}): a student must share its teacher's token ids")
 
 
-def make_student(teacher, fv):
+def make_student(teacher, fv, keep_token_ids=None, vocabulary=None):
     from kbert.distillation import student_from_teacher
     from kbert.export.task_model import ExportError
     if fv.student_init:
@@ -70,7 +72,8 @@ def make_student(teacher, fv):
             teacher, layers=fv.student_layers, num_layers=fv.student_num_layers,
             hidden_size=fv.student_hidden_size,
             num_attention_heads=fv.student_num_attention_heads,
-            intermediate_size=fv.student_intermediate_size)
+            intermediate_size=fv.student_intermediate_size, keep_token_ids=keep_token_ids,
+            vocabulary=vocabulary)
     except (ValueError, TypeError) as e:
         raise ExportError(f"--student_layers/--student_*: {e}") from e
 
@@ -89,16 +92,30 @@ def run_task(fv, log) -> dict:
     import kbert
     from kbert.distillation import DistillationSettings, distill_task, encoder_of
     from kbert.export.labelled import label_ids, read_labelled_file
-    from kbert.export.task_model import load_task_model
+    from kbert.export.task_model import ExportError, load_task_model
     from kbert.fileio import atomic_write_text
     from kbert.models import save_pretrained
+    from kbert.tokenizers import BertTokenizer, write_vocab
     export_flags.require(fv, "teacher_model", "train_file", "output_dir")
     check_output_dir(fv.output_dir, fv.overwrite)
     teacher, info = load_task_model(fv.teacher_model, fv.max_seq_length)
     tokenizer = kbert.load_tokenizer(fv.teacher_model)
     texts, labels = read_labelled_file(fv.train_file, fv.text_column, fv.label_column)
     y = label_ids(labels, info.labels, fv.train_file)
-    student = make_student(teacher, fv)
+    keep = student_vocab = student_tokenizer = None
+    if fv.prune_vocabulary:
+        from kbert.distillation.vocabulary import pruned_vocabulary
+        if fv.student_init:
+            raise ExportError("--prune_vocabulary prunes a student built from the teacher; "
+                              "it cannot be combined with --student_init")
+        keep = pruned_vocabulary(tokenizer, texts)
+        student_vocab = [tokenizer.vocab[i] for i in keep]
+        vocab_dir = tempfile.mkdtemp(prefix="kbert_pruned_vocab_")
+        student_vocab_file = os.path.join(vocab_dir, "vocab.txt")
+        write_vocab(student_vocab, student_vocab_file)
+        student_tokenizer = BertTokenizer(student_vocab_file, lower_case=info.do_lower_case)
+        log(f"vocabulary pruned to {len(keep)} of {tokenizer.vocab_size} tokens")
+    student = make_student(teacher, fv, keep, student_vocab)
     t_cfg, s_cfg = encoder_of(teacher).config, encoder_of(student).config
     log(f"teacher {t_cfg.num_hidden_layers}x{t_cfg.hidden_size} → student "
         f"{s_cfg.num_hidden_layers}x{s_cfg.hidden_size}; {len(texts)} training examples")
@@ -109,7 +126,8 @@ def run_task(fv, log) -> dict:
         num_train_epochs=fv.num_train_epochs, batch_size=fv.train_batch_size,
         max_seq_length=info.max_seq_length, cache_teacher_logits=fv.cache_teacher_logits,
         seed=fv.seed)
-    history = distill_task(teacher, student, tokenizer, texts, y, settings, log=log)
+    history = distill_task(teacher, student, tokenizer, texts, y, settings, log=log,
+                           student_tokenizer=student_tokenizer)
     report = {"teacher_model": os.path.abspath(fv.teacher_model),
               "teacher": {"layers": t_cfg.num_hidden_layers, "hidden_size": t_cfg.hidden_size,
                           "parameters": int(teacher.count_params())},
@@ -122,7 +140,8 @@ def run_task(fv, log) -> dict:
     for split, path in (("validation", fv.validation_file), ("test", fv.test_file)):
         if path:
             report["teacher"][split] = evaluate_split(teacher, tokenizer, path, fv, info)
-            report["student"][split] = evaluate_split(student, tokenizer, path, fv, info)
+            report["student"][split] = evaluate_split(student, student_tokenizer or tokenizer,
+                                                      path, fv, info)
             report[f"{split}_student_to_teacher_accuracy"] = (
                 report["student"][split]["accuracy"]
                 / max(report["teacher"][split]["accuracy"], 1e-9))
@@ -132,14 +151,19 @@ def run_task(fv, log) -> dict:
     extra = {"task": info.task, "labels": list(info.labels),
              "max_seq_length": info.max_seq_length,
              "distilled_from": os.path.abspath(fv.teacher_model)}
-    if hasattr(student, "save_pretrained"):
+    if keep is not None:
+        extra["pruned_vocabulary"] = {"kept": len(keep), "of": tokenizer.vocab_size}
+        report["student"]["vocab_size"] = len(keep)
+    if hasattr(student, "save_pretrained") and getattr(student, "preprocessor", None):
         student.save_pretrained(os.path.join(fv.output_dir, MODEL_DIR), extra=extra)
     else:
         save_pretrained(student, os.path.join(fv.output_dir, MODEL_DIR),
-                        vocab_file=info.vocab_file, do_lower_case=info.do_lower_case,
-                        extra=extra)
+                        vocab_file=student_vocab_file if keep is not None else info.vocab_file,
+                        do_lower_case=info.do_lower_case, extra=extra)
     atomic_write_text(os.path.join(fv.output_dir, "eval.json"),
                       json.dumps(report, indent=2) + "\n")
+    if keep is not None:
+        shutil.rmtree(vocab_dir, ignore_errors=True)
     return report
 
 

@@ -148,6 +148,11 @@ def define_distill_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_enum("hidden_loss", "none", ["none", "cosine", "mse"],
                       "Hidden-state loss for task distillation (general always uses cosine).",
                       flag_values=fv)
+    flags.DEFINE_bool("prune_vocabulary", False,
+                      "Task distillation: keep only the word pieces the training texts use "
+                      "(plus special tokens and single characters) in the student's "
+                      "vocabulary and embedding; shrinks small students several-fold.",
+                      flag_values=fv)
     flags.DEFINE_bool("cache_teacher_logits", True,
                       "Compute teacher logits once before training instead of every step.",
                       flag_values=fv)

@@ -191,3 +191,28 @@ def test_onnx_peer_matches_keras(task, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4)
     quantize_onnx_dynamic(path, str(tmp_path / "q.onnx"))
     assert os.path.getsize(tmp_path / "q.onnx") < os.path.getsize(path)
+
+
+def test_pruned_vocabulary_student(task, tmp_path):
+    """--prune_vocabulary: a smaller embedding, the kept rows equal the teacher's, and the
+    student directory carries the pruned vocab.txt."""
+    import kbert
+    out = tmp_path / "pruned"
+    assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
+                     f"--validation_file={task['validation']}", "--student_num_layers=1",
+                     "--prune_vocabulary", "--num_train_epochs=2", "--learning_rate=1e-9",
+                     f"--output_dir={out}"]) == 0
+    vocab = (out / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    full = BertTokenizer(fx.minilm_vocab())
+    assert 1000 < len(vocab) < 5000 and "[MASK]" in vocab and "##z" in vocab
+    assert {"football", "cheese", "software"} <= set(vocab)
+    student, teacher = kbert.load(str(out / "model")), kbert.load(task["model"])
+    s_table = np.asarray(encoder_of(student).token_embedding.embeddings)
+    t_table = np.asarray(encoder_of(teacher).token_embedding.embeddings)
+    assert s_table.shape[0] == len(vocab)
+    for token in ("football", "[CLS]", "##z"):  # ~no learning: rows are the teacher's
+        np.testing.assert_allclose(s_table[vocab.index(token)],
+                                   t_table[full.token_to_id(token)], atol=1e-5)
+    report = json.loads((out / "eval.json").read_text())
+    assert report["student"]["vocab_size"] == len(vocab)
+    assert report["student"]["validation"]["accuracy"] > 0.6

@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder
@@ -37,16 +38,19 @@ def encoder_of(model) -> BertEncoder:
     raise TypeError(f"{type(model).__name__} holds no BertEncoder")
 
 
-def _rewrite_configs(node, changes: dict, drop_build_shapes: bool):
-    """Every nested BertConfig dict updated with `changes`; with `drop_build_shapes`, the
-    recorded build shapes go too (they hold the teacher's width)."""
+def _rewrite_configs(node, changes: dict, drop_build_shapes: bool, vocabulary=None):
+    """Every nested BertConfig dict updated with `changes` (and every stored `vocabulary`
+    list replaced by `vocabulary`); with `drop_build_shapes`, the recorded build shapes go
+    too (they hold the teacher's width)."""
     if isinstance(node, dict):
         if all(k in node for k in CONFIG_KEYS) and "vocab_size" in node:
             return BertConfig.from_dict({**node, **changes}).to_dict()
-        return {k: _rewrite_configs(v, changes, drop_build_shapes) for k, v in node.items()
-                if not (drop_build_shapes and k == "build_config")}
+        return {k: (list(vocabulary) if k == "vocabulary" and vocabulary is not None
+                    and isinstance(v, list) else
+                    _rewrite_configs(v, changes, drop_build_shapes, vocabulary))
+                for k, v in node.items() if not (drop_build_shapes and k == "build_config")}
     if isinstance(node, list):
-        return [_rewrite_configs(v, changes, drop_build_shapes) for v in node]
+        return [_rewrite_configs(v, changes, drop_build_shapes, vocabulary) for v in node]
     return node
 
 
@@ -56,9 +60,12 @@ def _copy_weights(source_layer, target_layer) -> None:
 
 def student_from_teacher(teacher, layers=None, num_layers: int | None = None,
                          hidden_size: int | None = None, num_attention_heads: int | None = None,
-                         intermediate_size: int | None = None):
+                         intermediate_size: int | None = None, keep_token_ids=None,
+                         vocabulary=None):
     """A student of the teacher's class: `layers` (teacher block indexes) or `num_layers`
-    (default: every other layer); a different `hidden_size` means training from scratch."""
+    (default: every other layer); a different `hidden_size` means training from scratch.
+    `keep_token_ids` (with the matching `vocabulary` tokens) prunes the token embedding to
+    those rows (see `kbert.distillation.vocabulary`)."""
     config = encoder_of(teacher).config
     if layers is not None:
         layers = [int(i) for i in layers]
@@ -77,8 +84,11 @@ def student_from_teacher(teacher, layers=None, num_layers: int | None = None,
     elif intermediate_size is not None or num_attention_heads is not None:
         raise ValueError("change the student's heads or feed-forward width only together with "
                          "its hidden_size (a from-scratch student)")
+    if keep_token_ids is not None:
+        changes["vocab_size"] = len(keep_token_ids)
     spec = _rewrite_configs(keras.saving.serialize_keras_object(teacher), changes,
-                            drop_build_shapes=width_changed)
+                            drop_build_shapes=width_changed or keep_token_ids is not None,
+                            vocabulary=vocabulary)
     import kbert.tasks  # noqa: F401  (registers task classes)
     student = keras.saving.deserialize_keras_object(spec)
     if hasattr(student, "example_inputs"):
@@ -90,7 +100,11 @@ def student_from_teacher(teacher, layers=None, num_layers: int | None = None,
                   if num_layers <= (config.num_hidden_layers + 1) // 2
                   else list(range(num_layers)))
     t_enc, s_enc = encoder_of(teacher), encoder_of(student)
-    _copy_weights(t_enc.embeddings, s_enc.embeddings)
+    weights = t_enc.embeddings.get_weights()
+    if keep_token_ids is not None:  # the token table is the first weight
+        assert weights[0].shape[0] == t_enc.config.vocab_size, weights[0].shape
+        weights[0] = weights[0][np.asarray(keep_token_ids)]
+    s_enc.embeddings.set_weights(weights)
     _copy_weights(t_enc.pooler, s_enc.pooler)
     for target, index in zip(s_enc.transformer_layers, layers):
         _copy_weights(t_enc.transformer_layers[index], target)

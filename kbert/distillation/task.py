@@ -100,18 +100,24 @@ def predict_logits(model, rows, batch_size=64) -> np.ndarray:
 
 
 def distill_task(teacher, student, tokenizer, texts, labels, settings: DistillationSettings,
-                 log=logging.info) -> dict:
+                 log=logging.info, student_tokenizer=None) -> dict:
     """Train `student` on `(texts, labels)` (label ids) against `teacher`; returns a history
-    of per-epoch mean losses (`soft`, `hard`, `hidden`, `total`)."""
+    of per-epoch mean losses (`soft`, `hard`, `hidden`, `total`). A `student_tokenizer`
+    (a pruned vocabulary) tokenizes the student's inputs; the teacher keeps `tokenizer`."""
     rng = np.random.default_rng(settings.seed)
     keras.utils.set_random_seed(settings.seed)
-    rows = encode_pieces(tokenizer, texts, settings.max_seq_length)
+    teacher_rows = encode_pieces(tokenizer, texts, settings.max_seq_length)
+    rows = (teacher_rows if student_tokenizer is None
+            else encode_pieces(student_tokenizer, texts, settings.max_seq_length))
     labels = np.asarray(labels, np.int32)
     use_hidden = settings.hidden_loss != "none"
+    if use_hidden and student_tokenizer is not None:
+        raise ValueError("a hidden-state loss needs teacher and student to share token "
+                         "positions; it cannot be combined with a pruned vocabulary")
     cached = None
     if settings.cache_teacher_logits and not use_hidden:
         log("caching teacher logits")
-        cached = predict_logits(teacher, rows)
+        cached = predict_logits(teacher, teacher_rows)
     t_model = with_sequence_output(teacher) if use_hidden else teacher
     s_model = with_sequence_output(student) if use_hidden else student
     projection = None
@@ -128,14 +134,14 @@ def distill_task(teacher, student, tokenizer, texts, labels, settings: Distillat
     spec = {k: tf.TensorSpec([None, None], tf.int32) for k in
             ("token_ids", "segment_ids", "padding_mask")}
 
-    @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32),
+    @tf.function(input_signature=[spec, spec, tf.TensorSpec([None], tf.int32),
                                   tf.TensorSpec([None, None], tf.float32)])
-    def step(features, y, teacher_logits):
+    def step(features, teacher_features, y, teacher_logits):
         if use_hidden:
-            t_out = t_model(features, training=False)
+            t_out = t_model(teacher_features, training=False)
             teacher_logits = t_out["logits"]
         elif cached is None:
-            out = t_model(features, training=False)
+            out = t_model(teacher_features, training=False)
             teacher_logits = out["logits"] if isinstance(out, dict) else out
         with tf.GradientTape() as tape:
             s_out = s_model(features, training=True)
@@ -170,9 +176,11 @@ def distill_task(teacher, student, tokenizer, texts, labels, settings: Distillat
             if done >= total_steps:
                 break
             features = pad_rows([rows[i] for i in index])
+            teacher_features = (features if teacher_rows is rows
+                                else pad_rows([teacher_rows[i] for i in index]))
             teacher_logits = (cached[index] if cached is not None
                               else np.zeros((len(index), num_classes), np.float32))
-            values = step(features, labels[index], teacher_logits)
+            values = step(features, teacher_features, labels[index], teacher_logits)
             sums += [float(v) for v in values]
             count += 1
             done += 1
