@@ -9,7 +9,7 @@ r"""kbert's int8 `.tflite` beside its peers, in one run: ratios with spread.
 (`export.latency_probe`), interleaved, `--repeats` rounds; printed: p50/p90 per model and
 thread count, and the ratios the export issue sets goals for — student int8 / teacher fp32
 (≤ 0.25) and kbert int8 / ONNX Runtime dynamic int8 (≤ 1) — as median with min–max over
-the rounds (ratio of each round's values).
+the rounds (range: the least and most favourable pairing of rounds).
 """
 
 from __future__ import annotations

@@ -33,9 +33,15 @@ flags.DEFINE_string("init_model", None,
 flags.DEFINE_list("student_layers", ["0", "2", "4"], "Teacher blocks the student starts from.")
 flags.DEFINE_float("finetune_epochs", 3.0, "Teacher fine-tuning epochs.")
 flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.")
+flags.DEFINE_bool("prune_vocabulary", True,
+                  "Prune the student's vocabulary to the task's word pieces (the embedding "
+                  "table is most of a 3-layer student's size).")
 flags.DEFINE_integer("repeats", 3, "Benchmark rounds.", lower_bound=1)
 flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1)
 flags.DEFINE_bool("overwrite", False, "Replace an --output_dir that kbert did not write.")
+flags.DEFINE_bool("resume", False,
+                  "Keep the stages a previous road run in --output_dir completed (their final "
+                  "outputs exist) and run only the rest.")
 FLAGS = flags.FLAGS
 ROAD_MARKER = ".kbert_road"
 
@@ -59,7 +65,11 @@ class Road:
     def say(self, message):
         print(f"[road {time.time() - self.started:6.0f} s] {message}", flush=True)
 
-    def stage(self, name, args):
+    def stage(self, name, args, done_when=None):
+        if self.fv.resume and done_when and os.path.exists(done_when):
+            self.say(f"{name}: kept from the previous run ({done_when})")
+            self.timings[name] = "kept"
+            return
         self.say(f"{name}: python -m {' '.join(args[:1])} ...")
         begun = time.time()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
@@ -92,14 +102,16 @@ class Road:
         init = fv.init_model
         if fv.from_scratch:
             self.stage("pretrain", ["trainers.pretrain", "--flagfile=trainers/configs/demo.flags",
-                                    f"--output_dir={out}/pretrain"])
+                                    f"--output_dir={out}/pretrain"],
+                       done_when=f"{out}/pretrain/pretrained_model/config.json")
             init = f"{out}/pretrain/pretrained_model"
         init = init or _minilm_path()
         teacher = f"{out}/teacher/model"
         self.stage("finetune", ["trainers.finetune",
                                 "--flagfile=trainers/configs/fortunes_minilm.flags",
                                 f"--init_model={init}", f"--output_dir={out}/teacher",
-                                f"--num_train_epochs={fv.finetune_epochs}"])
+                                f"--num_train_epochs={fv.finetune_epochs}"],
+                   done_when=f"{out}/teacher/eval.json")
         student = f"{out}/student/model"
         self.stage("distill", ["export.distill", f"--teacher_model={teacher}",
                                f"--train_file={data['train']}",
@@ -107,11 +119,14 @@ class Road:
                                f"--test_file={data['test']}",
                                f"--student_layers={','.join(fv.student_layers)}",
                                f"--num_train_epochs={fv.distill_epochs}",
-                               f"--output_dir={out}/student", "--overwrite"])
+                               *(["--prune_vocabulary"] if fv.prune_vocabulary else []),
+                               f"--output_dir={out}/student", "--overwrite"],
+                   done_when=f"{out}/student/eval.json")
         shipped = f"{out}/fortunes_student_full_int8.tflite"
         self.stage("tflite", ["export.tflite", f"--model_dir={student}", "--mode=full_int8",
                               "--with_tokenizer", f"--train_file={data['train']}",
-                              f"--validation_file={data['validation']}", f"--output={shipped}"])
+                              f"--validation_file={data['validation']}", f"--output={shipped}"],
+                   done_when=shipped)
         self.stage("benchmark", ["export.benchmark", f"--teacher_model={teacher}",
                                  f"--student_model={student}", "--modes=fp32,full_int8",
                                  f"--train_file={data['train']}",
