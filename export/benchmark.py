@@ -33,8 +33,10 @@ def run(fv) -> dict:
     if not models:
         raise ValueError("give --teacher_model and/or --student_model")
     read = lambda path: read_labelled_file(path, fv.text_column, fv.label_column)  # noqa: E731
+    modes = {name: (fv.teacher_modes or fv.modes) if name == "teacher" else fv.modes
+             for name in models}
     result = benchmark_directories(
-        models, fv.modes, fv.output_dir, read(fv.train_file), read(fv.validation_file),
+        models, modes, fv.output_dir, read(fv.train_file), read(fv.validation_file),
         read(fv.test_file),
         onnx_peer=[n for n in models if n.startswith("student")] if fv.onnx_peer else [],
         threads=tuple(int(t) for t in fv.threads), repeats=fv.repeats, runs=fv.runs,

@@ -197,6 +197,8 @@ def define_benchmark_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_list("student_model", [], "Student model directories.", flag_values=fv)
     flags.DEFINE_list("modes", ["fp32", "fp16", "dynamic_int8", "full_int8"],
                       "Conversion modes to measure.", flag_values=fv)
+    flags.DEFINE_list("teacher_modes", None, "Modes for the teacher (default: --modes).",
+                      flag_values=fv)
     flags.DEFINE_list("threads", ["1", "2"], "Thread counts.", flag_values=fv)
     flags.DEFINE_integer("repeats", 3, "Interleaved measurement rounds.", lower_bound=1,
                          flag_values=fv)

@@ -150,7 +150,8 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
                           onnx_peer=("student",), threads=(1, 2), repeats=3, runs=50,
                           num_latency_examples=100, with_tokenizer=False, thresholds=None,
                           log=print, cwd=None) -> dict:
-    """Export every model directory (`name -> dir`) in every mode, score each on `test`,
+    """Export every model directory (`name -> dir`) in every mode (`modes`: a list, or a
+    dict name -> list), score each on `test`,
     add the ONNX Runtime peer (fp32 + dynamic int8) for the names in `onnx_peer`, measure
     all, write `report.md`, `results.json` and `latency_accuracy.png` to `output_dir`.
 
@@ -166,7 +167,7 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
     entries, failures, exports = [], {}, {}
     tokenizer = inputs = None
     for name, directory in models.items():
-        for mode in modes:
+        for mode in (modes[name] if isinstance(modes, dict) else modes):
             path = os.path.join(output_dir, f"{name}_{mode}.tflite")
             log(f"export {name} {mode}")
             try:
