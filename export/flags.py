@@ -231,6 +231,13 @@ def define_road_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_bool("prune_vocabulary", True,
                       "Prune the student's vocabulary to the task's word pieces (the embedding "
                       "table is most of a 3-layer student's size).", flag_values=fv)
+    flags.DEFINE_list("ship_modes", ["full_int8", "dynamic_int8"],
+                      "Modes tried in order for the shipped .tflite; the first that passes "
+                      "verification is shipped (each miss is reported).", flag_values=fv)
+    flags.DEFINE_float("fallback_min_agreement", 0.98,
+                       "Top-1 agreement bar for shipped modes other than full_int8, lowered "
+                       "explicitly and printed; None keeps 0.99.", lower_bound=0.0,
+                       upper_bound=1.0, flag_values=fv)
     flags.DEFINE_integer("repeats", 3, "Benchmark rounds.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1,
                          flag_values=fv)
