@@ -91,15 +91,17 @@ def _ms(stat):
 def markdown_table(entries, threads=(1, 2)) -> str:
     """One row per model: size, accuracy, p50/p90 at the fixed and real lengths per thread
     count (median of rounds, min–max in brackets), memory."""
-    head = ["model", "runtime", "size MB", "test acc"]
+    head = ["model", "runtime", "size MB", "test acc", "top-1 agree"]
     length = entries[0].results[threads[0]]["fixed_length"] if entries else 128
     for t in threads:
         head += [f"p50 ms L{length} {t}t", f"p90 ms L{length} {t}t", f"p50 ms real {t}t"]
     head += ["model RSS MB", "peak RSS MB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for e in entries:
+        agreement = getattr(e, "agreement", None)
         cells = [e.name, e.runtime, f"{e.size_mb:.2f}",
-                 "–" if e.accuracy is None else f"{e.accuracy:.4f}"]
+                 "–" if e.accuracy is None else f"{e.accuracy:.4f}",
+                 "–" if agreement is None else f"{agreement:.3f}"]
         for t in threads:
             r = e.results[t]
             cells += [_ms(r["fixed_p50"]), _ms(r["fixed_p90"]), _ms(r["real_p50"])]
@@ -180,7 +182,9 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
                 log(f"  failed: {e}")
                 continue
             exports[f"{name} {mode}"] = report["verification"]
-            entries.append(Entry(f"{name} {mode}", path, _accuracy_of(path, *test)))
+            entry = Entry(f"{name} {mode}", path, _accuracy_of(path, *test))
+            entry.agreement = report["verification"]["top1_agreement"]
+            entries.append(entry)
         if tokenizer is None:
             _, info = load_task_model(directory)
             tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
