@@ -26,6 +26,7 @@ class Entry:
     accuracy: float | None = None
     runtime: str = "LiteRT"
     results: dict = dataclasses.field(default_factory=dict)
+    inputs: str | None = None  # this model's probe inputs (its own vocabulary's ids)
 
     @property
     def size_mb(self) -> float:
@@ -63,7 +64,7 @@ def measure(entries, inputs, threads=(1, 2), repeats=3, runs=50, cwd=None, log=N
     for round_index in range(repeats):
         for i, entry in enumerate(entries):
             for t in threads:
-                raw[(i, t)].append(probe(entry.path, inputs, t, runs, cwd))
+                raw[(i, t)].append(probe(entry.path, entry.inputs or inputs, t, runs, cwd))
         if log:
             log(f"benchmark round {round_index + 1}/{repeats} done")
     for i, entry in enumerate(entries):
@@ -167,8 +168,14 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
     from kbert.export.onnx_peer import export_onnx, quantize_onnx_dynamic
     os.makedirs(output_dir, exist_ok=True)
     entries, failures, exports = [], {}, {}
-    tokenizer = inputs = None
     for name, directory in models.items():
+        # Each model's own tokenizer: a pruned student has other ids than its teacher.
+        _, info = load_task_model(directory)
+        tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+        inputs = write_probe_inputs(os.path.join(output_dir, f"probe_inputs_{name}.npz"),
+                                    tokenizer, test[0][:num_latency_examples],
+                                    info.max_seq_length,
+                                    fixed_length=min(128, info.max_seq_length))
         for mode in (modes[name] if isinstance(modes, dict) else modes):
             path = os.path.join(output_dir, f"{name}_{mode}.tflite")
             log(f"export {name} {mode}")
@@ -182,15 +189,9 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
                 log(f"  failed: {e}")
                 continue
             exports[f"{name} {mode}"] = report["verification"]
-            entry = Entry(f"{name} {mode}", path, _accuracy_of(path, *test))
+            entry = Entry(f"{name} {mode}", path, _accuracy_of(path, *test), inputs=inputs)
             entry.agreement = report["verification"]["top1_agreement"]
             entries.append(entry)
-        if tokenizer is None:
-            _, info = load_task_model(directory)
-            tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
-            inputs = write_probe_inputs(os.path.join(output_dir, "probe_inputs.npz"), tokenizer,
-                                        test[0][:num_latency_examples], info.max_seq_length,
-                                        fixed_length=min(128, info.max_seq_length))
         if name in onnx_peer:
             model, info = load_task_model(directory)
             fp32 = os.path.join(output_dir, f"{name}_ort_fp32.onnx")
@@ -203,9 +204,9 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
                 entries.append(Entry(f"{name} {label}", path,
                                      _onnx_accuracy(path, tokenizer, *test,
                                                     info.max_seq_length, info.labels),
-                                     runtime="ONNX Runtime"))
+                                     runtime="ONNX Runtime", inputs=inputs))
     log(f"measuring {len(entries)} models × {len(threads)} thread counts × {repeats} rounds")
-    measure(entries, inputs, threads, repeats, runs, cwd=cwd, log=log)
+    measure(entries, None, threads, repeats, runs, cwd=cwd, log=log)
     table = markdown_table(entries, threads)
     plot(entries, os.path.join(output_dir, "latency_accuracy.png"))
     result = {"entries": to_json(entries), "failures": failures, "exports": exports,
