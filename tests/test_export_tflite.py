@@ -3,7 +3,6 @@ strings signature's ids, metadata round trip, and the command's bad inputs."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from kbert.export.labelled import read_labelled_file
 from kbert.export.pipeline import ExportSettings, export_tflite
 from kbert.export.runtime import LiteRTClassifier
 from kbert.export.signatures import ExportModule
-from kbert.export.task_model import ExportError, TaskInfo
+from kbert.export.task_model import TaskInfo
 from kbert.export.verify import Thresholds, VerificationError
 from kbert.tokenizers import BertTokenizer
 from tests import export_fixtures as fx
