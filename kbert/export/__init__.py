@@ -1,0 +1,1 @@
+"""The export stage's library: signatures, conversion, quantization, checks, verification."""

@@ -1,0 +1,108 @@
+"""Read and edit `.tflite` flatbuffers: which ops a model uses, and metadata buffers inside.
+
+A `.tflite` file is a flatbuffer (`tflite/schema.fbs`). Its `metadata` list maps names to
+buffers; LiteRT ignores names it does not know, so kbert stores its own there
+(`kbert_metadata`: JSON; `kbert_vocab`: the `vocab.txt` bytes) and the app needs one file.
+
+Example:
+    >>> data = open("model.tflite", "rb").read()                      # doctest: +SKIP
+    >>> sorted(op_names(data))[:3]                                    # doctest: +SKIP
+    ['ADD', 'BATCH_MATMUL', 'CONCATENATION']
+    >>> data = add_metadata(data, {"kbert_metadata": b"{}"})          # doctest: +SKIP
+    >>> read_metadata_buffers(data)["kbert_metadata"]                 # doctest: +SKIP
+    b'{}'
+"""
+
+from __future__ import annotations
+
+import collections
+
+import flatbuffers
+import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+_BUILTIN_NAMES = {value: name for name, value in vars(schema.BuiltinOperator).items()
+                  if not name.startswith("_") and isinstance(value, int)}
+_TENSOR_TYPE_NAMES = {value: name for name, value in vars(schema.TensorType).items()
+                      if not name.startswith("_") and isinstance(value, int)}
+FILE_IDENTIFIER = b"TFL3"
+
+
+def _model(data: bytes):
+    if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
+        raise ValueError("not a .tflite flatbuffer (no TFL3 identifier)")
+    return schema.Model.GetRootAsModel(data, 0)
+
+
+def _opcode_name(opcode) -> str:
+    code = max(opcode.BuiltinCode(), opcode.DeprecatedBuiltinCode())
+    if code == schema.BuiltinOperator.CUSTOM:
+        custom = opcode.CustomCode()
+        return custom.decode() if isinstance(custom, bytes) else str(custom)
+    return _BUILTIN_NAMES.get(code, f"BUILTIN_{code}")
+
+
+def op_names(data: bytes) -> collections.Counter:
+    """How often each op (builtin name, or custom code such as `FlexEinsum`) runs in the
+    model, over all subgraphs."""
+    model = _model(data)
+    names = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    counts = collections.Counter()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for o in range(graph.OperatorsLength()):
+            counts[names[graph.Operators(o).OpcodeIndex()]] += 1
+    return counts
+
+
+def op_kernel_types(data: bytes) -> collections.Counter:
+    """Counts of `(op, input dtype, weight dtype)`: e.g. `('FULLY_CONNECTED', 'INT8', 'INT8')`
+    shows an int8 kernel; the weight dtype is the second input's (the constant operand)."""
+    model = _model(data)
+    names = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
+    counts = collections.Counter()
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        for o in range(graph.OperatorsLength()):
+            op = graph.Operators(o)
+            types = []
+            for k in range(min(2, op.InputsLength())):
+                index = op.Inputs(k)
+                types.append("-" if index < 0 else
+                             _TENSOR_TYPE_NAMES.get(graph.Tensors(index).Type(), "?"))
+            counts[(names[op.OpcodeIndex()], *types)] += 1
+    return counts
+
+
+def read_metadata_buffers(data: bytes) -> dict:
+    """The model's metadata entries: name -> raw bytes."""
+    model = _model(data)
+    entries = {}
+    for i in range(model.MetadataLength()):
+        entry = model.Metadata(i)
+        buffer = model.Buffers(entry.Buffer())
+        name = entry.Name().decode()
+        if buffer.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
+            entries[name] = bytes(data[buffer.Offset():buffer.Offset() + buffer.Size()])
+        else:
+            entries[name] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+    return entries
+
+
+def add_metadata(data: bytes, entries: dict) -> bytes:
+    """A copy of the model with `entries` (name -> bytes) added as metadata buffers;
+    entries of the same name are replaced."""
+    model = schema.ModelT.InitFromObj(_model(data))
+    model.metadata = [m for m in (model.metadata or [])
+                      if m.name.decode() not in entries]
+    for name, value in entries.items():
+        buffer = schema.BufferT()
+        buffer.data = np.frombuffer(bytes(value), dtype=np.uint8)
+        model.buffers.append(buffer)
+        meta = schema.MetadataT()
+        meta.name = name.encode()
+        meta.buffer = len(model.buffers) - 1
+        model.metadata.append(meta)
+    builder = flatbuffers.Builder(len(data) + sum(len(v) for v in entries.values()) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=FILE_IDENTIFIER)
+    return bytes(builder.Output())

@@ -1,0 +1,95 @@
+"""Labelled text examples for the export stage: read a task file, encode it to ids.
+
+Reads CSV, TSV (header row) or JSONL by extension; errors name the file and line.
+(`trainers.finetune`'s readers live in `kbert.data.task_files`; this module keeps the
+export stage to the two columns it needs.)
+
+Example:
+    >>> texts, labels = read_labelled_file("data/tasks/fortunes/test.jsonl")   # doctest: +SKIP
+    >>> ids, mask, types = encode_texts(tokenizer, texts[:2], 128)             # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+
+import numpy as np
+
+from kbert.export.task_model import ExportError
+
+EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json")
+
+
+def _rows(path):
+    ext = os.path.splitext(path)[1].lower()
+    if ext not in EXTENSIONS:
+        raise ExportError(f"{path}: unknown extension {ext!r}; use one of {', '.join(EXTENSIONS)}")
+    with open(path, encoding="utf-8", newline="") as f:
+        if ext in (".jsonl", ".json"):
+            for number, line in enumerate(f, start=1):
+                if line.strip():
+                    try:
+                        yield number, json.loads(line)
+                    except json.JSONDecodeError as e:
+                        raise ExportError(f"{path}, line {number}, column {e.colno}: "
+                                          f"invalid JSON: {e.msg}") from e
+        else:
+            reader = csv.DictReader(f, delimiter="\t" if ext == ".tsv" else ",")
+            for row in reader:
+                yield reader.line_num, row
+
+
+def read_labelled_file(path: str, text_column: str = "text", label_column: str | None = "label",
+                       limit: int | None = None):
+    """`(texts, labels)` from a task file; `labels` is None when `label_column` is None."""
+    if not os.path.isfile(path):
+        raise ExportError(f"file not found: {path}")
+    texts, labels = [], []
+    try:
+        for number, row in _rows(path):
+            if not isinstance(row, dict) or text_column not in row:
+                raise ExportError(f"{path}, line {number}: no column {text_column!r}")
+            if label_column is not None and label_column not in row:
+                raise ExportError(f"{path}, line {number}: no column {label_column!r}")
+            texts.append(str(row[text_column]))
+            if label_column is not None:
+                labels.append(str(row[label_column]))
+            if limit and len(texts) >= limit:
+                break
+    except UnicodeDecodeError as e:
+        raise ExportError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    if not texts:
+        raise ExportError(f"{path} holds no examples")
+    return texts, (labels if label_column is not None else None)
+
+
+def label_ids(labels, label_names, path: str = "labels") -> np.ndarray:
+    """Label names -> ids in the model's label order; an unknown label is an error."""
+    index = {name: i for i, name in enumerate(label_names)}
+    unknown = sorted(set(labels) - set(index))
+    if unknown:
+        raise ExportError(f"{path}: labels the model does not know: {', '.join(unknown[:5])}")
+    return np.array([index[label] for label in labels], np.int64)
+
+
+def encode_texts(tokenizer, texts, max_seq_length: int):
+    """`(input_ids, attention_mask, token_type_ids)` int32 [batch, longest] for a batch:
+    `[CLS] pieces [SEP]`, truncated to `max_seq_length`."""
+    pieces = tokenizer.tokenize(list(texts))
+    rows = [[tokenizer.cls_id] + p[:max_seq_length - 2] + [tokenizer.sep_id]
+            for p in pieces.to_list()]
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), tokenizer.pad_id, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return ids, mask, np.zeros_like(ids)
+
+
+def batches(tokenizer, texts, max_seq_length: int, batch_size: int = 32):
+    """Encoded batches (padded per batch) over `texts`, in order."""
+    for start in range(0, len(texts), batch_size):
+        yield encode_texts(tokenizer, texts[start:start + batch_size], max_seq_length)

@@ -1,0 +1,142 @@
+"""One call from a fine-tuned model directory to a verified `.tflite` at its final path.
+
+Steps: load the task model → (mode `qat`: fake-quant fine-tune) → SavedModel → LiteRT
+conversion with builtin ops only → verification on held-out examples → metadata inside →
+atomic write. Nothing reaches `output` unless every step passed.
+
+Example:
+    >>> report = export_tflite("runs/fortunes/model", "fortunes.tflite", "full_int8",
+    ...                        representative=(texts, None), validation=(texts, labels))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+
+import numpy as np
+
+from kbert import fileio
+from kbert.export import converter, flatbuffer, metadata, qat
+from kbert.export.labelled import batches, encode_texts, label_ids
+from kbert.export.signatures import ExportModule
+from kbert.export.task_model import ExportError, load_task_model
+from kbert.export.verify import Thresholds, verify_tflite
+from kbert.tokenizers import BertTokenizer
+
+
+@dataclasses.dataclass
+class ExportSettings:
+    mode: str = "fp32"
+    with_tokenizer: bool = False
+    max_seq_length: int | None = None
+    num_calibration_examples: int = 200
+    num_verification_examples: int = 500
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+    qat_epochs: int = 1
+    qat_learning_rate: float = 1e-5
+    overwrite: bool = False
+
+
+def check_output_path(output: str, overwrite: bool) -> None:
+    """The output's directory must exist; an existing file that kbert did not write is
+    replaced only with `overwrite`."""
+    directory = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(directory):
+        raise ExportError(f"--output directory does not exist: {directory}")
+    if os.path.isdir(output):
+        raise ExportError(f"--output is a directory: {output}")
+    if os.path.exists(output) and not overwrite:
+        try:
+            with open(output, "rb") as f:
+                metadata.read_tflite_metadata(f.read())
+        except (ValueError, OSError):
+            raise ExportError(f"--output {output} exists and was not written by kbert; "
+                              f"pass --overwrite to replace it") from None
+
+
+def representative_dataset(tokenizer, texts, max_seq_length, with_tokenizer):
+    """Calibration samples, one text at a time at its real length, for each signature."""
+    if not texts:
+        raise ExportError("the representative dataset is empty")
+
+    def generate():
+        for text in texts:
+            ids, mask, types = encode_texts(tokenizer, [text], max_seq_length)
+            yield "serving_default", {"input_ids": ids, "attention_mask": mask,
+                                      "token_type_ids": types}
+            if with_tokenizer:
+                yield "serving_strings", {"text": np.array([text], dtype=object)}
+    return generate
+
+
+def _qat(model, tokenizer, info, texts, labels, settings):
+    if labels is None:
+        raise ExportError("mode qat fine-tunes the model: the representative file needs "
+                          "a label column")
+    length = info.max_seq_length
+    calibration = list(batches(tokenizer, texts[:settings.num_calibration_examples], length))
+    ranges = qat.add_fake_quant(model, calibration)
+    ids = label_ids(labels, info.labels, "representative file")
+    train = [(*batch, ids[i * 32:(i + 1) * 32])
+             for i, batch in enumerate(batches(tokenizer, texts, length, 32))]
+    history = qat.qat_finetune(model, train, settings.qat_epochs, settings.qat_learning_rate)
+    return {"fake_quant_layers": len(ranges), "qat_epoch_losses": history}
+
+
+def export_tflite(model_dir: str, output: str, settings: ExportSettings,
+                  representative=None, validation=None, log=logging.info) -> dict:
+    """Convert, verify and write; returns the report (also stored in the metadata).
+
+    `representative` / `validation` are `(texts, labels or None)`.
+    """
+    check_output_path(output, settings.overwrite)
+    started = time.time()
+    model, info = load_task_model(model_dir, settings.max_seq_length)
+    if info.vocab_file is None:
+        raise ExportError(f"model directory {model_dir} has no vocab.txt")
+    tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+    rep_texts, rep_labels = representative or ([], None)
+    if settings.mode in ("full_int8", "qat") and not rep_texts:
+        raise ExportError(f"mode {settings.mode} needs a representative dataset "
+                          f"(--representative_file) and it is empty")
+    extra = {}
+    if settings.mode == "qat":
+        log("qat: fake-quant fine-tuning on %d examples" % len(rep_texts))
+        extra["qat"] = _qat(model, tokenizer, info, rep_texts, rep_labels, settings)
+    fast = (BertTokenizer(info.vocab_file, lower_case=info.do_lower_case, normalization="fast")
+            if settings.with_tokenizer else None)
+    module = ExportModule(model, info.max_seq_length, tokenizer=fast)
+    calib = rep_texts[:settings.num_calibration_examples]
+    dataset = (representative_dataset(tokenizer, calib, info.max_seq_length,
+                                      settings.with_tokenizer)
+               if settings.mode in ("full_int8", "qat") else None)
+    log(f"converting ({settings.mode}{', with tokenizer' if fast else ''})")
+    data = converter.convert(module, settings.mode, dataset)
+    report = {"mode": settings.mode, "bytes": len(data),
+              "ops": dict(flatbuffer.op_names(data))}
+    kernels = flatbuffer.op_kernel_types(data)
+    report["int8_kernels"] = sum(n for key, n in kernels.items()
+                                 if key[0] in ("FULLY_CONNECTED", "BATCH_MATMUL")
+                                 and "INT8" in key[2:])
+    if validation is not None and validation[0]:
+        texts, labels = validation
+        texts = texts[:settings.num_verification_examples]
+        ids = (label_ids(labels[:len(texts)], info.labels, "validation file")
+               if labels is not None else None)
+        log(f"verifying on {len(texts)} held-out examples")
+        report["verification"] = verify_tflite(
+            data, model, settings.mode, tokenizer, texts, ids, info.max_seq_length,
+            settings.thresholds)
+    else:
+        raise ExportError("no held-out examples to verify the .tflite on "
+                          "(--validation_file)")
+    report.update(extra)
+    report["seconds"] = round(time.time() - started, 1)
+    data = metadata.embed_metadata(data, info, settings.mode, module.signature_names(),
+                                   extra={"verification": report["verification"]})
+    fileio.atomic_write_bytes(output, data)
+    report["bytes"] = len(data)
+    return report

