@@ -231,13 +231,14 @@ def has_pretraining_heads(names: Iterable[str]) -> bool:
     return any(n.startswith(HEAD_PREFIXES) for n in names)
 
 
-def build_model(config, pretraining: bool, **encoder_kwargs):
-    """A freshly built BertEncoder, or a BertPretrainer around one, ready to receive weights."""
+def build_model(config, pretraining: bool, sentence_head: bool = True, **encoder_kwargs):
+    """A freshly built BertEncoder, or a BertPretrainer around one (with the family's
+    sentence head, or masked LM only), ready to receive weights."""
     from kbert.models import BertEncoder, BertPretrainer
     encoder = BertEncoder(config, **encoder_kwargs)
     if not pretraining:
         return encoder
-    model = BertPretrainer(encoder)
+    model = BertPretrainer(encoder, sentence_objective=None if sentence_head else "none")
     model(model.example_inputs())
     return model
 
@@ -325,6 +326,10 @@ def load_into_new_model(config, tensors: Mapping[str, np.ndarray], source: str,
         dropped = [n for n in tensors if n.startswith("cls.")]
         logging.info("heads='encoder': dropping %d head tensors of %s", len(dropped), source)
         tensors = {n: v for n, v in tensors.items() if not n.startswith("cls.")}
-    model = build_model(config, pretraining, **encoder_kwargs)
+    # A masked-LM-only checkpoint (RobertaForMaskedLM, DistilBertForMaskedLM) has no
+    # sentence head; BERT's pre-training checkpoints must have theirs.
+    sentence_head = config.family == "bert" or any(
+        n.startswith("cls.seq_relationship.") for n in tensors)
+    model = build_model(config, pretraining, sentence_head, **encoder_kwargs)
     assign_weights(model, tensors, source, allow_missing, ignore_unexpected, origin)
     return model

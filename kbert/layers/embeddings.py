@@ -79,9 +79,9 @@ class BertEmbeddings(keras.layers.Layer):
         longest = self.max_position_embeddings - self.position_offset
         if isinstance(seq_length, int) and seq_length > longest:
             raise ValueError(
-                f"sequence length {seq_length} exceeds the {longest} positions of "
-                f"max_position_embeddings ({self.max_position_embeddings}); truncate inputs "
-                f"or use a model with a longer position table")
+                f"sequence length {seq_length} exceeds max_position_embeddings "
+                f"({self.max_position_embeddings}, of which {longest} usable); truncate "
+                f"inputs or use a model with a longer position table")
         x = self.token_embedding(token_ids)
         if self.segment_embedding is not None:
             x = x + self.segment_embedding(segment_ids)
