@@ -38,11 +38,17 @@ def _example_inputs(model):
     return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
 
 
-def save_pretrained(model, directory: str, vocab_file: str | None = None,
+def save_pretrained(model, directory: str, vocab_file=None,
                     do_lower_case: bool = True, extra: dict | None = None) -> None:
-    """Write `model` to `directory` atomically (an existing directory is replaced whole)."""
-    if vocab_file is not None and not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+    """Write `model` to `directory` atomically (an existing directory is replaced whole).
+
+    `vocab_file`: the tokenizer file (`vocab.txt`), or a list of them (RoBERTa's
+    `vocab.json` + `merges.txt`), copied under their own names."""
+    vocab_files = [vocab_file] if isinstance(vocab_file, (str, os.PathLike)) else \
+        list(vocab_file or ())
+    for path in vocab_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"vocab_file not found: {path}")
     config = model.config.to_dict() if hasattr(model, "config") else {}
     config["kbert"] = {
         "format_version": FORMAT_VERSION,
@@ -55,9 +61,11 @@ def save_pretrained(model, directory: str, vocab_file: str | None = None,
         with open(os.path.join(tmp, CONFIG_FILE), "w", encoding="utf-8") as f:
             json.dump(config, f, indent=2, sort_keys=True)
         model.save_weights(os.path.join(tmp, WEIGHTS_FILE))
-        if vocab_file is not None:
-            shutil.copyfile(vocab_file, os.path.join(tmp, VOCAB_FILE))
-        else:
+        for path in vocab_files:
+            name = VOCAB_FILE if len(vocab_files) == 1 and str(path).endswith(".txt") \
+                else os.path.basename(path)
+            shutil.copyfile(path, os.path.join(tmp, name))
+        if not vocab_files:
             logging.warning("saving %s without a vocabulary", directory)
 
 
