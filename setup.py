@@ -20,6 +20,9 @@ setup(
         "matplotlib>=3.8",
         "safetensors>=0.4",
         "numpy>=1.26",
+        # Learning subword vocabularies: SentencePiece (ALBERT), byte-level BPE (RoBERTa).
+        "sentencepiece>=0.2",
+        "tokenizers>=0.21",
     ],
     extras_require={
         # Reference implementations and the test runner. Install torch first from the

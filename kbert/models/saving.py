@@ -98,10 +98,48 @@ def load(directory: str):
 
 
 def load_tokenizer(directory: str):
-    """The tokenizer matching a model directory (its `vocab.txt` and casing)."""
-    from kbert.tokenizers import BertTokenizer
+    """The tokenizer matching a model directory: its family's files (`vocab.txt`;
+    RoBERTa's `vocab.json` + `merges.txt`; ALBERT's `spiece.model`) and casing.
+
+    A tokenizer whose size differs from the model's `vocab_size` is refused with both."""
     config = read_directory_config(directory)
-    vocab = os.path.join(directory, VOCAB_FILE)
-    if not os.path.isfile(vocab):
-        raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
-    return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))
+    family = config.get("family", "bert")
+    lower_case = config["kbert"].get("do_lower_case", True)
+    if family == "roberta":
+        from kbert.bpe_tokenizer import MERGES_FILE, VOCAB_FILE as BPE_VOCAB, \
+            ByteLevelBPETokenizer
+        files = [os.path.join(directory, BPE_VOCAB), os.path.join(directory, MERGES_FILE)]
+        make = ByteLevelBPETokenizer
+    elif family == "albert":
+        from kbert.sentencepiece_tokenizer import MODEL_FILE, SentencePieceTokenizer
+        files = [os.path.join(directory, MODEL_FILE)]
+
+        def make(path):
+            return SentencePieceTokenizer(path, lower_case=lower_case)
+    else:
+        from kbert.tokenizers import BertTokenizer
+        files = [os.path.join(directory, VOCAB_FILE)]
+
+        def make(path):
+            return BertTokenizer(path, lower_case=lower_case)
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model directory has no {os.path.basename(path)}: "
+                                    f"{directory}")
+    tokenizer = make(*files)
+    check_vocab_size(tokenizer.vocab_size, config.get("vocab_size"), files[0])
+    return tokenizer
+
+
+def check_vocab_size(tokenizer_size: int, model_size: int | None, path: str) -> None:
+    """Refuse a tokenizer file that does not fit the model, naming both sizes.
+
+    Example:
+        >>> check_vocab_size(100, 120, "vocab.txt")
+        Traceback (most recent call last):
+        ...
+        ValueError: vocab.txt has 100 tokens but the model's vocab_size is 120
+    """
+    if model_size is not None and tokenizer_size != model_size:
+        raise ValueError(f"{path} has {tokenizer_size} tokens but the model's vocab_size "
+                         f"is {model_size}")
