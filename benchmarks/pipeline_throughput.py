@@ -3,7 +3,7 @@ r"""Throughput of pre-training data: creation (1 vs N processes), reading, dynam
 Measures in one run, on the embedded corpus (data/corpus):
 1. `create_pretraining_data` end to end (read, tokenize, pair, mask, serialize, write),
    examples/s with 1 process and with --num_processes; ratio N/1.
-2. The tf.data reader `kbert.input_pipeline.pretraining_dataset` beside the peer, google
+2. The tf.data reader `kbert.data.pipelines.pretraining_dataset` beside the peer, google
    run_pretraining.py's `input_fn` (interleave, parse one record at a time, then batch);
    examples/s and ratio kbert/google.
 3. Dynamic masking (`DynamicMasker`, in-graph) beside keras-hub's `MaskedLMMaskGenerator`
@@ -43,7 +43,7 @@ def default_vocab() -> str:
 
 
 def time_creation(input_file, vocab_file, settings, num_processes, workdir):
-    from kbert import pretraining_data as ptd
+    from kbert import data as ptd
     out = os.path.join(workdir, f"records_{num_processes}")
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
@@ -56,7 +56,7 @@ def time_creation(input_file, vocab_file, settings, num_processes, workdir):
 def google_input_fn(files, batch_size, max_seq_length, max_predictions_per_seq):
     """google-research/bert run_pretraining.py input_fn (training branch), in TF2 spelling."""
     import tensorflow as tf
-    from kbert.pretraining.records import feature_spec
+    from kbert.data.records import feature_spec
     name_to_features = feature_spec(max_seq_length, max_predictions_per_seq)
 
     def decode(record):
@@ -84,8 +84,9 @@ def time_batches(dataset, num_batches, batch_size):
 def main(argv):
     del argv
     import tensorflow as tf
-    from kbert import input_pipeline, text
-    from kbert import pretraining_data as ptd
+    from kbert import text
+    from kbert import data as ptd
+    from kbert.tokenizers import SPECIAL_TOKENS, load_vocab
 
     input_file = FLAGS.input_file or ",".join(text.default_corpus_files())
     vocab_file = FLAGS.vocab_file or default_vocab()
@@ -115,15 +116,15 @@ def main(argv):
         print("load average (1, 5, 15 min) after creation: %.1f %.1f %.1f" % os.getloadavg())
 
         files = [os.path.join(out1, f) for f in ptd.read_manifest(out1)["shards"]]
-        ours = time_batches(input_pipeline.pretraining_dataset(out1, B, L, P, seed=1),
+        ours = time_batches(ptd.pretraining_dataset(out1, B, L, P, seed=1),
                             FLAGS.read_batches, B)
         google = time_batches(google_input_fn(files, B, L, P), FLAGS.read_batches, B)
         print(f"reader: kbert pretraining_dataset {ours:.0f} examples/s, google input_fn "
               f"{google:.0f} examples/s; ratio kbert/google = {ours / google:.2f}")
 
         import keras_hub
-        vocab = ptd.load_tokenizer(vocab_file, True).vocab
-        batches = [b["input_ids"] for b in input_pipeline.pretraining_dataset(
+        vocab = load_vocab(vocab_file)
+        batches = [b["input_ids"] for b in ptd.pretraining_dataset(
             out1, B, L, P, is_training=False).take(50)]
         masker = ptd.DynamicMasker(vocab, P)
         ours_fn = tf.function(lambda ids, i: masker(ids, tf.cast(ids > 0, tf.int32),
@@ -131,7 +132,7 @@ def main(argv):
         generator = keras_hub.layers.MaskedLMMaskGenerator(
             vocabulary_size=len(vocab), mask_selection_rate=0.15, mask_selection_length=P,
             mask_token_id=vocab.index("[MASK]"),
-            unselectable_token_ids=[vocab.index(t) for t in ptd.SPECIAL_TOKENS])
+            unselectable_token_ids=[vocab.index(t) for t in SPECIAL_TOKENS])
         theirs_fn = tf.function(generator)
 
         def rate(fn, with_index):

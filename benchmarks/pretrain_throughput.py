@@ -11,11 +11,14 @@ this machine's CPU in one run:
 * Hugging Face: `BertForPreTraining` (MLM + NSP) in PyTorch, AdamW, `torch.set_num_threads`
   = the CPU cores TensorFlow may use.
 
-Every model sees the same batch each step (identical data for all three). It prints
-sequences/s per system and the ratios kbert/keras-hub and kbert/PyTorch.
+Every model sees the same batch each step (identical data for all three). All systems are
+built and warmed up first, then timed in `--rounds` interleaved rounds (each round times
+every system once over `--steps` steps, in a rotating order), so that background load hits
+them alike. It prints, per system, the median sequences/s with its min–max spread, and the
+per-round ratios kbert/keras-hub and kbert/PyTorch (median and spread).
 
     python benchmarks/pretrain_throughput.py                 # defaults
-    python benchmarks/pretrain_throughput.py --steps=30 --batch_size=32 --size=tiny
+    python benchmarks/pretrain_throughput.py --rounds=3 --steps=30 --batch_size=32 --size=tiny
 """
 
 from __future__ import annotations
@@ -31,8 +34,10 @@ import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from kbert import console  # noqa: E402
+
+console.quiet_tensorflow()
 
 import numpy as np  # noqa: E402
 
@@ -54,17 +59,20 @@ def synthetic_batch(batch, seq, predictions, vocab, seed=0):
             "next_sentence_labels": rng.integers(0, 2, size=(batch,), dtype=np.int32)}
 
 
-def timed(step, warmup, steps, repeats):
-    """Median seconds per step over `repeats` windows of `steps` after `warmup` steps."""
-    for _ in range(warmup):
+def window(step, steps):
+    """Seconds per step over one window of `steps` steps."""
+    start = time.perf_counter()
+    for _ in range(steps):
         step()
-    windows = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        windows.append((time.perf_counter() - start) / steps)
-    return statistics.median(windows)
+    return (time.perf_counter() - start) / steps
+
+
+def summary(values):
+    """`median (min–max, ±half-range/median %)` of a list of numbers."""
+    median = statistics.median(values)
+    low, high = min(values), max(values)
+    spread = 100.0 * (high - low) / 2 / median if median else 0.0
+    return median, f"{median:8.2f} ({low:.2f}–{high:.2f}, ±{spread:.0f}%)"
 
 
 # ------------------------------------------------------------------------------- kbert
@@ -151,7 +159,7 @@ def torch_step(args, features, threads):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        float(loss)
+        loss.item()
     return step
 
 
@@ -170,45 +178,64 @@ def main(argv=None):
     parser.add_argument("--vocab_size", type=int, default=30522)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="interleaved rounds; each times every system over --steps steps")
     parser.add_argument("--threads", type=int, default=os.cpu_count(),
                         help="CPU threads for PyTorch (TensorFlow uses all cores)")
     parser.add_argument("--skip", default="", help="comma list of systems to skip: "
                         "kbert,kbert_xla,keras_hub,torch")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    console.import_tensorflow()
     skip = set(filter(None, args.skip.split(",")))
     features = synthetic_batch(args.batch_size, args.seq_length, args.predictions,
                                args.vocab_size)
-    results = {}
-
-    def measure(name, build):
-        if name in skip:
-            return
-        step, *cleanup = build()
-        seconds = timed(step, args.warmup, args.steps, args.repeats)
-        results[name] = args.batch_size / seconds
-        print(f"{name:>10}: {results[name]:8.1f} sequences/s ({seconds * 1000:.0f} ms/step)",
-              flush=True)
-        for fn in cleanup:
-            fn()
-
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} cpus={os.cpu_count()} "
-          f"torch_threads={args.threads}", flush=True)
-    # Alternate the frameworks so background load hits them alike.
-    measure("torch", lambda: (torch_step(args, features, args.threads),))
-    measure("kbert", lambda: kbert_step(args, features, jit_compile=False))
-    measure("keras_hub", lambda: (keras_hub_step(args, features),))
-    measure("kbert_xla", lambda: kbert_step(args, features, jit_compile=True))
-    kbert_best = max([results[k] for k in ("kbert", "kbert_xla") if k in results], default=None)
-    if kbert_best:
+          f"torch_threads={args.threads} rounds={args.rounds} steps={args.steps}", flush=True)
+    builders = {
+        "torch": lambda: (torch_step(args, features, args.threads),),
+        "kbert": lambda: kbert_step(args, features, jit_compile=False),
+        "keras_hub": lambda: (keras_hub_step(args, features),),
+        "kbert_xla": lambda: kbert_step(args, features, jit_compile=True),
+    }
+    systems, cleanups = {}, []
+    for name, build in builders.items():
+        if name in skip:
+            continue
+        step, *cleanup = build()
+        for _ in range(args.warmup):
+            step()
+        systems[name] = step
+        cleanups.extend(cleanup)
+    # Interleaved: every round times each system once, in an order that rotates, so that
+    # background load hits them alike; ratios are taken within a round.
+    per_round = {name: [] for name in systems}
+    names = list(systems)
+    for round_index in range(args.rounds):
+        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        for name in order:
+            per_round[name].append(args.batch_size / window(systems[name], args.steps))
+        print(f"round {round_index + 1}: " + ", ".join(
+            f"{name} {per_round[name][-1]:.1f}" for name in names) + " sequences/s",
+            flush=True)
+    results = {}
+    for name in names:
+        results[name], text = summary(per_round[name])
+        print(f"{name:>10}: {text} sequences/s, median of {args.rounds} rounds", flush=True)
+    ratios = {}
+    for ours in ("kbert", "kbert_xla"):
         for peer in ("keras_hub", "torch"):
-            if peer in results:
-                print(f"kbert (best of jit on/off) / {peer}: {kbert_best / results[peer]:.2f}x")
+            if ours in per_round and peer in per_round:
+                values = [a / b for a, b in zip(per_round[ours], per_round[peer])]
+                ratios[f"{ours}/{peer}"], text = summary(values)
+                print(f"{ours}/{peer}: {text}x (per-round ratios)", flush=True)
+    for cleanup in cleanups:
+        cleanup()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": vars(args), "sequences_per_second": results}, f, indent=2)
+            json.dump({"args": vars(args), "sequences_per_second": results,
+                       "rounds": per_round, "ratios": ratios}, f, indent=2)
     return results
 
 

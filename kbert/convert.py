@@ -25,17 +25,15 @@ from typing import Iterable
 
 import numpy as np
 
-from kbert import fileio
+from kbert import console, fileio
 from kbert.checkpoints import (GOOGLE, CheckpointError, detect_format, import_google,
                                import_huggingface)
 from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
 from kbert.checkpoints.huggingface import huggingface_do_lower_case
 from kbert.configs import ConfigError
+from kbert.tokenizers.families import TOKENIZER_FILES
 
 VOCAB_FILE = "vocab.txt"
-# The tokenizer files each family's Hugging Face directories carry.
-TOKENIZER_FILES = {"bert": (VOCAB_FILE,), "distilbert": (VOCAB_FILE,),
-                   "roberta": ("vocab.json", "merges.txt"), "albert": ("spiece.model",)}
 # Casing when the source does not say: byte-level BPE is cased, ALBERT's SentencePiece
 # lower-cases (Hugging Face's tokenizer defaults); BERT vocabularies must be told.
 DEFAULT_DO_LOWER_CASE = {"roberta": False, "albert": True}
@@ -162,6 +160,7 @@ def _parser():
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    console.import_tensorflow()
     try:
         convert_checkpoint(args.source, args.output, do_lower_case=args.do_lower_case,
                            vocab_file=args.vocab_file, heads=args.heads,
@@ -175,4 +174,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    console.quiet_tensorflow()
     sys.exit(main())

@@ -67,14 +67,14 @@ def main(argv):
     del argv
     import numpy as np
 
-    from kbert import input_pipeline
+    from kbert import data
     from kbert.tokenizers import BertTokenizer
     tokenizer = BertTokenizer(FLAGS.vocab_file)
     special = np.array([tokenizer.vocab.index(t) for t in
                         ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")], np.int32)
 
     def pairs(files, seed):
-        return input_pipeline.raw_text_dataset(
+        return data.raw_text_dataset(
             files, tokenizer, 32, FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
             seed=seed, is_training=False)
 

@@ -1,4 +1,5 @@
-"""Test-wide settings: TensorFlow backend, no network, quiet logs, deterministic seeds."""
+"""Test-wide settings (TensorFlow backend, no network, quiet logs, deterministic seeds) and
+the shared pre-training data fixtures (vocabulary, tokenizer, corpus)."""
 
 import os
 
@@ -17,3 +18,34 @@ def _seed_and_policy():
     keras.utils.set_random_seed(1234)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+# --------------------------------------------------------------------------- pre-training data
+@pytest.fixture(scope="session")
+def vocab_file():
+    from tests.harness import gt_vocab_file
+    return gt_vocab_file()
+
+
+@pytest.fixture(scope="session")
+def tokenizer(vocab_file):
+    from kbert.tokenizers import BertTokenizer
+    return BertTokenizer(vocab_file, lower_case=True)
+
+
+@pytest.fixture(scope="session")
+def documents(tokenizer):
+    from tests.harness import corpus_documents
+    return corpus_documents(tokenizer.vocab)
+
+
+@pytest.fixture(scope="session")
+def special_ids(tokenizer):
+    from tests.harness import SPECIAL_TOKENS
+    return {tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
+
+
+@pytest.fixture(scope="session")
+def small_corpus(tmp_path_factory, documents):
+    from tests.harness import write_small_corpus
+    return write_small_corpus(str(tmp_path_factory.mktemp("corpus")), documents)

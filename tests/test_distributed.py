@@ -7,12 +7,12 @@ import os
 import re
 import socket
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.test_pretrain_cli import ROOT, make_workspace
+from tests.harness import REPO as ROOT
+from tests.harness import command_env, make_workspace, metrics_history, pretrain_command
 
 STEPS = 6
 
@@ -24,17 +24,12 @@ def workspace(tmp_path_factory):
 
 def command(workspace, output_dir, *extra):
     # Dropout off: replicas draw their own dropout masks, one device draws one set.
-    return [sys.executable, "-m", "trainers.pretrain", f"--input_file={workspace['records']}",
-            f"--vocab_file={workspace['vocab']}", f"--bert_config_file={workspace['config']}",
-            f"--output_dir={output_dir}", "--max_seq_length=64", "--max_predictions_per_seq=8",
-            "--train_batch_size=8", f"--num_train_steps={STEPS}", "--num_warmup_steps=1",
-            "--learning_rate=1e-3", "--log_every_steps=1", "--save_checkpoints_steps=3",
-            "--eval_steps=0", "--hidden_dropout_prob=0", "--attention_probs_dropout_prob=0",
-            *extra]
+    return pretrain_command(workspace, output_dir, STEPS, 1, "--hidden_dropout_prob=0",
+                            "--attention_probs_dropout_prob=0", *extra)
 
 
 def start(cmd, extra_env=None):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2", **(extra_env or {}))
+    env = command_env(**(extra_env or {}))
     env.pop("TF_CONFIG", None)
     env.update(extra_env or {})
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
@@ -48,8 +43,7 @@ def finish(process, timeout=600):
 
 
 def train_losses(output_dir):
-    with open(os.path.join(output_dir, "metrics_history.json")) as f:
-        return [r["loss"] for r in json.load(f) if r["split"] == "train"]
+    return [r["loss"] for r in metrics_history(output_dir) if r["split"] == "train"]
 
 
 def free_ports(count):

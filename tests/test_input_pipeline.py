@@ -1,4 +1,4 @@
-"""kbert.input_pipeline: reading shards, sharding per input pipeline, dynamic masking,
+"""kbert.data.pipelines: reading shards, sharding per input pipeline, dynamic masking,
 pairs from raw text."""
 
 from __future__ import annotations
@@ -11,39 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbert import input_pipeline
-from kbert import pretraining_data as ptd
-from tests.test_pretraining_data import (SPECIAL_TOKENS, assert_masking_statistics,
-                                         corpus_documents, gt_vocab_file, masking_counts,
-                                         read_records, word_groups, write_small_corpus)
-
-SMALL = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2,
-             documents_per_chunk=5, num_output_shards=3)
-
-
-@pytest.fixture(scope="module")
-def vocab_file():
-    return gt_vocab_file()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(vocab_file):
-    return ptd.load_tokenizer(vocab_file, True)
-
-
-@pytest.fixture(scope="module")
-def special_ids(tokenizer):
-    return {tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
-
-
-@pytest.fixture(scope="module")
-def documents(tokenizer):
-    return corpus_documents(tokenizer.vocab)
-
-
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory, documents):
-    return write_small_corpus(str(tmp_path_factory.mktemp("corpus")), documents)
+from kbert import data as ptd
+from tests.harness import (SMALL, assert_masking_statistics, gt_vocab_file, masking_counts,
+                           read_records, word_groups, write_small_corpus)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +47,7 @@ def shard_paths(directory):
 
 # --------------------------------------------------------------------------- reading records
 def test_batches_follow_the_interface(static_dir):
-    ds = input_pipeline.pretraining_dataset(static_dir, 8, 64, 10, is_training=False)
+    ds = ptd.pretraining_dataset(static_dir, 8, 64, 10, is_training=False)
     batch = next(iter(ds))
     expected = {"input_ids": (tf.int32, [8, 64]), "input_mask": (tf.int32, [8, 64]),
                 "segment_ids": (tf.int32, [8, 64]), "masked_lm_positions": (tf.int32, [8, 10]),
@@ -95,7 +65,7 @@ def test_training_repeats_shuffles_and_keeps_full_batches(static_dir):
     num_examples = ptd.read_manifest(static_dir)["num_examples"]
 
     def first_batches(seed, count):
-        ds = input_pipeline.pretraining_dataset(static_dir, 16, 64, 10, seed=seed)
+        ds = ptd.pretraining_dataset(static_dir, 16, 64, 10, seed=seed)
         return [b["input_ids"].numpy() for b in ds.take(count)]
 
     count = num_examples // 16 + 3  # more than one epoch
@@ -103,7 +73,7 @@ def test_training_repeats_shuffles_and_keeps_full_batches(static_dir):
     assert all(b.shape == (16, 64) for b in batches)
     again = first_batches(1, count)
     assert all((a == b).all() for a, b in zip(batches, again))
-    eval_order = rows(input_pipeline.pretraining_dataset(static_dir, 16, 64, 10,
+    eval_order = rows(ptd.pretraining_dataset(static_dir, 16, 64, 10,
                                                          is_training=False))
     assert [tuple(r) for b in batches[:2] for r in b.tolist()] != eval_order[:32]
 
@@ -111,26 +81,26 @@ def test_training_repeats_shuffles_and_keeps_full_batches(static_dir):
 def test_manifest_mismatch_names_the_setting_and_file(static_dir):
     with pytest.raises(ptd.PretrainingDataError,
                        match=f"max_seq_length=128 does not match .*{static_dir}"):
-        input_pipeline.pretraining_dataset(static_dir, 8, 128, 10)
+        ptd.pretraining_dataset(static_dir, 8, 128, 10)
     with pytest.raises(ptd.PretrainingDataError, match="max_predictions_per_seq=20"):
-        input_pipeline.pretraining_dataset(static_dir + "/*.tfrecord", 8, 64, 20)
+        ptd.pretraining_dataset(static_dir + "/*.tfrecord", 8, 64, 20)
     with pytest.raises(ptd.PretrainingDataError, match="already masked"):
-        input_pipeline.pretraining_dataset(static_dir, 8, 64, 10, dynamic_masking=True)
+        ptd.pretraining_dataset(static_dir, 8, 64, 10, dynamic_masking=True)
     with pytest.raises(ptd.PretrainingDataError, match="nothing.*matches no file"):
-        input_pipeline.pretraining_dataset(static_dir + "/nothing*", 8, 64, 10)
-    assert input_pipeline.read_manifest(static_dir)["max_seq_length"] == 64
+        ptd.pretraining_dataset(static_dir + "/nothing*", 8, 64, 10)
+    assert ptd.read_manifest(static_dir)["max_seq_length"] == 64
 
 
 @pytest.mark.parametrize("use_one_file", [False, True])
 def test_two_input_pipelines_read_disjoint_parts(static_dir, use_one_file):
     source = shard_paths(static_dir)[0] if use_one_file else static_dir
-    everything = rows(input_pipeline.pretraining_dataset(source, 4, 64, 10, is_training=False))
+    everything = rows(ptd.pretraining_dataset(source, 4, 64, 10, is_training=False))
     parts = []
     for pipeline_id in range(2):
         context = tf.distribute.InputContext(num_input_pipelines=2,
                                              input_pipeline_id=pipeline_id,
                                              num_replicas_in_sync=2)
-        ds = input_pipeline.pretraining_dataset(source, 4, 64, 10, is_training=False,
+        ds = ptd.pretraining_dataset(source, 4, 64, 10, is_training=False,
                                                 input_context=context)
         assert next(iter(ds))["input_ids"].shape[0] == 2  # the per-replica batch
         parts.append(collections.Counter(rows(ds)))
@@ -176,7 +146,7 @@ def test_reads_records_written_by_googles_code(tmp_path):
                                               [ids[p] for p in positions], a % 2 == 1, 32, 4))
             expected.append((ids + [0] * (32 - len(ids)), a % 2))
     (tmp_path / ".pretrain-00000-of-00001.tfrecord.abc.tmp").write_bytes(b"garbage")
-    ds = input_pipeline.pretraining_dataset(str(tmp_path), 5, 32, 4, is_training=False)
+    ds = ptd.pretraining_dataset(str(tmp_path), 5, 32, 4, is_training=False)
     got = [(r.tolist(), int(label)) for b in ds
            for r, label in zip(b["input_ids"].numpy(), b["next_sentence_labels"].numpy())]
     assert got == expected
@@ -201,7 +171,7 @@ def originals_from_batch(batch):
 def test_dynamic_masking_statistics(dynamic_dir, tokenizer, special_ids):
     records = read_records(shard_paths(dynamic_dir), 128, 128)
     originals = {tuple(r["input_ids"].tolist()) for r in records}
-    ds = input_pipeline.pretraining_dataset(dynamic_dir, 64, 128, 128, is_training=False,
+    ds = ptd.pretraining_dataset(dynamic_dir, 64, 128, 128, is_training=False,
                                             seed=3, vocab_file=gt_vocab_file())
     masked, restored, chosen = [], [], []
     for batch in ds:
@@ -226,7 +196,7 @@ def test_dynamic_masks_change_every_epoch_and_follow_the_seed(static_dir, small_
 
     def stream(seed):
         # Batch size 1, no shuffling: example i of epoch e is batch e * n + i.
-        ds = input_pipeline.pretraining_dataset(out, 1, 64, 10, seed=seed, shuffle_buffer_size=1)
+        ds = ptd.pretraining_dataset(out, 1, 64, 10, seed=seed, shuffle_buffer_size=1)
         return [b for b in ds.take(2 * n)]
 
     first, again, other = stream(5), stream(5), stream(6)
@@ -323,7 +293,7 @@ def test_dynamic_masker_agrees_with_keras_hub(original_id_batches, tokenizer, sp
 # --------------------------------------------------------------------------- raw text
 def test_raw_text_dataset_yields_the_same_features(small_corpus, tokenizer, special_ids):
     def batches(seed, **kwargs):
-        return list(input_pipeline.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
+        return list(ptd.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
                                                      seed=seed, **kwargs).take(30))
 
     first = batches(1)
@@ -344,11 +314,11 @@ def test_raw_text_dataset_yields_the_same_features(small_corpus, tokenizer, spec
         assert (restored[np.arange(8), n - 1] == tokenizer.sep_id).all()
     again = batches(1)
     assert all(np.array_equal(a["input_ids"], c["input_ids"]) for a, c in zip(first, again))
-    one_pass = list(input_pipeline.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
+    one_pass = list(ptd.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
                                                     seed=1, is_training=False))
     assert 0 < len(one_pass) < 1000
     context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=1,
                                          num_replicas_in_sync=2)
-    sharded = next(iter(input_pipeline.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
+    sharded = next(iter(ptd.raw_text_dataset(small_corpus, tokenizer, 8, 64, 10,
                                                          seed=1, input_context=context)))
     assert sharded["input_ids"].shape == (4, 64)

@@ -110,7 +110,7 @@ def test_dropout_only_in_training(inputs):
 
 @pytest.mark.parametrize("layer", [
     BertEmbeddings(50, 8, 20, 2, layer_norm_eps=1e-6, dropout=0.1),
-    MultiHeadSelfAttention(num_heads=2, head_size=4, dropout=0.2),
+    MultiHeadSelfAttention(num_heads=2, head_size=4, attention_dropout=0.2),
     PositionwiseFeedForward(8, 32, activation="relu"),
     TransformerBlock(8, 2, 32, activation="gelu_new", hidden_dropout=0.1),
 ])

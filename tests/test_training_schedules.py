@@ -6,7 +6,8 @@ import pytest
 import torch
 from transformers import get_linear_schedule_with_warmup, get_polynomial_decay_schedule_with_warmup
 
-from kbert.training.schedules import PhasedSchedule, WarmupPolynomialDecay
+from kbert.training.schedules import (PhasedSchedule, WarmupPolynomialDecay, phase1_steps,
+                                      pretraining_schedule, scaled_max_predictions)
 
 
 def _hf_rates(make_scheduler, peak, steps):
@@ -77,3 +78,25 @@ def test_schedules_serialize_round_trip():
 def test_bad_schedule_arguments_are_named(kwargs, message):
     with pytest.raises(ValueError, match=message):
         WarmupPolynomialDecay(**kwargs)
+
+
+def test_phase_arithmetic_of_a_two_phase_run():
+    assert phase1_steps(1000) == 1000
+    assert phase1_steps(1000, 0.1) == 900
+    assert phase1_steps(7, 0.5) == 4   # round half to even: 3.5 -> 4
+    assert scaled_max_predictions(20, 128, 512) == 80
+    assert scaled_max_predictions(8, 64, 100) == 12
+
+
+def test_pretraining_schedule_one_phase_and_two_phases():
+    one = pretraining_schedule(1e-3, 20, 10, end_learning_rate=0.0)
+    # Warmup is capped at the run's length, as the command always did.
+    reference = WarmupPolynomialDecay(1e-3, 10, 10, 0.0, 1.0)
+    np.testing.assert_allclose(_kbert_rates(one, 12), _kbert_rates(reference, 12))
+    two = pretraining_schedule(1e-3, 2, 10, end_learning_rate=1e-4, phase1=8,
+                               phase2_learning_rate=5e-5, phase2_warmup_steps=1)
+    rates = _kbert_rates(two, 10)
+    np.testing.assert_allclose(rates[:8], _kbert_rates(
+        WarmupPolynomialDecay(1e-3, 2, 8, 1e-4, 1.0), 8), rtol=1e-6)
+    assert rates[8] == pytest.approx(0.0)          # phase 2 warms up again from zero
+    assert rates[9] == pytest.approx(5e-5, rel=1e-5)  # to its own peak, decaying to min(end, peak)

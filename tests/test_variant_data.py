@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kbert.input_pipeline import raw_text_dataset
-from kbert.pretraining.dynamic_masking import DynamicMasker
-from kbert.pretraining.packing import pack_full_sentences
-from kbert.pretraining.pairs import Sentence, TokenizedDocument, create_pairs_from_document
+from kbert.data.pipelines import raw_text_dataset
+from kbert.data.dynamic_masking import DynamicMasker
+from kbert.data.packing import pack_full_sentences
+from kbert.data.pairs import Sentence, TokenizedDocument, create_pairs_from_document
 
 
 def _documents(num_documents=4, sentences=6, seed=0):

@@ -21,7 +21,16 @@ import sys
 
 from absl import app, flags, logging
 
+from kbert import console
+
+console.quiet_tensorflow()   # before anything imports TensorFlow
+
+from trainers import flags as trainer_flags  # noqa: E402
+
 FLAGS = flags.FLAGS
+# --vocab_file, --do_lower_case, --max_seq_length, --max_predictions_per_seq, --masked_lm_prob,
+# --short_seq_prob, --do_whole_word_mask: defined once, with pre-training's.
+trainer_flags.define_example_flags(FLAGS)
 
 # google-research/bert's flags (same names, same defaults).
 flags.DEFINE_string("input_file", None,
@@ -29,18 +38,9 @@ flags.DEFINE_string("input_file", None,
 flags.DEFINE_string("output_file", None,
                     "Output TFRecord files, comma-separated (one per output shard). Relative "
                     "names are placed in --output_dir when it is given.")
-flags.DEFINE_string("vocab_file", None, "The WordPiece vocabulary (vocab.txt).")
-flags.DEFINE_bool("do_lower_case", True, "Lower-case and strip accents (uncased models).")
-flags.DEFINE_bool("do_whole_word_mask", False, "Mask all word-pieces of a word together.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20,
-                     "Maximum number of masked LM predictions per sequence.")
 flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
 flags.DEFINE_integer("dupe_factor", 10,
                      "Number of passes over the input (different pairs and masks each).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Fraction of the non-special tokens masked.")
-flags.DEFINE_float("short_seq_prob", 0.1,
-                   "Probability of creating sequences shorter than the maximum length.")
 # kbert's additions.
 flags.DEFINE_string("output_dir", None,
                     "Directory for the shards (pretrain-IIIII-of-NNNNN.tfrecord) and "
@@ -55,7 +55,7 @@ flags.DEFINE_integer("shard_index", 0, "Which of --num_shards machines this is (
 flags.DEFINE_integer("documents_per_chunk", 100,
                      "Documents per unit of work; NotNext segments are drawn within a chunk.")
 flags.DEFINE_bool("dynamic_masking", False,
-                  "Write unmasked examples; kbert.input_pipeline masks them anew each epoch.")
+                  "Write unmasked examples; kbert.data.pipelines masks them anew each epoch.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output.")
 flags.DEFINE_bool("merge_manifests", False,
                   "Only merge the worker manifests in --output_dir into manifest.json (after "
@@ -73,7 +73,8 @@ def _num_output_shards() -> int:
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from kbert import pretraining_data as ptd
+    console.import_tensorflow()
+    from kbert import data as ptd
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

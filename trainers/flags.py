@@ -1,4 +1,5 @@
-"""Every flag of `python -m trainers.pretrain`, in one place.
+"""Every flag of `python -m trainers.pretrain` (and the example flags it shares with
+`python -m trainers.create_pretraining_data`), in one place.
 
 Names follow google-research/bert's `run_pretraining.py` where it has the flag
 (`--input_file`, `--output_dir`, `--bert_config_file`, `--init_checkpoint`,
@@ -28,10 +29,43 @@ from kbert.configs import NAMED_SIZES
 OPTIMIZERS = ("adamw", "lamb")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 DISTRIBUTIONS = ("auto", "mirrored", "multi_worker", "one_device", "tpu")
+MIN_TRAIN_SEQ_LENGTH = 8
 
 
 class FlagError(ValueError):
     """A flag value (or the file it names) is unusable; the message names the flag."""
+
+
+def define_example_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
+    """The flags of pre-training examples, shared by `trainers.create_pretraining_data` and
+    `trainers.pretrain` (defined once; google-research/bert's names and defaults).
+
+    Values the library refuses (e.g. a `--max_seq_length` too short for `[CLS] A [SEP] B
+    [SEP]`) are refused by `kbert.data.PretrainingDataSettings` or
+    `validate_pretrain_flags`, with exit status 2 and a message naming the flag.
+    """
+    fv = flag_values
+    if "max_seq_length" in fv:
+        return
+    flags.DEFINE_string("vocab_file", None,
+                        "WordPiece vocabulary (vocab.txt). Records remember theirs "
+                        "(manifest.json's vocab_hash); training checks it.", flag_values=fv)
+    flags.DEFINE_bool("do_lower_case", True,
+                      "Lower-case and strip accents (uncased vocabulary).", flag_values=fv)
+    flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length (phase 1 when "
+                         "training).", upper_bound=4096, flag_values=fv)
+    flags.DEFINE_integer("max_predictions_per_seq", 20,
+                         "Maximum masked-LM predictions per sequence (phase 1 when training).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_float("masked_lm_prob", 0.15,
+                       "Fraction of the non-special tokens masked (records; --raw_text).",
+                       lower_bound=0.0, upper_bound=1.0, flag_values=fv)
+    flags.DEFINE_float("short_seq_prob", 0.1,
+                       "Probability of a pair shorter than the maximum length (records; "
+                       "--raw_text).", lower_bound=0.0, upper_bound=1.0, flag_values=fv)
+    flags.DEFINE_bool("do_whole_word_mask", False,
+                      "Mask all word-pieces of a word together (records; --raw_text).",
+                      flag_values=fv)
 
 
 def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
@@ -39,6 +73,7 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     fv = flag_values
     if "num_train_steps" in fv:
         return
+    define_example_flags(fv)
     # ---- google-research/bert run_pretraining.py names -----------------------------
     flags.DEFINE_string(
         "input_file", None,
@@ -57,11 +92,6 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "Start from these weights: a kbert model directory (config.json + "
         "model.weights.h5) or a checkpoint prefix written by this trainer "
         "(output_dir/checkpoints/ckpt-N). Optimizer state is not taken.", flag_values=fv)
-    flags.DEFINE_integer("max_seq_length", 128, "Sequence length (phase 1).", lower_bound=8,
-                         upper_bound=4096, flag_values=fv)
-    flags.DEFINE_integer("max_predictions_per_seq", 20,
-                         "Masked-LM predictions per sequence (phase 1).", lower_bound=1,
-                         flag_values=fv)
     flags.DEFINE_integer("train_batch_size", 32,
                          "Global training batch size (all replicas, all accumulation "
                          "micro-batches together).", lower_bound=1, flag_values=fv)
@@ -75,16 +105,10 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          flag_values=fv)
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint every this many steps.",
                          lower_bound=1, flag_values=fv)
-    flags.DEFINE_bool("do_lower_case", True, "Lower-case input text (uncased vocabulary).",
-                      flag_values=fv)
     # ---- model -------------------------------------------------------------------------
     flags.DEFINE_enum("model_size", None, list(NAMED_SIZES),
                       "Named BERT size (Turc et al. 2019 compact sizes, base, large); "
                       "alternative to --bert_config_file.", flag_values=fv)
-    flags.DEFINE_string("vocab_file", None,
-                        "WordPiece vocabulary (vocab.txt). Must be the one the records were "
-                        "written with (checked against manifest.json's vocab_hash).",
-                        flag_values=fv)
     flags.DEFINE_integer("learn_vocab_size", None,
                          "With --raw_text and no --vocab_file: learn a WordPiece vocabulary "
                          "of about this size from --input_file into <output_dir>/vocab.txt "
@@ -110,12 +134,6 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "Held-out input, same kind as --input_file. Without it, evaluation "
                         "holds out the last training file when there are several.",
                         flag_values=fv)
-    flags.DEFINE_float("masked_lm_prob", 0.15, "Masking rate for --raw_text.",
-                       lower_bound=0.0, upper_bound=1.0, flag_values=fv)
-    flags.DEFINE_float("short_seq_prob", 0.1, "Short-sequence probability for --raw_text.",
-                       lower_bound=0.0, upper_bound=1.0, flag_values=fv)
-    flags.DEFINE_bool("do_whole_word_mask", False, "Whole-word masking for --raw_text.",
-                      flag_values=fv)
     flags.DEFINE_integer("seed", 12345,
                          "Seed for weights, data order, masks and dropout (resuming relies "
                          "on the data order being reproducible).", flag_values=fv)
@@ -245,6 +263,9 @@ def validate_pretrain_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
     if fv.num_warmup_steps > fv.num_train_steps:
         raise FlagError(f"--num_warmup_steps ({fv.num_warmup_steps}) exceeds "
                         f"--num_train_steps ({fv.num_train_steps})")
+    if fv.max_seq_length < MIN_TRAIN_SEQ_LENGTH:
+        raise FlagError(f"--max_seq_length={fv.max_seq_length} is too small (at least "
+                        f"{MIN_TRAIN_SEQ_LENGTH})")
     if fv.max_predictions_per_seq > fv.max_seq_length:
         raise FlagError(f"--max_predictions_per_seq ({fv.max_predictions_per_seq}) exceeds "
                         f"--max_seq_length ({fv.max_seq_length})")
@@ -284,12 +305,15 @@ def validate_pretrain_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
 
 def phase1_steps(fv: flags.FlagValues = flags.FLAGS) -> int:
     """Steps of phase 1 (all of them without --phase2_max_seq_length)."""
-    if not fv.phase2_max_seq_length:
-        return fv.num_train_steps
-    return int(round(fv.num_train_steps * (1.0 - fv.phase2_fraction)))
+    from kbert.training.schedules import phase1_steps
+    return phase1_steps(fv.num_train_steps,
+                        fv.phase2_fraction if fv.phase2_max_seq_length else None)
 
 
 def phase2_max_predictions(fv: flags.FlagValues = flags.FLAGS) -> int:
+    """--phase2_max_predictions_per_seq, else phase 1's scaled to the phase-2 length."""
     if fv.phase2_max_predictions_per_seq:
         return fv.phase2_max_predictions_per_seq
-    return int(round(fv.max_predictions_per_seq * fv.phase2_max_seq_length / fv.max_seq_length))
+    from kbert.training.schedules import scaled_max_predictions
+    return scaled_max_predictions(fv.max_predictions_per_seq, fv.max_seq_length,
+                                  fv.phase2_max_seq_length)

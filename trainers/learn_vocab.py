@@ -12,7 +12,11 @@ from __future__ import annotations
 
 from absl import app, flags, logging
 
-from kbert import tokenizers
+from kbert import console
+
+console.import_tensorflow()   # quietly, before kbert.tokenizers imports it
+
+from kbert import tokenizers  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "Text files or directories (*.txt, searched recursively).")

@@ -27,7 +27,11 @@ import sys
 
 from absl import app, flags, logging
 
-from trainers import flags as pretrain_flags
+from kbert import console
+
+console.quiet_tensorflow()   # before anything imports TensorFlow
+
+from trainers import flags as pretrain_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 pretrain_flags.define_pretrain_flags(FLAGS)
@@ -38,48 +42,16 @@ EXIT_NON_FINITE = 3
 
 
 # ----------------------------------------------------------------------------- inputs
-def _split(patterns: str) -> list[str]:
-    return [p.strip() for p in patterns.split(",") if p.strip()]
-
-
 def _input_files(patterns: str, raw_text: bool) -> list[str]:
     """The files a pattern list names (records or text), in a stable order."""
     if raw_text:
-        from kbert.pretraining.corpus import expand_input_patterns
+        from kbert.data import expand_input_patterns
         return expand_input_patterns(patterns, flag="--input_file")
-    from kbert.input_pipeline import record_files
+    from kbert.data import record_files
     return record_files(patterns)[0]
 
 
-def _check_records(patterns: str, flag: str, vocab_file: str, vocab_size: int,
-                   max_seq_length: int, max_predictions: int) -> None:
-    """Refuse records written with another vocabulary or shape, naming the manifest."""
-    from kbert.input_pipeline import record_files
-    from kbert.tokenizers import vocab_hash
-    _, manifest, where = record_files(patterns)
-    if manifest is None:
-        logging.warning("%s=%s has no manifest.json: its vocabulary cannot be checked", flag,
-                        patterns)
-        return
-    manifest_path = os.path.join(where, "manifest.json")
-    expected_hash = vocab_hash(vocab_file)
-    if manifest.get("vocab_hash") not in (None, expected_hash):
-        raise pretrain_flags.FlagError(
-            f"{flag}: the records in {where} were written with a different vocabulary "
-            f"(vocab_hash {manifest['vocab_hash']} in {manifest_path}) than "
-            f"--vocab_file={vocab_file} (vocab_hash {expected_hash})")
-    if manifest.get("vocab_size") not in (None, vocab_size):
-        raise pretrain_flags.FlagError(
-            f"{flag}: {manifest_path} says vocab_size {manifest['vocab_size']}, the model "
-            f"has {vocab_size}")
-    for name, value in (("max_seq_length", max_seq_length),
-                        ("max_predictions_per_seq", max_predictions)):
-        if manifest.get(name) not in (None, value):
-            raise pretrain_flags.FlagError(
-                f"{flag}: {manifest_path} says {name}={manifest[name]}, the run uses {value}")
-
-
-def _resolve_vocab(fv) -> str:
+def _vocab_file(fv) -> str:
     if fv.vocab_file:
         return fv.vocab_file
     if fv.learn_vocab_size:
@@ -138,16 +110,16 @@ def _model_config(fv, vocab_size: int):
 
 def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions: int,
                 tokenizer, is_training: bool, seed: int):
-    from kbert import input_pipeline
+    from kbert import data
 
     def dataset_fn(context):
         if fv.raw_text:
-            return input_pipeline.raw_text_dataset(
+            return data.raw_text_dataset(
                 patterns, tokenizer, batch_size, seq_length, predictions, seed=seed,
                 is_training=is_training, input_context=context,
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
                 do_whole_word_mask=fv.do_whole_word_mask)
-        return input_pipeline.pretraining_dataset(
+        return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
     return dataset_fn
@@ -169,52 +141,13 @@ def _train_and_eval_inputs(fv) -> tuple[str, str | None]:
 
 
 # ----------------------------------------------------------------------------- model
-def _load_init_checkpoint(model, path: str, config) -> None:
-    import tensorflow as tf
-
-    if os.path.isdir(path):
-        import kbert
-        source = kbert.load(path)
-        encoder = getattr(source, "encoder", source)
-        if encoder.config.to_dict() != config.to_dict():
-            changed = sorted(k for k, v in encoder.config.to_dict().items()
-                             if config.to_dict().get(k) != v)
-            raise pretrain_flags.FlagError(
-                f"--init_checkpoint={path} has a different model config ({', '.join(changed)})")
-        model.encoder.set_weights(encoder.get_weights())
-        if source is not encoder:
-            model.set_weights(source.get_weights())
-    else:
-        status = tf.train.Checkpoint(model=model).restore(path).expect_partial()
-        try:
-            status.assert_existing_objects_matched()
-        except AssertionError as e:
-            raise pretrain_flags.FlagError(
-                f"--init_checkpoint={path} does not match the model: {e}") from e
-    logging.info("initialised weights from %s", path)
-
-
 def _learning_rate_schedule(fv, phase1: int):
-    from kbert.training.schedules import PhasedSchedule, WarmupPolynomialDecay
-    if fv.phase2_max_seq_length and fv.phase2_learning_rate:
-        return PhasedSchedule([
-            WarmupPolynomialDecay(fv.learning_rate, fv.num_warmup_steps, phase1,
-                                  fv.end_learning_rate, fv.decay_power),
-            WarmupPolynomialDecay(fv.phase2_learning_rate, fv.phase2_warmup_steps,
-                                  fv.num_train_steps - phase1,
-                                  min(fv.end_learning_rate, fv.phase2_learning_rate),
-                                  fv.decay_power)], boundaries=[phase1])
-    return WarmupPolynomialDecay(fv.learning_rate, min(fv.num_warmup_steps, fv.num_train_steps),
-                                 fv.num_train_steps, fv.end_learning_rate, fv.decay_power)
-
-
-def _float32_copy(model, config):
-    """The trained pre-trainer rebuilt with float32 compute, for the model directory."""
-    from kbert.models import BertEncoder, BertPretrainer
-    copy = BertPretrainer(BertEncoder(config, dtype="float32"))
-    copy(copy.example_inputs())
-    copy.set_weights(model.get_weights())
-    return copy
+    from kbert.training.schedules import pretraining_schedule
+    return pretraining_schedule(
+        fv.learning_rate, fv.num_warmup_steps, fv.num_train_steps, fv.end_learning_rate,
+        fv.decay_power, phase1=phase1 if fv.phase2_max_seq_length else None,
+        phase2_learning_rate=fv.phase2_learning_rate,
+        phase2_warmup_steps=fv.phase2_warmup_steps)
 
 
 def weights_fingerprint(model) -> str:
@@ -234,6 +167,7 @@ def weights_fingerprint(model) -> str:
 # ----------------------------------------------------------------------------- the run
 def run(fv) -> str:
     """Pre-train as the flags say; returns the pretrained model directory."""
+    from kbert.data import check_records
     from kbert.tokenizers import load_vocab
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
@@ -242,20 +176,20 @@ def run(fv) -> str:
     learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
         os.path.join(fv.output_dir, "vocab.txt"))
     if not learn_vocab:
-        vocab_file = _resolve_vocab(fv)
+        vocab_file = _vocab_file(fv)
         config = _model_config(fv, len(load_vocab(vocab_file)))
     train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
     if not fv.raw_text:
         vocab_size = len(load_vocab(vocab_file))
-        _check_records(train_patterns, "--input_file", vocab_file, vocab_size,
-                       fv.max_seq_length, fv.max_predictions_per_seq)
+        check_records(train_patterns, "--input_file", vocab_file, vocab_size,
+                      fv.max_seq_length, fv.max_predictions_per_seq)
         if eval_patterns:
-            _check_records(eval_patterns, "--eval_input_file", vocab_file, vocab_size,
-                           fv.max_seq_length, fv.max_predictions_per_seq)
+            check_records(eval_patterns, "--eval_input_file", vocab_file, vocab_size,
+                          fv.max_seq_length, fv.max_predictions_per_seq)
         if fv.phase2_max_seq_length:
-            _check_records(phase2_patterns, "--phase2_input_file", vocab_file, vocab_size,
-                           fv.phase2_max_seq_length, pretrain_flags.phase2_max_predictions(fv))
+            check_records(phase2_patterns, "--phase2_input_file", vocab_file, vocab_size,
+                          fv.phase2_max_seq_length, pretrain_flags.phase2_max_predictions(fv))
 
     from kbert.training.distribution import create_strategy, is_chief, worker_id
     strategy = create_strategy(fv.distribution, fv.num_cpu_devices, fv.tpu_address)
@@ -264,12 +198,13 @@ def run(fv) -> str:
 
     import kbert
     from kbert.models import BertEncoder, BertPretrainer
+    from kbert.models.saving import float32_copy, load_initial_weights
     from kbert.tokenizers import BertTokenizer, vocab_hash
     from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
     from kbert.training.optimizers import create_optimizer
 
     if learn_vocab:
-        vocab_file = _resolve_vocab(fv)
+        vocab_file = _vocab_file(fv)
         config = _model_config(fv, len(load_vocab(vocab_file)))
     vocab = load_vocab(vocab_file)
     phase1 = pretrain_flags.phase1_steps(fv)
@@ -282,7 +217,10 @@ def run(fv) -> str:
         model = BertPretrainer(BertEncoder(config))
         model(model.example_inputs(), training=False)
         if fv.init_checkpoint:
-            _load_init_checkpoint(model, fv.init_checkpoint, config)
+            try:
+                load_initial_weights(model, fv.init_checkpoint, config)
+            except ValueError as e:
+                raise pretrain_flags.FlagError(f"--init_checkpoint: {e}") from e
         optimizer = create_optimizer(
             fv.optimizer, _learning_rate_schedule(fv, phase1), weight_decay=fv.weight_decay,
             clip_norm=fv.clip_norm, model=model, beta_1=fv.adam_beta1, beta_2=fv.adam_beta2,
@@ -326,7 +264,7 @@ def run(fv) -> str:
     logging.info("final weights on %s: %s", worker_id(strategy), weights_fingerprint(model))
     model_dir = os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR)
     if is_chief(strategy):
-        kbert.save_pretrained(_float32_copy(model, config), model_dir, vocab_file=vocab_file,
+        kbert.save_pretrained(float32_copy(model, config), model_dir, vocab_file=vocab_file,
                               do_lower_case=fv.do_lower_case,
                               extra={"task": "pretraining", "trained_steps": fv.num_train_steps})
         logging.info("pre-trained model written to %s", model_dir)
@@ -342,14 +280,15 @@ def main(argv) -> int:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    console.import_tensorflow()
     from kbert.configs import ConfigError
-    from kbert.pretraining.settings import PretrainingDataError
-    from kbert.training.checkpointing import CheckpointMismatchError
+    from kbert.data import PretrainingDataError
+    from kbert.training.checkpointing import RunMismatchError
     from kbert.training.loop import NonFiniteLossError
     try:
         run(FLAGS)
     except (pretrain_flags.FlagError, ConfigError, PretrainingDataError,
-            CheckpointMismatchError, FileExistsError) as e:
+            RunMismatchError, FileExistsError) as e:
         logging.error("%s", e)
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT

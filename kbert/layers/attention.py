@@ -37,7 +37,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Args:
         num_heads: number of attention heads.
         head_size: width of each head; hidden size = num_heads * head_size.
-        dropout: dropout rate on the attention probabilities.
+        attention_dropout: dropout rate on the attention probabilities (BertConfig's
+            `attention_probs_dropout_prob`; `TransformerBlock`'s `attention_dropout`).
         initializer_range: stddev of the truncated-normal kernel initializer.
 
     Call args: `x` [batch, seq, hidden], `padding_mask` [batch, seq] (1 = real token,
@@ -51,11 +52,12 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         (1, 3, 8)
     """
 
-    def __init__(self, num_heads, head_size, dropout=0.0, initializer_range=0.02, **kwargs):
+    def __init__(self, num_heads, head_size, attention_dropout=0.0, initializer_range=0.02,
+                 **kwargs):
         super().__init__(**kwargs)
         self.num_heads = num_heads
         self.head_size = head_size
-        self.dropout = dropout
+        self.attention_dropout = attention_dropout
         self.initializer_range = initializer_range
         hidden = num_heads * head_size
 
@@ -68,7 +70,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.key = dense("key")
         self.value = dense("value")
         self.output_dense = dense("output")
-        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy,
+        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy,
                                                   name="attention_dropout")
 
     def build(self, x_shape, padding_mask_shape=None):
@@ -105,5 +107,13 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update(num_heads=self.num_heads, head_size=self.head_size,
-                      dropout=self.dropout, initializer_range=self.initializer_range)
+                      attention_dropout=self.attention_dropout,
+                      initializer_range=self.initializer_range)
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if "dropout" in config:   # the argument's name in configs saved before 0.1.0's tidy
+            config["attention_dropout"] = config.pop("dropout")
+        return cls(**config)

@@ -49,7 +49,7 @@ class TransformerBlock(keras.layers.Layer):
         self.initializer_range = initializer_range
         policy = self.dtype_policy
         self.attention = attention_layer or MultiHeadSelfAttention(
-            num_heads, hidden_size // num_heads, dropout=attention_dropout,
+            num_heads, hidden_size // num_heads, attention_dropout=attention_dropout,
             initializer_range=initializer_range, dtype=policy, name="attention")
         self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
                                                             name="attention_output_dropout")

@@ -12,7 +12,6 @@ from kbert.models.encoder import BertEncoder
 from kbert.models.heads import MaskedLMHead, NextSentenceHead
 from kbert.models.pretraining_losses import pretraining_loss_terms, losses_from_terms
 
-FEATURE_NAMES = ("input_ids", "input_mask", "segment_ids", "masked_lm_positions")
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 # The objective each family pre-trains with unless told otherwise.
 DEFAULT_SENTENCE_OBJECTIVE = {"bert": "nsp", "albert": "sop", "roberta": "none",

@@ -102,31 +102,16 @@ def load_tokenizer(directory: str):
     RoBERTa's `vocab.json` + `merges.txt`; ALBERT's `spiece.model`) and casing.
 
     A tokenizer whose size differs from the model's `vocab_size` is refused with both."""
+    from kbert.tokenizers.families import load_family_tokenizer, tokenizer_files
     config = read_directory_config(directory)
     family = config.get("family", "bert")
-    lower_case = config["kbert"].get("do_lower_case", True)
-    if family == "roberta":
-        from kbert.bpe_tokenizer import MERGES_FILE, VOCAB_FILE as BPE_VOCAB, \
-            ByteLevelBPETokenizer
-        files = [os.path.join(directory, BPE_VOCAB), os.path.join(directory, MERGES_FILE)]
-        make = ByteLevelBPETokenizer
-    elif family == "albert":
-        from kbert.sentencepiece_tokenizer import MODEL_FILE, SentencePieceTokenizer
-        files = [os.path.join(directory, MODEL_FILE)]
-
-        def make(path):
-            return SentencePieceTokenizer(path, lower_case=lower_case)
-    else:
-        from kbert.tokenizers import BertTokenizer
-        files = [os.path.join(directory, VOCAB_FILE)]
-
-        def make(path):
-            return BertTokenizer(path, lower_case=lower_case)
+    files = tokenizer_files(family, directory)
     for path in files:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"model directory has no {os.path.basename(path)}: "
                                     f"{directory}")
-    tokenizer = make(*files)
+    tokenizer = load_family_tokenizer(family, files,
+                                      lower_case=config["kbert"].get("do_lower_case", True))
     check_vocab_size(tokenizer.vocab_size, config.get("vocab_size"), files[0])
     return tokenizer
 
@@ -143,3 +128,45 @@ def check_vocab_size(tokenizer_size: int, model_size: int | None, path: str) -> 
     if model_size is not None and tokenizer_size != model_size:
         raise ValueError(f"{path} has {tokenizer_size} tokens but the model's vocab_size "
                          f"is {model_size}")
+
+
+def load_initial_weights(model, source: str, config) -> None:
+    """Initialise a `BertPretrainer` (built) from a model directory or a checkpoint prefix.
+
+    A kbert model directory must hold the same model config (encoder weights are taken; a
+    saved pre-trainer gives its heads too); a `tf.train.Checkpoint` prefix written by the
+    pre-training loop must match every object. Raises ValueError naming `source`.
+
+    Example:
+        >>> load_initial_weights(pretrainer, "runs/a/pretrained_model", config)  # doctest: +SKIP
+    """
+    import tensorflow as tf
+
+    if os.path.isdir(source):
+        saved = load(source)
+        encoder = getattr(saved, "encoder", saved)
+        if encoder.config.to_dict() != config.to_dict():
+            changed = sorted(k for k, v in encoder.config.to_dict().items()
+                             if config.to_dict().get(k) != v)
+            raise ValueError(f"{source} has a different model config ({', '.join(changed)})")
+        model.encoder.set_weights(encoder.get_weights())
+        if saved is not encoder:
+            model.set_weights(saved.get_weights())
+    else:
+        status = tf.train.Checkpoint(model=model).restore(source).expect_partial()
+        try:
+            status.assert_existing_objects_matched()
+        except AssertionError as e:
+            raise ValueError(f"{source} does not match the model: {e}") from e
+    logging.info("initialised weights from %s", source)
+
+
+def float32_copy(pretrainer, config):
+    """`pretrainer` rebuilt with float32 compute (same weights), for a model directory."""
+    from kbert.models.encoder import BertEncoder
+    from kbert.models.pretrainer import BertPretrainer
+    copy = BertPretrainer(BertEncoder(config, dtype="float32"),
+                          sentence_objective=pretrainer.sentence_objective)
+    copy(copy.example_inputs())
+    copy.set_weights(pretrainer.get_weights())
+    return copy

@@ -34,7 +34,7 @@ RUN_CONFIG_FILE = "run_config.json"
 STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-class CheckpointMismatchError(ValueError):
+class RunMismatchError(ValueError):
     """The checkpoint in an output directory was made with different settings."""
 
 
@@ -42,7 +42,7 @@ def checkpoint_step(path: str) -> int:
     """The training step stored in checkpoint `path` (a prefix such as `.../ckpt-3`)."""
     reader = tf.train.load_checkpoint(path)
     if not reader.has_tensor(STEP_KEY):
-        raise CheckpointMismatchError(f"checkpoint {path} has no training step; it was not "
+        raise RunMismatchError(f"checkpoint {path} has no training step; it was not "
                                       f"written by kbert's pre-training loop")
     return int(reader.get_tensor(STEP_KEY))
 
@@ -108,7 +108,7 @@ class TrainingCheckpoints:
             status = self.checkpoint.restore(path)
             status.assert_existing_objects_matched()
         except (ValueError, AssertionError, tf.errors.OpError) as e:
-            raise CheckpointMismatchError(
+            raise RunMismatchError(
                 f"checkpoint {path} does not match the model being trained: {e}") from e
         logging.info("restored %s", path)
         return path
@@ -136,13 +136,13 @@ class TrainingCheckpoints:
                 try:
                     stored = json.load(f)
                 except json.JSONDecodeError as e:
-                    raise CheckpointMismatchError(f"{path} is not valid JSON: {e}") from e
+                    raise RunMismatchError(f"{path} is not valid JSON: {e}") from e
             differences = {k: (stored[k], run_config[k]) for k in sorted(stored)
                            if k in run_config and stored[k] != run_config[k]}
             if differences and self.latest is not None:
                 listed = "; ".join(f"{k}: checkpoint has {a!r}, this run has {b!r}"
                                    for k, (a, b) in differences.items())
-                raise CheckpointMismatchError(
+                raise RunMismatchError(
                     f"the checkpoint in {self.directory} was made with different settings "
                     f"({listed}). Use a new --output_dir, or --noresume with an empty one.")
         if self.is_chief:

@@ -7,7 +7,7 @@
 * `tpu`: TPUStrategy on `tpu_address` (a Cloud TPU name, `grpc://host:port`, or "" / "local"
   for a TPU VM). The loop is TPU-ready (static shapes, `drop_remainder`, dataset from
   `distribute_datasets_from_function`) but it has not been run on a TPU here; see
-  docs/notes/pretraining.md.
+  BUILD_NOTES.md ("Distributed pre-training").
 
 Logical CPU devices must be configured before TensorFlow initialises its runtime, so
 call `configure_cpu_devices` (or `create_strategy`) before any other TF work.

@@ -113,3 +113,54 @@ class PhasedSchedule(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"schedules": [keras.optimizers.schedules.serialize(s) for s in self.schedules],
                 "boundaries": self.boundaries}
+
+
+# --------------------------------------------------------------------------- two-phase runs
+def phase1_steps(num_train_steps: int, phase2_fraction: float | None = None) -> int:
+    """Steps of phase 1 of a two-phase run (all of them when there is no phase 2).
+
+    Example:
+        >>> phase1_steps(1000, 0.1), phase1_steps(1000)
+        (900, 1000)
+    """
+    if phase2_fraction is None:
+        return num_train_steps
+    return int(round(num_train_steps * (1.0 - phase2_fraction)))
+
+
+def scaled_max_predictions(max_predictions_per_seq: int, max_seq_length: int,
+                           new_max_seq_length: int) -> int:
+    """Masked-LM predictions per sequence kept in proportion at another sequence length.
+
+    Example:
+        >>> scaled_max_predictions(20, 128, 512)
+        80
+    """
+    return int(round(max_predictions_per_seq * new_max_seq_length / max_seq_length))
+
+
+def pretraining_schedule(learning_rate: float, num_warmup_steps: int, num_train_steps: int,
+                         end_learning_rate: float = 0.0, decay_power: float = 1.0,
+                         phase1: int | None = None, phase2_learning_rate: float | None = None,
+                         phase2_warmup_steps: int = 0):
+    """The learning rate of a pre-training run: warmup then decay, over one phase or two.
+
+    With `phase1` (steps) and `phase2_learning_rate`, phase 2 warms up again to its own peak
+    and decays over the remaining steps; otherwise one schedule spans the run.
+
+    Example:
+        >>> schedule = pretraining_schedule(1e-3, 10, 100, phase1=90,
+        ...                                 phase2_learning_rate=5e-4, phase2_warmup_steps=5)
+        >>> type(schedule).__name__
+        'PhasedSchedule'
+    """
+    if phase1 is not None and phase2_learning_rate:
+        return PhasedSchedule([
+            WarmupPolynomialDecay(learning_rate, num_warmup_steps, phase1,
+                                  end_learning_rate, decay_power),
+            WarmupPolynomialDecay(phase2_learning_rate, phase2_warmup_steps,
+                                  num_train_steps - phase1,
+                                  min(end_learning_rate, phase2_learning_rate),
+                                  decay_power)], boundaries=[phase1])
+    return WarmupPolynomialDecay(learning_rate, min(num_warmup_steps, num_train_steps),
+                                 num_train_steps, end_learning_rate, decay_power)

@@ -1,9 +1,9 @@
 """Static masked-LM predictions: 15% of the non-special tokens, 80% [MASK] / 10% random /
 10% unchanged, as google-research/bert's `create_masked_lm_predictions`.
 
-Differences from google (deliberate, see docs/notes/pretraining_data.md): the number to
-predict is `masked_lm_prob` times the number of *non-special* tokens (google multiplies the
-length including [CLS]/[SEP]); none of the five special tokens ([PAD] [UNK] [CLS] [SEP]
+Differences from google (deliberate; BUILD_NOTES.md, "Deviations from google-research/bert"):
+the number to predict is `masked_lm_prob` times the number of *non-special* tokens (google
+multiplies the length including [CLS]/[SEP]); none of the five special tokens ([PAD] [UNK] [CLS] [SEP]
 [MASK]) is ever chosen (google may choose [UNK]) or drawn as the random replacement.
 
 Example:
@@ -21,7 +21,7 @@ import dataclasses
 import random
 from typing import Sequence
 
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+from kbert.tokenizers import SPECIAL_TOKENS
 CONTINUATION_PREFIX = "##"
 
 

@@ -10,7 +10,7 @@ Example:
     >>> PretrainingDataSettings(max_seq_length=4)
     Traceback (most recent call last):
     ...
-    kbert.pretraining.settings.PretrainingDataError: --max_seq_length=4 is too small: [CLS] A [SEP] B [SEP] needs at least 5 positions (3 special tokens and one token each for A and B)
+    kbert.data.settings.PretrainingDataError: --max_seq_length=4 is too small: [CLS] A [SEP] B [SEP] needs at least 5 positions (3 special tokens and one token each for A and B)
 """
 
 from __future__ import annotations

@@ -20,7 +20,6 @@ Example:
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import os
 from typing import Iterable, Sequence
@@ -29,6 +28,7 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kbert import fileio, text
+from kbert.tokenizers.base import Tokenizer, token_list_hash
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SUFFIX_INDICATOR = "##"
@@ -96,11 +96,7 @@ def vocab_hash(path_or_tokens: str | Sequence[str]) -> str:
         'cc75ba7f9a12'
     """
     tokens = load_vocab(path_or_tokens) if isinstance(path_or_tokens, str) else path_or_tokens
-    digest = hashlib.sha256()
-    for token in tokens:
-        digest.update(token.encode("utf-8"))
-        digest.update(b"\n")
-    return digest.hexdigest()
+    return token_list_hash(tokens)
 
 
 def write_vocab(tokens: Sequence[str], path: str) -> None:
@@ -159,7 +155,7 @@ def bert_normalize(texts: tf.Tensor, lower_case: bool = True) -> tf.Tensor:
 NORMALIZATIONS = ("exact", "fast")
 
 
-class BertTokenizer(tf.Module):
+class BertTokenizer(Tokenizer):
     """BERT WordPiece tokenizer built from tensorflow-text's fast in-graph ops.
 
     Args:
@@ -181,6 +177,8 @@ class BertTokenizer(tf.Module):
         >>> tok.tokenize_words(["unaffable running"]).to_list()             # doctest: +SKIP
         [[[14477, 20961, 3468], [2770]]]
     """
+
+    special_tokens = SPECIAL_TOKENS
 
     @property
     def vocab(self) -> list:

@@ -27,20 +27,18 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from kbert.pretraining import manifest as manifest_lib
-from kbert.pretraining.corpus import expand_input_patterns, read_documents, split_patterns
-from kbert.pretraining.dynamic_masking import DynamicMasker
-from kbert.pretraining.examples import derive_seed
-from kbert.pretraining.packing import pack_full_sentences
-from kbert.pretraining.pairs import create_pairs_from_document, tokenize_documents
-from kbert.pretraining.records import feature_spec
-from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
-from kbert.pretraining.writer import SHARD_SUFFIX
+from kbert.data import manifest as manifest_lib
+from kbert.data.corpus import expand_input_patterns, read_documents, split_patterns
+from kbert.data.dynamic_masking import DynamicMasker
+from kbert.data.examples import build_example, derive_seed
+from kbert.data.packing import pack_full_sentences
+from kbert.data.pairs import create_pairs_from_document, tokenize_documents
+from kbert.data.records import feature_spec
+from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
+from kbert.data.writer import SHARD_SUFFIX
 
-read_manifest = manifest_lib.read_manifest
-
-__all__ = ["pretraining_dataset", "raw_text_dataset", "read_manifest", "record_files",
-           "dynamic_mask_fn", "parse_batch"]
+__all__ = ["check_records", "dynamic_mask_fn", "parse_batch", "pretraining_dataset",
+           "raw_text_dataset", "record_files"]
 
 
 # --------------------------------------------------------------------------- record files
@@ -86,13 +84,46 @@ def record_files(input_patterns_or_dir: str | Sequence[str]
     return files, None, None
 
 
-def _check_manifest(manifest: dict, where: str, **expected) -> None:
+def _check_manifest(manifest: dict, where: str, flag: str | None = None, **expected) -> None:
+    prefix = f"{flag}: " if flag else ""
     for name, value in expected.items():
         if name in manifest and manifest[name] != value:
             raise PretrainingDataError(
-                f"{name}={value} does not match the records in {where} ({name}="
+                f"{prefix}{name}={value} does not match the records in {where} ({name}="
                 f"{manifest[name]} in {manifest_lib.MANIFEST_NAME}); pass --{name}="
                 f"{manifest[name]} or recreate the data")
+
+
+def check_records(input_patterns_or_dir: str | Sequence[str], flag: str, vocab_file: str,
+                  vocab_size: int, max_seq_length: int, max_predictions_per_seq: int) -> None:
+    """Refuse records written with another vocabulary or shape, naming the manifest.
+
+    Records without a manifest cannot be checked (a warning says so). Raises
+    PretrainingDataError naming `flag` and the manifest file.
+
+    Example:
+        >>> check_records("/tmp/pretrain", "--input_file", "vocab.txt", 30522,  # doctest: +SKIP
+        ...               128, 20)
+    """
+    from kbert.tokenizers import vocab_hash
+    _, manifest, where = record_files(input_patterns_or_dir)
+    if manifest is None:
+        logging.warning("%s=%s has no %s: its vocabulary cannot be checked", flag,
+                        input_patterns_or_dir, manifest_lib.MANIFEST_NAME)
+        return
+    manifest_path = os.path.join(where, manifest_lib.MANIFEST_NAME)
+    expected_hash = vocab_hash(vocab_file)
+    if manifest.get("vocab_hash") not in (None, expected_hash):
+        raise PretrainingDataError(
+            f"{flag}: the records in {where} were written with a different vocabulary "
+            f"(vocab_hash {manifest['vocab_hash']} in {manifest_path}) than "
+            f"--vocab_file={vocab_file} (vocab_hash {expected_hash})")
+    if manifest.get("vocab_size") not in (None, vocab_size):
+        raise PretrainingDataError(
+            f"{flag}: {manifest_path} says vocab_size {manifest['vocab_size']}, the model "
+            f"has {vocab_size}")
+    _check_manifest(manifest, where, flag, max_seq_length=max_seq_length,
+                    max_predictions_per_seq=max_predictions_per_seq)
 
 
 # --------------------------------------------------------------------------- batch functions
@@ -137,7 +168,7 @@ def _base_seed(seed: int | None, *parts) -> int:
     return derive_seed(seed, *parts) % (2 ** 62)
 
 
-def _resolve_vocab(vocab_file: str | None, manifest: dict | None, where: str | None) -> list[str]:
+def _dynamic_masking_vocab(vocab_file: str | None, manifest: dict | None, where: str | None) -> list[str]:
     from kbert.tokenizers import load_vocab, vocab_hash
     if vocab_file is None and manifest is not None:
         vocab_file = manifest.get("vocab_file")
@@ -229,7 +260,7 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
         lambda serialized: parse_batch(serialized, max_seq_length, max_predictions_per_seq),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if dynamic_masking:
-        vocab = _resolve_vocab(vocab_file, manifest, where)
+        vocab = _dynamic_masking_vocab(vocab_file, manifest, where)
         masker = DynamicMasker(
             vocab, max_predictions_per_seq,
             masked_lm_prob if masked_lm_prob is not None
@@ -258,7 +289,7 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
     NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
     every n-th document), new pairs every epoch; masks are drawn in-graph per batch.
     `sentence_objective="sop"` makes ALBERT's sentence-order pairs instead (label 1 =
-    swapped); `"none"` makes RoBERTa's FULL-SENTENCES inputs (`kbert.pretraining.packing`:
+    swapped); `"none"` makes RoBERTa's FULL-SENTENCES inputs (`kbert.data.packing`:
     one segment, documents packed in a new order each epoch with an extra separator between
     them, `next_sentence_labels` 0).
 
@@ -321,13 +352,14 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                 for pair in create_pairs_from_document(
                         tokenized, index, settings.max_num_tokens, short_seq_prob, rng,
                         sentence_order=sentence_objective == "sop"):
+                    example = build_example(pair, cls_id, sep_id, None, rng)
+                    length = len(example.input_ids)
                     ids = np.zeros(max_seq_length, np.int32)
                     segments = np.zeros(max_seq_length, np.int32)
                     mask = np.zeros(max_seq_length, np.int32)
-                    tokens = [cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id]
-                    ids[:len(tokens)] = tokens
-                    mask[:len(tokens)] = 1
-                    segments[len(pair.tokens_a) + 2:len(tokens)] = 1
+                    ids[:length] = example.input_ids
+                    segments[:length] = example.segment_ids
+                    mask[:length] = 1
                     yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
                            "next_sentence_labels": np.int32(pair.is_random_next)}
             if not is_training:

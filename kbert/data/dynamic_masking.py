@@ -1,13 +1,13 @@
 """In-graph masked-LM masking of batched examples (RoBERTa-style dynamic masking).
 
-The same rules as the static masker (`kbert.pretraining.masking`): `round(masked_lm_prob *
+The same rules as the static masker (`kbert.data.masking`): `round(masked_lm_prob *
 non-special tokens)` positions per example (at least 1, at most `max_predictions_per_seq`),
 none of the five special tokens, 80% [MASK] / 10% random non-special token / 10% unchanged,
 optional whole-word masking by the `##` convention (or the tokenizer's own word starts:
 "Ġ" for byte-level BPE, "▁" for SentencePiece), optional n-gram masking (ALBERT: spans of
 up to `max_ngram` words, length n drawn with probability proportional to 1/n). Randomness
 is stateless: the same
-seed gives the same masks, and `kbert.input_pipeline` feeds a new seed per batch, so every
+seed gives the same masks, and `kbert.data.pipelines` feeds a new seed per batch, so every
 epoch draws new masks.
 
 keras-hub's `MaskedLMMaskGenerator` / tensorflow-text's `mask_language_model` were not used:
@@ -30,7 +30,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from kbert.pretraining.masking import special_token_ids, word_start_table
+from kbert.data.masking import special_token_ids, word_start_table
 
 
 class DynamicMasker:

@@ -17,10 +17,10 @@ import hashlib
 import random
 from typing import Sequence
 
-from kbert.pretraining import records
-from kbert.pretraining.masking import StaticMasker
-from kbert.pretraining.pairs import SentencePair, TokenizedDocument, create_pairs_from_document
-from kbert.pretraining.settings import PretrainingDataSettings
+from kbert.data import records
+from kbert.data.masking import StaticMasker
+from kbert.data.pairs import SentencePair, TokenizedDocument, create_pairs_from_document
+from kbert.data.settings import PretrainingDataSettings
 
 
 def derive_seed(random_seed: int, *parts) -> int:

@@ -32,6 +32,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kbert import fileio
+from kbert.tokenizers.base import Tokenizer
+from kbert.tokenizers.bpe import _as_strings, files_hash
 
 MODEL_FILE = "spiece.model"
 SPECIAL_TOKENS = {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]",
@@ -76,7 +78,7 @@ def load_sentencepiece_vocab(path: str) -> list[str]:
     return pieces
 
 
-class SentencePieceTokenizer(tf.Module):
+class SentencePieceTokenizer(Tokenizer):
     """ALBERT's SentencePiece tokenizer as TensorFlow ops.
 
     Args:
@@ -85,7 +87,7 @@ class SentencePieceTokenizer(tf.Module):
         keep_accents: keep accents (ALBERT: False, they are stripped after NFKD).
 
     Attributes as `kbert`'s other tokenizers: `vocab`, `vocab_size`, `cls_id`, `sep_id`,
-    `pad_id`, `unk_id`, `mask_id`, `word_start`, `vocab_hash`.
+    `pad_id`, `unk_id`, `mask_id`, `word_start`; `vocab_hash()` hashes the model file.
 
     Example:
         >>> tok = SentencePieceTokenizer("spiece.model")                   # doctest: +SKIP
@@ -93,9 +95,10 @@ class SentencePieceTokenizer(tf.Module):
         [[[2712], [126]]]
     """
 
+    special_tokens = tuple(SPECIAL_TOKENS.values())
+
     def __init__(self, model_file: str, lower_case: bool = True, keep_accents: bool = False):
         super().__init__(name="sentencepiece_tokenizer")
-        from kbert.bpe_tokenizer import files_hash
         self.model_file = model_file
         self.lower_case = bool(lower_case)
         self.keep_accents = bool(keep_accents)
@@ -104,7 +107,7 @@ class SentencePieceTokenizer(tf.Module):
         object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self._vocab)})
         for role, token in SPECIAL_TOKENS.items():
             setattr(self, f"{role}_id", self._ids[token])
-        self.vocab_hash = files_hash([model_file])
+        self._files_hash = files_hash([model_file])
         with open(model_file, "rb") as f:
             self._tokenizer = tf_text.FastSentencepieceTokenizer(f.read())
         self._is_word_start = tf.constant(self.word_start, tf.bool)
@@ -113,6 +116,10 @@ class SentencePieceTokenizer(tf.Module):
     @property
     def vocab(self) -> list:
         return self._vocab
+
+    def vocab_hash(self) -> str:
+        """sha256 of the `spiece.model` file."""
+        return self._files_hash
 
     @property
     def special_ids(self) -> list[int]:
@@ -132,7 +139,6 @@ class SentencePieceTokenizer(tf.Module):
 
     def tokenize(self, texts) -> tf.RaggedTensor:
         """Piece ids `[batch, (pieces)]` int32, without `[CLS]`/`[SEP]`."""
-        from kbert.bpe_tokenizer import _as_strings
         texts = albert_normalize(_as_strings(texts), self.lower_case, self.keep_accents)
         return tf.cast(self._tokenizer.tokenize(texts), tf.int32)
 

@@ -19,7 +19,7 @@ import os
 import re
 
 from kbert import fileio
-from kbert.pretraining.settings import PretrainingDataError
+from kbert.data.settings import PretrainingDataError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "kbert.pretraining_data/1"

@@ -31,6 +31,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from kbert import fileio
+from kbert.tokenizers.base import Tokenizer
 
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
@@ -99,7 +100,7 @@ def files_hash(paths: Sequence[str]) -> str:
     return digest.hexdigest()
 
 
-class ByteLevelBPETokenizer(tf.Module):
+class ByteLevelBPETokenizer(Tokenizer):
     """RoBERTa's byte-level BPE tokenizer as TensorFlow ops.
 
     Args:
@@ -108,13 +109,15 @@ class ByteLevelBPETokenizer(tf.Module):
 
     Attributes: `vocab` (tokens by id), `vocab_size`, `cls_id` (`<s>`), `sep_id` (`</s>`),
     `pad_id`, `unk_id`, `mask_id`, `word_start` (per id: True when the token starts a
-    word, i.e. begins with "Ġ" or is not a continuation), `vocab_hash`.
+    word, i.e. begins with "Ġ" or is not a continuation); `vocab_hash()` hashes both files.
 
     Example:
         >>> tok = ByteLevelBPETokenizer("vocab.json", "merges.txt")       # doctest: +SKIP
         >>> tok.tokenize_words(["Hello world!"]).to_list()                # doctest: +SKIP
         [[[31414], [232], [328]]]
     """
+
+    special_tokens = tuple(SPECIAL_TOKENS.values())
 
     def __init__(self, vocab_file: str, merges_file: str):
         super().__init__(name="byte_level_bpe_tokenizer")
@@ -127,7 +130,7 @@ class ByteLevelBPETokenizer(tf.Module):
         object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self._vocab)})
         for role, token in SPECIAL_TOKENS.items():
             setattr(self, f"{role}_id", self._ids[token])
-        self.vocab_hash = files_hash([vocab_file, merges_file])
+        self._files_hash = files_hash([vocab_file, merges_file])
         self._tokenizer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=dict(self._ids), merges=merges, dtype="int32")
         # keras-hub turns ragged results into Python lists when called eagerly: a graph
@@ -140,6 +143,10 @@ class ByteLevelBPETokenizer(tf.Module):
     @property
     def vocab(self) -> list:
         return self._vocab
+
+    def vocab_hash(self) -> str:
+        """sha256 of `vocab.json` and `merges.txt` (the merges matter as much as the tokens)."""
+        return self._files_hash
 
     @property
     def special_ids(self) -> list[int]:

@@ -32,12 +32,12 @@ import time
 from typing import Sequence
 
 from kbert import fileio
-from kbert.pretraining import manifest as manifest_lib
-from kbert.pretraining.corpus import expand_input_patterns, read_documents
-from kbert.pretraining.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
+from kbert.data import manifest as manifest_lib
+from kbert.data.corpus import expand_input_patterns, read_documents
+from kbert.data.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
                                         make_masker, plan_chunks, shards_of_worker)
-from kbert.pretraining.pairs import tokenize_documents
-from kbert.pretraining.settings import PretrainingDataError, PretrainingDataSettings
+from kbert.data.pairs import tokenize_documents
+from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
 
 SHARD_SUFFIX = ".tfrecord"
 
@@ -48,7 +48,7 @@ def shard_file_name(shard: int, num_output_shards: int, prefix: str = "pretrain"
 
 
 @functools.lru_cache(maxsize=4)
-def load_tokenizer(vocab_file: str, lower_case: bool):
+def cached_tokenizer(vocab_file: str, lower_case: bool):
     """The `kbert.tokenizers.BertTokenizer` of a vocabulary (cached per process).
 
     Raises PretrainingDataError naming `--vocab_file` when the file is unusable.
@@ -62,7 +62,7 @@ def load_tokenizer(vocab_file: str, lower_case: bool):
 
 @functools.lru_cache(maxsize=4)
 def _masker(vocab_file: str, settings: PretrainingDataSettings):
-    return make_masker(load_tokenizer(vocab_file, settings.do_lower_case).vocab, settings)
+    return make_masker(cached_tokenizer(vocab_file, settings.do_lower_case).vocab, settings)
 
 
 @dataclasses.dataclass
@@ -82,7 +82,7 @@ def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int]:
     Returns (chunk id, serialized examples, number of NotNext examples).
     """
     settings = job.settings
-    tokenizer = load_tokenizer(job.vocab_file, settings.do_lower_case)
+    tokenizer = cached_tokenizer(job.vocab_file, settings.do_lower_case)
     documents = tokenize_documents(job.sentences, tokenizer, document_ids=job.document_ids)
     examples = create_chunk_examples(job.chunk_id, documents, tokenizer.vocab, settings,
                                      _masker(job.vocab_file, settings))
@@ -119,7 +119,7 @@ def _process_context():
     there is no fork server, pays a TensorFlow import per worker."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["kbert.console_preload", __name__])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -227,7 +227,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
         raise PretrainingDataError(
             f"--shard_index={shard_index!r} must be in [0, --num_shards={num_shards})")
     directory, paths = resolve_output_paths(output_dir, output_files, settings.num_output_shards)
-    tokenizer = load_tokenizer(vocab_file, settings.do_lower_case)
+    tokenizer = cached_tokenizer(vocab_file, settings.do_lower_case)
     files = expand_input_patterns(input_patterns)
     started = time.time()
     documents = read_documents(files)
@@ -279,7 +279,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
         "format": manifest_lib.FORMAT,
         **settings.to_dict(),
         "vocab_file": os.path.abspath(vocab_file),
-        "vocab_hash": _vocab_hash(tokenizer.vocab),
+        "vocab_hash": tokenizer.vocab_hash(),
         "vocab_size": tokenizer.vocab_size,
         "input_files": [os.path.abspath(f) for f in files],
         "num_documents": len(documents),
@@ -295,8 +295,3 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     logging.info("wrote %d examples in %d shards and %s in %.1fs", manifest["num_examples"],
                  len(shards), manifest_path, time.time() - started)
     return manifest
-
-
-def _vocab_hash(vocab: Sequence[str]) -> str:
-    from kbert.tokenizers import vocab_hash
-    return vocab_hash(list(vocab))

@@ -8,7 +8,7 @@ documents." No sentence-pair label: the objective is masked LM only. A sentence 
 a whole input is cut into input-sized pieces.
 
 Example:
-    >>> from kbert.pretraining.pairs import Sentence, TokenizedDocument
+    >>> from kbert.data.pairs import Sentence, TokenizedDocument
     >>> docs = [TokenizedDocument(0, [Sentence([5, 6], [True, True]), Sentence([7], [True])]),
     ...         TokenizedDocument(1, [Sentence([8, 9], [True, False])])]
     >>> [p.ids for p in pack_full_sentences(docs, max_num_tokens=6, separator_id=2)]
@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable, Iterator, Sequence
 
-from kbert.pretraining.pairs import TokenizedDocument
+from kbert.data.pairs import TokenizedDocument
 
 
 @dataclasses.dataclass

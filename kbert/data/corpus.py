@@ -16,7 +16,7 @@ import os
 from typing import Sequence
 
 from kbert import text
-from kbert.pretraining.settings import PretrainingDataError
+from kbert.data.settings import PretrainingDataError
 
 _GLOB_CHARS = set("*?[")
 
@@ -48,7 +48,7 @@ def expand_input_patterns(patterns: str | Sequence[str], flag: str = "--input_fi
         >>> expand_input_patterns("/nonexistent/*.txt")
         Traceback (most recent call last):
         ...
-        kbert.pretraining.settings.PretrainingDataError: --input_file pattern '/nonexistent/*.txt' matches no file
+        kbert.data.settings.PretrainingDataError: --input_file pattern '/nonexistent/*.txt' matches no file
     """
     items = split_patterns(patterns)
     if not items:
