@@ -51,26 +51,30 @@ def _input_files(patterns: str, raw_text: bool) -> list[str]:
     return record_files(patterns)[0]
 
 
-def _vocab_file(fv) -> str:
+def _tokenizer_files(fv, learn: bool = False) -> list[str]:
+    """The family's tokenizer files: given, found in output_dir / init_checkpoint, or
+    (with `learn`) learned from the input now."""
+    from kbert.tokenizers import families
     if fv.vocab_file:
-        return fv.vocab_file
+        return families.files_beside(fv.model, fv.vocab_file)
     if fv.learn_vocab_size:
-        path = os.path.join(fv.output_dir, "vocab.txt")
-        if os.path.isfile(path):
-            logging.info("reusing the vocabulary learned earlier: %s", path)
-            return path
-        from kbert.tokenizers import learn_vocabulary, write_vocab
-        files = _input_files(fv.input_file, raw_text=True)
-        logging.info("learning a %d-token vocabulary from %d files", fv.learn_vocab_size,
-                     len(files))
-        write_vocab(learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case),
-                    path)
-        return path
-    path = os.path.join(fv.init_checkpoint, "vocab.txt")
-    if not os.path.isfile(path):
+        files = families.tokenizer_files(fv.model, fv.output_dir)
+        if all(os.path.isfile(f) for f in files):
+            logging.info("reusing the vocabulary learned earlier: %s", ", ".join(files))
+            return files
+        if not learn:
+            return []
+        inputs = _input_files(fv.input_file, raw_text=True)
+        logging.info("learning a %d-token %s vocabulary from %d files", fv.learn_vocab_size,
+                     fv.model, len(inputs))
+        return families.learn_family_tokenizer(fv.model, inputs, fv.learn_vocab_size,
+                                               fv.output_dir, lower_case=fv.do_lower_case)
+    files = families.tokenizer_files(fv.model, fv.init_checkpoint)
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
         raise pretrain_flags.FlagError(f"--init_checkpoint={fv.init_checkpoint} has no "
-                                       f"vocab.txt; pass --vocab_file")
-    return path
+                                       f"{os.path.basename(missing[0])}; pass --vocab_file")
+    return files
 
 
 def _model_config(fv, vocab_size: int):
@@ -79,16 +83,20 @@ def _model_config(fv, vocab_size: int):
         config = BertConfig.from_json(fv.bert_config_file)
         source = f"--bert_config_file={fv.bert_config_file}"
     elif fv.model_size:
-        config = BertConfig.named(fv.model_size, vocab_size=vocab_size)
-        source = f"--model_size={fv.model_size}"
+        config = BertConfig.named(fv.model_size, family=fv.model, vocab_size=vocab_size)
+        source = f"--model={fv.model} --model_size={fv.model_size}"
     else:
         from kbert.models.saving import read_directory_config
         config = BertConfig.from_dict(read_directory_config(fv.init_checkpoint),
                                       source=fv.init_checkpoint)
         source = f"--init_checkpoint={fv.init_checkpoint}"
+    if config.family != fv.model:
+        raise pretrain_flags.FlagError(f"{source} describes a {config.family} model; pass "
+                                       f"--model={config.family}")
     overrides = {name: fv[name].value for name in
                  ("hidden_dropout_prob", "attention_probs_dropout_prob",
-                  "num_attention_heads", "initializer_range")
+                  "num_attention_heads", "initializer_range", "embedding_size",
+                  "num_hidden_layers", "share_layers")
                  if fv[name].value is not None}
     if overrides:
         try:
@@ -101,15 +109,15 @@ def _model_config(fv, vocab_size: int):
             f"{source} has vocab_size {config.vocab_size} but the vocabulary has "
             f"{vocab_size} tokens")
     longest = max(fv.max_seq_length, fv.phase2_max_seq_length or 0)
-    if longest > config.max_position_embeddings:
+    if longest > config.max_sequence_length:
         raise pretrain_flags.FlagError(
-            f"sequence length {longest} exceeds max_position_embeddings "
-            f"{config.max_position_embeddings} of {source}")
+            f"sequence length {longest} exceeds the {config.max_sequence_length} positions "
+            f"(max_position_embeddings {config.max_position_embeddings}) of {source}")
     return config
 
 
 def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions: int,
-                tokenizer, is_training: bool, seed: int):
+                tokenizer, is_training: bool, seed: int, sentence_objective: str = "nsp"):
     from kbert import data
 
     def dataset_fn(context):
@@ -118,7 +126,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 patterns, tokenizer, batch_size, seq_length, predictions, seed=seed,
                 is_training=is_training, input_context=context,
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
-                do_whole_word_mask=fv.do_whole_word_mask)
+                do_whole_word_mask=fv.do_whole_word_mask,
+                sentence_objective=sentence_objective, max_ngram=fv.max_ngram)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
@@ -168,20 +177,20 @@ def weights_fingerprint(model) -> str:
 def run(fv) -> str:
     """Pre-train as the flags say; returns the pretrained model directory."""
     from kbert.data import check_records
-    from kbert.tokenizers import load_vocab
+    from kbert.tokenizers import families
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
     # runtime must not start before the strategy has split the CPU into logical devices.
     os.makedirs(fv.output_dir, exist_ok=True)
-    learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
-        os.path.join(fv.output_dir, "vocab.txt"))
+    tokenizer_files = _tokenizer_files(fv)
+    learn_vocab = not tokenizer_files
     if not learn_vocab:
-        vocab_file = _vocab_file(fv)
-        config = _model_config(fv, len(load_vocab(vocab_file)))
+        vocab_file = tokenizer_files[0]
+        config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     phase2_patterns = fv.phase2_input_file or (fv.input_file if fv.raw_text else None)
     if not fv.raw_text:
-        vocab_size = len(load_vocab(vocab_file))
+        vocab_size = config.vocab_size
         check_records(train_patterns, "--input_file", vocab_file, vocab_size,
                       fv.max_seq_length, fv.max_predictions_per_seq)
         if eval_patterns:
@@ -199,23 +208,30 @@ def run(fv) -> str:
     import kbert
     from kbert.models import BertEncoder, BertPretrainer
     from kbert.models.saving import float32_copy, load_initial_weights
-    from kbert.tokenizers import BertTokenizer, vocab_hash
     from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
     from kbert.training.optimizers import create_optimizer
 
     if learn_vocab:
-        vocab_file = _vocab_file(fv)
-        config = _model_config(fv, len(load_vocab(vocab_file)))
-    vocab = load_vocab(vocab_file)
+        tokenizer_files = _tokenizer_files(fv, learn=True)
+        vocab_file = tokenizer_files[0]
+        config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     phase1 = pretrain_flags.phase1_steps(fv)
-    tokenizer = BertTokenizer(vocab_file, lower_case=fv.do_lower_case) if fv.raw_text else None
+    tokenizer = families.load_family_tokenizer(fv.model, tokenizer_files,
+                                               lower_case=fv.do_lower_case)
 
     policy = "float32" if fv.mixed_precision == "none" else fv.mixed_precision
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(fv.seed)
     with strategy.scope():
-        model = BertPretrainer(BertEncoder(config))
+        try:
+            model = BertPretrainer(BertEncoder(config),
+                                   sentence_objective=fv.sentence_objective)
+        except ValueError as e:
+            raise pretrain_flags.FlagError(f"--sentence_objective with --model={fv.model}: "
+                                           f"{e}") from e
         model(model.example_inputs(), training=False)
+        logging.info("%s model, sentence objective %s, %d parameters", config.family,
+                     model.sentence_objective, model.count_params())
         if fv.init_checkpoint:
             try:
                 load_initial_weights(model, fv.init_checkpoint, config)
@@ -230,14 +246,15 @@ def run(fv) -> str:
 
     phases = [Phase(f"seq{fv.max_seq_length}", phase1, fv.train_batch_size,
                     _dataset_fn(fv, train_patterns, fv.train_batch_size, fv.max_seq_length,
-                                fv.max_predictions_per_seq, tokenizer, True, fv.seed))]
+                                fv.max_predictions_per_seq, tokenizer, True, fv.seed,
+                                model.sentence_objective))]
     if fv.phase2_max_seq_length:
         batch2 = fv.phase2_train_batch_size or fv.train_batch_size
         phases.append(Phase(
             f"seq{fv.phase2_max_seq_length}", fv.num_train_steps, batch2,
             _dataset_fn(fv, phase2_patterns, batch2, fv.phase2_max_seq_length,
                         pretrain_flags.phase2_max_predictions(fv), tokenizer, True,
-                        fv.seed + 1), grad_accum_steps=fv.phase2_grad_accum_steps))
+                        fv.seed + 1, model.sentence_objective), grad_accum_steps=fv.phase2_grad_accum_steps))
     eval_fn = None
     if eval_patterns:
         # Records hold one length (checked above); raw text is evaluated at the length of
@@ -247,7 +264,8 @@ def run(fv) -> str:
             eval_length = fv.phase2_max_seq_length
             eval_predictions = pretrain_flags.phase2_max_predictions(fv)
         eval_fn = _dataset_fn(fv, eval_patterns, fv.eval_batch_size, eval_length,
-                              eval_predictions, tokenizer, False, fv.seed + 2)
+                              eval_predictions, tokenizer, False, fv.seed + 2,
+                              model.sentence_objective)
         logging.info("held-out evaluation on %s at sequence length %d", eval_patterns,
                      eval_length)
     settings = LoopSettings(
@@ -255,7 +273,7 @@ def run(fv) -> str:
         log_every_steps=fv.log_every_steps, save_checkpoints_steps=fv.save_checkpoints_steps,
         keep_checkpoints=fv.keep_checkpoints, eval_every_steps=fv.eval_every_steps,
         eval_steps=fv.eval_steps, jit_compile=fv.jit_compile, resume=fv.resume,
-        run_config={"model_config": config.to_dict(), "vocab_hash": vocab_hash(vocab),
+        run_config={"model_config": config.to_dict(), "vocab_hash": tokenizer.vocab_hash(),
                     "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision})
     loop = PretrainingLoop(strategy, model, optimizer, settings, eval_dataset_fn=eval_fn,
                            eval_batch_size=fv.eval_batch_size)
@@ -264,7 +282,8 @@ def run(fv) -> str:
     logging.info("final weights on %s: %s", worker_id(strategy), weights_fingerprint(model))
     model_dir = os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR)
     if is_chief(strategy):
-        kbert.save_pretrained(float32_copy(model, config), model_dir, vocab_file=vocab_file,
+        kbert.save_pretrained(float32_copy(model, config), model_dir,
+                              vocab_file=tokenizer_files,
                               do_lower_case=fv.do_lower_case,
                               extra={"task": "pretraining", "trained_steps": fv.num_train_steps})
         logging.info("pre-trained model written to %s", model_dir)

@@ -80,7 +80,9 @@ class BertEncoder(keras.Model):
         policy = keras.dtype_policies.get(dtype) if dtype is not None else None
 
         # === Layers ===
-        init = keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+        def init():  # one per layer, made in BERT's order (the seeded draws depend on it)
+            return keras.initializers.TruncatedNormal(stddev=config.initializer_range)
+
         embeddings = BertEmbeddings(
             config.vocab_size, config.embedding_width, config.max_position_embeddings,
             config.type_vocab_size, layer_norm_eps=config.layer_norm_eps,
@@ -88,13 +90,13 @@ class BertEncoder(keras.Model):
             position_offset=config.position_offset, dtype=policy, name="embeddings")
         projection = None
         if config.embedding_width != config.hidden_size:  # ALBERT's factorized embedding
-            projection = keras.layers.Dense(config.hidden_size, kernel_initializer=init,
+            projection = keras.layers.Dense(config.hidden_size, kernel_initializer=init(),
                                             dtype=policy, name="embedding_projection")
         blocks = transformer_blocks(config, dtype=policy)
         pooler = None
         if config.use_pooler:
             pooler = keras.layers.Dense(config.hidden_size, activation="tanh",
-                                        kernel_initializer=init, dtype=policy, name="pooler")
+                                        kernel_initializer=init(), dtype=policy, name="pooler")
 
         # === Functional model ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")

@@ -64,3 +64,15 @@ def learn_family_tokenizer(family: str, inputs: Sequence[str], vocab_size: int,
     path = tokenizer_files(family, output_dir)[0]
     write_vocab(learn_vocabulary(list(inputs), vocab_size, lower_case=lower_case), path)
     return [path]
+
+
+def vocab_size_of(family: str, files: Sequence[str]) -> int:
+    """Tokens in `family`'s tokenizer files, read without starting TensorFlow's runtime."""
+    if family == "roberta":
+        from kbert.tokenizers.bpe import load_bpe_vocab
+        return len(load_bpe_vocab(files[0]))
+    if family == "albert":
+        from kbert.tokenizers.sentencepiece import load_sentencepiece_vocab
+        return len(load_sentencepiece_vocab(files[0]))
+    from kbert.tokenizers.wordpiece import load_vocab
+    return len(load_vocab(files[0]))
