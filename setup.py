@@ -20,6 +20,9 @@ setup(
         "matplotlib>=3.8",
         "safetensors>=0.4",
         "numpy>=1.26",
+        # Learning subword vocabularies: SentencePiece (ALBERT), byte-level BPE (RoBERTa).
+        "sentencepiece>=0.2",
+        "tokenizers>=0.21",
     ],
     extras_require={
         # Reference implementations and the test runner. Install torch first from the
@@ -31,7 +34,12 @@ setup(
             "tokenizers>=0.21",
             "scipy",
             "scikit-learn",   # scripts/tfidf_baseline.py (fine-tuning baseline) and tests
+            # The edge benchmark's peer (ONNX Runtime), also used by the export tests.
+            "onnx==1.23.2",
+            "onnxruntime==1.32.0",
         ],
+        # The edge benchmark's peer alone: `pip install -e .[edge]`.
+        "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],
         # Only for scripts/repro_tfmot_keras3.py (tfmot pins absl-py~=1.2, so it stays
         # out of the test environment).
         "tfmot-repro": ["tensorflow-model-optimization==0.8.1", "tf-keras==2.21.0"],

@@ -1,9 +1,12 @@
-"""Convert a Hugging Face or Google BERT checkpoint into a kbert model directory.
+"""Convert a Hugging Face (BERT, RoBERTa, ALBERT, DistilBERT) or Google BERT checkpoint into
+a kbert model directory.
 
     python -m kbert.convert --source all-MiniLM-L6-v2/ --output models/minilm
     python -m kbert.convert --source uncased_L-12_H-768_A-12/ --output models/bert_base
+    python -m kbert.convert --source roberta-base/ --output models/roberta_base
 
-The output (`config.json`, `vocab.txt`, `model.weights.h5`, written atomically by
+The output (`config.json`, the family's tokenizer files — `vocab.txt`; RoBERTa's
+`vocab.json` + `merges.txt`; ALBERT's `spiece.model` — and `model.weights.h5`, written by
 `kbert.save_pretrained`) loads with `kbert.load`. Before the output replaces anything it is
 loaded back and its outputs compared with the imported model's.
 
@@ -28,8 +31,12 @@ from kbert.checkpoints import (GOOGLE, CheckpointError, detect_format, import_go
 from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
 from kbert.checkpoints.huggingface import huggingface_do_lower_case
 from kbert.configs import ConfigError
+from kbert.tokenizers.families import TOKENIZER_FILES
 
 VOCAB_FILE = "vocab.txt"
+# Casing when the source does not say: byte-level BPE is cased, ALBERT's SentencePiece
+# lower-cases (Hugging Face's tokenizer defaults); BERT vocabularies must be told.
+DEFAULT_DO_LOWER_CASE = {"roberta": False, "albert": True}
 VERIFY_TOLERANCE = 1e-6
 
 
@@ -37,9 +44,11 @@ def _source_directory(source: str, source_format: str) -> str:
     return find_google_checkpoint(source)[1] if source_format == GOOGLE else source
 
 
-def _resolve_do_lower_case(directory, source_format, requested):
+def _resolve_do_lower_case(directory, source_format, requested, family="bert"):
     found = (google_do_lower_case(directory) if source_format == GOOGLE
              else huggingface_do_lower_case(directory))
+    if found is None:
+        found = DEFAULT_DO_LOWER_CASE.get(family)
     if requested is None:
         if found is None:
             raise CheckpointError(
@@ -83,7 +92,9 @@ def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = No
     """Import `source` (either format) and write it to `output`; returns the format name.
 
     `do_lower_case` defaults to what the source says (Hugging Face `tokenizer_config.json`,
-    Google's release directory name); an error when neither it nor the caller says.
+    Google's release directory name, the family's default); an error when none says.
+    `vocab_file` replaces a BERT vocabulary; other families' tokenizer files
+    (`TOKENIZER_FILES`) must be in the source directory.
     `hidden_act` overrides the source config's activation. `output` may not overlap the
     source; an existing directory kbert did not write is refused unless `overwrite` (see
     `kbert.outputs`).
@@ -92,20 +103,27 @@ def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = No
 
     source_format = detect_format(source)
     directory = _source_directory(source, source_format)
-    vocab_file = vocab_file or os.path.join(directory, VOCAB_FILE)
-    if not os.path.isfile(vocab_file):
-        raise CheckpointError(f"vocabulary not found: {vocab_file} (pass --vocab_file)")
     inputs = [source, directory, vocab_file]
     outputs.check_output(output, MODEL_KIND, inputs, overwrite=overwrite)
-    do_lower_case = _resolve_do_lower_case(directory, source_format, do_lower_case)
     options = dict(heads=heads, allow_missing=allow_missing,
                    ignore_unexpected=ignore_unexpected)
     importer = import_google if source_format == GOOGLE else import_huggingface
     model = importer(source, hidden_act=hidden_act, **options)
+    family = model.config.family
+    names = TOKENIZER_FILES[family]
+    tokenizer_files = [os.path.join(directory, name) for name in names]
+    if vocab_file and names == (VOCAB_FILE,):
+        tokenizer_files = [vocab_file]
+    for path in tokenizer_files:
+        if not os.path.isfile(path):
+            hint = " (pass --vocab_file)" if names == (VOCAB_FILE,) else ""
+            raise CheckpointError(f"{family} tokenizer file not found: {path}{hint}")
+    do_lower_case = _resolve_do_lower_case(directory, source_format, do_lower_case, family)
     extra = {"converted_from": os.path.abspath(source), "source_format": source_format}
+    inputs = [*inputs, *tokenizer_files]
     with outputs.replace_directory(output, MODEL_KIND, inputs, overwrite=overwrite) as staging:
-        write_model_files(model, staging, vocab_file=vocab_file, do_lower_case=do_lower_case,
-                          extra=extra)
+        write_model_files(model, staging, vocab_file=tokenizer_files,
+                          do_lower_case=do_lower_case, extra=extra)
         if verify:
             difference = max_output_difference(model, load(staging))
             logging.info("reloaded %s: max abs output difference %.3g", output, difference)

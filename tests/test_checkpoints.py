@@ -373,7 +373,8 @@ def test_same_tensor_under_two_names_is_refused(state, tmp_path):
 
 @pytest.mark.parametrize("change, message", [
     ({"position_embedding_type": "relative_key"}, "position_embedding_type"),
-    ({"model_type": "roberta"}, "model_type"),
+    ({"model_type": "electra"}, "model_type"),
+    ({"model_type": "deberta-v2"}, "model_type"),
     ({"hidden_act": "silu"}, "hidden_act"),
 ])
 def test_unsupported_configs_are_refused_naming_the_file(state, tmp_path, change, message):

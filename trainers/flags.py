@@ -24,7 +24,7 @@ import os
 
 from absl import flags
 
-from kbert.configs import NAMED_SIZES
+from kbert.configs import FAMILIES, NAMED_SIZES, SHARE_LAYERS
 
 OPTIMIZERS = ("adamw", "lamb")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
@@ -111,13 +111,35 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint every this many steps.",
                          lower_bound=1, flag_values=fv)
     # ---- model -------------------------------------------------------------------------
+    flags.DEFINE_enum("model", "bert", list(FAMILIES),
+                      "Model family: bert, roberta (byte-level BPE, masked LM only on "
+                      "FULL-SENTENCES inputs), albert (SentencePiece, factorized embeddings, "
+                      "shared layers, sentence-order prediction) or distilbert (half the "
+                      "layers, masked LM only).", flag_values=fv)
+    flags.DEFINE_enum("sentence_objective", None, ["nsp", "sop", "none"],
+                      "Sentence-pair objective: nsp (next sentence), sop (sentence order) or "
+                      "none (masked LM only; raw text is packed as FULL-SENTENCES). Default: "
+                      "the family's (bert nsp, albert sop, roberta/distilbert none).",
+                      flag_values=fv)
+    flags.DEFINE_integer("max_ngram", 1,
+                         "With --raw_text: mask n-grams of up to this many words, P(n) "
+                         "proportional to 1/n (ALBERT: 3).", lower_bound=1, upper_bound=10,
+                         flag_values=fv)
+    flags.DEFINE_integer("embedding_size", None,
+                         "Override the token embedding width (ALBERT's factorized E).",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_integer("num_hidden_layers", None, "Override the config's layer count.",
+                         lower_bound=1, flag_values=fv)
+    flags.DEFINE_enum("share_layers", None, list(SHARE_LAYERS),
+                      "Override cross-layer parameter sharing (ALBERT: all).", flag_values=fv)
     flags.DEFINE_enum("model_size", None, list(NAMED_SIZES),
                       "Named BERT size (Turc et al. 2019 compact sizes, base, large); "
                       "alternative to --bert_config_file.", flag_values=fv)
     flags.DEFINE_integer("learn_vocab_size", None,
-                         "With --raw_text and no --vocab_file: learn a WordPiece vocabulary "
-                         "of about this size from --input_file into <output_dir>/vocab.txt "
-                         "(reused when resuming).", lower_bound=16, flag_values=fv)
+                         "With --raw_text and no --vocab_file: learn the family's vocabulary "
+                         "(WordPiece vocab.txt, RoBERTa's BPE vocab.json + merges.txt, "
+                         "ALBERT's spiece.model) of about this size from --input_file into "
+                         "<output_dir> (reused when resuming).", lower_bound=16, flag_values=fv)
     flags.DEFINE_float("hidden_dropout_prob", None,
                        "Override the config's hidden dropout.", lower_bound=0.0,
                        upper_bound=0.99, flag_values=fv)
@@ -259,6 +281,12 @@ def validate_pretrain_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         f"directory nor a checkpoint prefix (no .index file)")
     if fv.vocab_file and not os.path.isfile(fv.vocab_file):
         raise FlagError(f"--vocab_file={fv.vocab_file}: no such file")
+    if fv.model in ("roberta", "albert") and not fv.raw_text:
+        raise FlagError(f"--model={fv.model} needs --raw_text (records are WordPiece only)")
+    if fv.max_ngram > 1 and not fv.raw_text:
+        raise FlagError("--max_ngram needs --raw_text (records are masked when written)")
+    if fv.sentence_objective and fv.sentence_objective != "nsp" and not fv.raw_text:
+        raise FlagError(f"--sentence_objective={fv.sentence_objective} needs --raw_text")
     if fv.learn_vocab_size and not fv.raw_text:
         raise FlagError("--learn_vocab_size needs --raw_text (records carry their own vocab)")
     if fv.learn_vocab_size and fv.vocab_file:

@@ -51,30 +51,35 @@ def _input_files(patterns: str, raw_text: bool) -> list[str]:
     return record_files(patterns)[0]
 
 
-def _vocab_file(fv, train_patterns: str | None = None) -> str:
+def _tokenizer_files(fv, learn: bool = False, train_patterns: str | None = None) -> list[str]:
+    """The family's tokenizer files: given, found in output_dir / init_checkpoint, or
+    (with `learn`) learned now from the training input (never from the held-out file)."""
+    from kbert.tokenizers import families
     if fv.vocab_file:
-        return fv.vocab_file
+        return families.files_beside(fv.model, fv.vocab_file)
     if fv.learn_vocab_size:
-        path = os.path.join(fv.output_dir, "vocab.txt")
-        if os.path.isfile(path):
-            logging.info("reusing the vocabulary learned earlier: %s", path)
-            return path
-        from kbert.tokenizers import learn_vocabulary, write_vocab
+        files = families.tokenizer_files(fv.model, fv.output_dir)
+        if all(os.path.isfile(f) for f in files):
+            logging.info("reusing the vocabulary learned earlier: %s", ", ".join(files))
+            return files
+        if not learn:
+            return []
         # Only the training text: a held-out file must not shape the vocabulary either.
-        files = _input_files(train_patterns or fv.input_file, raw_text=True)
-        logging.info("learning a %d-token vocabulary from %d files", fv.learn_vocab_size,
-                     len(files))
+        inputs = _input_files(train_patterns or fv.input_file, raw_text=True)
+        logging.info("learning a %d-token %s vocabulary from %d files", fv.learn_vocab_size,
+                     fv.model, len(inputs))
         try:
-            tokens = learn_vocabulary(files, fv.learn_vocab_size, lower_case=fv.do_lower_case)
+            return families.learn_family_tokenizer(fv.model, inputs, fv.learn_vocab_size,
+                                                   fv.output_dir, lower_case=fv.do_lower_case)
         except ValueError as e:
-            raise pretrain_flags.FlagError(f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e
-        write_vocab(tokens, path)
-        return path
-    path = os.path.join(fv.init_checkpoint, "vocab.txt")
-    if not os.path.isfile(path):
+            raise pretrain_flags.FlagError(
+                f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e
+    files = families.tokenizer_files(fv.model, fv.init_checkpoint)
+    missing = [f for f in files if not os.path.isfile(f)]
+    if missing:
         raise pretrain_flags.FlagError(f"--init_checkpoint={fv.init_checkpoint} has no "
-                                       f"vocab.txt; pass --vocab_file")
-    return path
+                                       f"{os.path.basename(missing[0])}; pass --vocab_file")
+    return files
 
 
 def _model_config(fv, vocab_size: int):
@@ -83,16 +88,20 @@ def _model_config(fv, vocab_size: int):
         config = BertConfig.from_json(fv.bert_config_file)
         source = f"--bert_config_file={fv.bert_config_file}"
     elif fv.model_size:
-        config = BertConfig.named(fv.model_size, vocab_size=vocab_size)
-        source = f"--model_size={fv.model_size}"
+        config = BertConfig.named(fv.model_size, family=fv.model, vocab_size=vocab_size)
+        source = f"--model={fv.model} --model_size={fv.model_size}"
     else:
         from kbert.models.saving import read_directory_config
         config = BertConfig.from_dict(read_directory_config(fv.init_checkpoint),
                                       source=fv.init_checkpoint)
         source = f"--init_checkpoint={fv.init_checkpoint}"
+    if config.family != fv.model:
+        raise pretrain_flags.FlagError(f"{source} describes a {config.family} model; pass "
+                                       f"--model={config.family}")
     overrides = {name: fv[name].value for name in
                  ("hidden_dropout_prob", "attention_probs_dropout_prob",
-                  "num_attention_heads", "initializer_range")
+                  "num_attention_heads", "initializer_range", "embedding_size",
+                  "num_hidden_layers", "share_layers")
                  if fv[name].value is not None}
     if overrides:
         try:
@@ -105,15 +114,15 @@ def _model_config(fv, vocab_size: int):
             f"{source} has vocab_size {config.vocab_size} but the vocabulary has "
             f"{vocab_size} tokens")
     longest = max(fv.max_seq_length, fv.phase2_max_seq_length or 0)
-    if longest > config.max_position_embeddings:
+    if longest > config.max_sequence_length:
         raise pretrain_flags.FlagError(
-            f"sequence length {longest} exceeds max_position_embeddings "
-            f"{config.max_position_embeddings} of {source}")
+            f"sequence length {longest} exceeds the {config.max_sequence_length} positions "
+            f"(max_position_embeddings {config.max_position_embeddings}) of {source}")
     return config
 
 
 def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions: int,
-                tokenizer, is_training: bool, seed: int):
+                tokenizer, is_training: bool, seed: int, sentence_objective: str = "nsp"):
     from kbert import data
 
     def dataset_fn(context):
@@ -123,7 +132,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 is_training=is_training, input_context=context,
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
                 do_whole_word_mask=fv.do_whole_word_mask,
-                sentence_splitting=fv.sentence_splitting)
+                sentence_splitting=fv.sentence_splitting,
+                sentence_objective=sentence_objective, max_ngram=fv.max_ngram)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
@@ -202,24 +212,24 @@ def run(fv) -> str:
     from kbert.data import check_records
     from kbert.models.saving import MODEL_KIND
     from kbert.outputs import check_output
-    from kbert.tokenizers import load_vocab
+    from kbert.tokenizers import families
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
     # runtime must not start before the strategy has split the CPU into logical devices.
     os.makedirs(fv.output_dir, exist_ok=True)
-    learn_vocab = bool(fv.learn_vocab_size) and not os.path.isfile(
-        os.path.join(fv.output_dir, "vocab.txt"))
     train_patterns, eval_patterns = _train_and_eval_inputs(fv)
+    tokenizer_files = _tokenizer_files(fv)
+    learn_vocab = not tokenizer_files
     if not learn_vocab:
-        vocab_file = _vocab_file(fv)
-        config = _model_config(fv, len(load_vocab(vocab_file)))
+        vocab_file = tokenizer_files[0]
+        config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     # The model directory written at the end may not be foreign or overlap an input: say so
     # now, not after hours of training.
     check_output(os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR), MODEL_KIND,
                  _read_paths(fv))
     phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
     if not fv.raw_text:
-        vocab_size = len(load_vocab(vocab_file))
+        vocab_size = config.vocab_size
         check_records(train_patterns, "--input_file", vocab_file, vocab_size,
                       fv.max_seq_length, fv.max_predictions_per_seq)
         if eval_patterns:
@@ -237,23 +247,30 @@ def run(fv) -> str:
     import kbert
     from kbert.models import BertEncoder, BertPretrainer
     from kbert.models.saving import float32_copy, load_initial_weights
-    from kbert.tokenizers import BertTokenizer, vocab_hash
     from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
     from kbert.training.optimizers import create_optimizer
 
     if learn_vocab:
-        vocab_file = _vocab_file(fv, train_patterns)
-        config = _model_config(fv, len(load_vocab(vocab_file)))
-    vocab = load_vocab(vocab_file)
+        tokenizer_files = _tokenizer_files(fv, learn=True, train_patterns=train_patterns)
+        vocab_file = tokenizer_files[0]
+        config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     phase1 = pretrain_flags.phase1_steps(fv)
-    tokenizer = BertTokenizer(vocab_file, lower_case=fv.do_lower_case) if fv.raw_text else None
+    tokenizer = families.load_family_tokenizer(fv.model, tokenizer_files,
+                                               lower_case=fv.do_lower_case)
 
     policy = "float32" if fv.mixed_precision == "none" else fv.mixed_precision
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(fv.seed)
     with strategy.scope():
-        model = BertPretrainer(BertEncoder(config))
+        try:
+            model = BertPretrainer(BertEncoder(config),
+                                   sentence_objective=fv.sentence_objective)
+        except ValueError as e:
+            raise pretrain_flags.FlagError(f"--sentence_objective with --model={fv.model}: "
+                                           f"{e}") from e
         model(model.example_inputs(), training=False)
+        logging.info("%s model, sentence objective %s, %d parameters", config.family,
+                     model.sentence_objective, model.count_params())
         if fv.init_checkpoint:
             try:
                 load_initial_weights(model, fv.init_checkpoint, config)
@@ -268,14 +285,15 @@ def run(fv) -> str:
 
     phases = [Phase(f"seq{fv.max_seq_length}", phase1, fv.train_batch_size,
                     _dataset_fn(fv, train_patterns, fv.train_batch_size, fv.max_seq_length,
-                                fv.max_predictions_per_seq, tokenizer, True, fv.seed))]
+                                fv.max_predictions_per_seq, tokenizer, True, fv.seed,
+                                model.sentence_objective))]
     if fv.phase2_max_seq_length:
         batch2 = fv.phase2_train_batch_size or fv.train_batch_size
         phases.append(Phase(
             f"seq{fv.phase2_max_seq_length}", fv.num_train_steps, batch2,
             _dataset_fn(fv, phase2_patterns, batch2, fv.phase2_max_seq_length,
                         pretrain_flags.phase2_max_predictions(fv), tokenizer, True,
-                        fv.seed + 1), grad_accum_steps=fv.phase2_grad_accum_steps))
+                        fv.seed + 1, model.sentence_objective), grad_accum_steps=fv.phase2_grad_accum_steps))
     eval_fn = None
     if eval_patterns:
         # Records hold one length (checked above); raw text is evaluated at the length of
@@ -285,7 +303,8 @@ def run(fv) -> str:
             eval_length = fv.phase2_max_seq_length
             eval_predictions = pretrain_flags.phase2_max_predictions(fv)
         eval_fn = _dataset_fn(fv, eval_patterns, fv.eval_batch_size, eval_length,
-                              eval_predictions, tokenizer, False, fv.seed + 2)
+                              eval_predictions, tokenizer, False, fv.seed + 2,
+                              model.sentence_objective)
         logging.info("held-out evaluation on %s at sequence length %d", eval_patterns,
                      eval_length)
     settings = LoopSettings(
@@ -293,7 +312,7 @@ def run(fv) -> str:
         log_every_steps=fv.log_every_steps, save_checkpoints_steps=fv.save_checkpoints_steps,
         keep_checkpoints=fv.keep_checkpoints, eval_every_steps=fv.eval_every_steps,
         eval_steps=fv.eval_steps, jit_compile=fv.jit_compile, resume=fv.resume,
-        run_config={"model_config": config.to_dict(), "vocab_hash": vocab_hash(vocab),
+        run_config={"model_config": config.to_dict(), "vocab_hash": tokenizer.vocab_hash(),
                     "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision})
     loop = PretrainingLoop(strategy, model, optimizer, settings, eval_dataset_fn=eval_fn,
                            eval_batch_size=fv.eval_batch_size)
@@ -302,7 +321,8 @@ def run(fv) -> str:
     logging.info("final weights on %s: %s", worker_id(strategy), weights_fingerprint(model))
     model_dir = os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR)
     if is_chief(strategy):
-        kbert.save_pretrained(float32_copy(model, config), model_dir, vocab_file=vocab_file,
+        kbert.save_pretrained(float32_copy(model, config), model_dir,
+                              vocab_file=tokenizer_files,
                               do_lower_case=fv.do_lower_case,
                               extra={"task": "pretraining", "trained_steps": fv.num_train_steps},
                               inputs=_read_paths(fv))

@@ -1,10 +1,14 @@
-"""Import Hugging Face BERT directories (`config.json` + safetensors or PyTorch weights).
+"""Import Hugging Face BERT, RoBERTa, ALBERT and DistilBERT directories (`config.json` +
+safetensors or PyTorch weights).
 
 Reads `model.safetensors` (or a sharded `model.safetensors.index.json`) with `safetensors`,
 else `pytorch_model.bin` (or its index) with `torch.load(weights_only=True)`. Keys may carry
-the `bert.` prefix (BertForPreTraining) or not (BertModel); LayerNorm `gamma`/`beta` of old
-files are understood. With `cls.predictions.*` and `cls.seq_relationship.*` the result is a
-`BertPretrainer`, else a `BertEncoder`.
+the model prefix (BertForPreTraining, RobertaForMaskedLM, ...) or not (BertModel); each
+family's names are renamed onto BERT's by `kbert.checkpoints.families`; LayerNorm
+`gamma`/`beta` of old files are understood. With pre-training head tensors the result is a
+`BertPretrainer` (with a sentence head when the checkpoint has one: NSP, ALBERT's SOP),
+else a `BertEncoder`. A checkpoint of another `model_type` is refused naming the supported
+ones.
 
 Example:
     >>> model = import_huggingface("all-MiniLM-L6-v2/")          # doctest: +SKIP
@@ -21,9 +25,10 @@ from typing import Iterable
 
 import numpy as np
 
+from kbert.checkpoints.families import to_canonical
 from kbert.checkpoints.mapping import (CheckpointError, canonical_huggingface_name,
                                        load_into_new_model)
-from kbert.configs import BertConfig
+from kbert.configs import BertConfig, huggingface_values
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -66,10 +71,7 @@ def read_huggingface_config(directory: str) -> BertConfig:
     values = _read_json(path)
     if not isinstance(values, dict):
         raise CheckpointError(f"{path} must hold a JSON object")
-    model_type = values.get("model_type", "bert")
-    if model_type != "bert":
-        raise CheckpointError(f"{path}: model_type {model_type!r} is not supported; "
-                              f"only 'bert' checkpoints import")
+    values = huggingface_values({"model_type": "bert", **values}, source=path)
     position_type = values.get("position_embedding_type", "absolute")
     if position_type != "absolute":
         raise CheckpointError(f"{path}: position_embedding_type {position_type!r} is not "
@@ -179,11 +181,12 @@ def read_huggingface_tensors(directory: str) -> tuple[dict[str, np.ndarray], str
     raise CheckpointError(f"no {SAFETENSORS_FILE} or {PYTORCH_FILE} in {directory}{found}")
 
 
-def canonical_tensors(tensors: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
-    """Rename keys to the canonical form; two keys that collide are an error."""
+def canonical_tensors(tensors: dict[str, np.ndarray], source: str,
+                      family: str = "bert") -> dict[str, np.ndarray]:
+    """Rename a family's keys to the canonical form; two keys that collide are an error."""
     renamed, origin = {}, {}
     for name, value in tensors.items():
-        canonical = canonical_huggingface_name(name)
+        canonical = canonical_huggingface_name(to_canonical(name, family))
         if canonical in renamed:
             raise CheckpointError(f"{source} holds both {origin[canonical]!r} and {name!r} "
                                   f"(the same tensor {canonical!r})")
@@ -221,7 +224,13 @@ def import_huggingface(directory: str, heads: str = "auto", hidden_act: str | No
     if hidden_act is not None:
         config = config.replace(hidden_act=hidden_act)
     tensors, source = read_huggingface_tensors(directory)
-    tensors = canonical_tensors(tensors, source)
+    tensors = canonical_tensors(tensors, source, config.family)
+    if (config.family != "bert" and config.use_pooler
+            and not any(n.startswith("pooler.") for n in tensors)):
+        # RobertaForMaskedLM / AlbertForMaskedLM are saved without the pooler.
+        logging.info("%s has no pooler: building the %s encoder without one", source,
+                     config.family)
+        config = config.replace(use_pooler=False)
     logging.info("importing %d tensors from %s", len(tensors), source)
     return load_into_new_model(config, tensors, source, heads=heads,
                                allow_missing=allow_missing,

@@ -165,6 +165,11 @@ def is_pretrainer(model) -> bool:
 def weight_targets(model) -> dict[str, Target]:
     """Canonical name -> `Target` for every variable of a built BertEncoder / BertPretrainer.
 
+    Every family uses BERT's names; a variable shared by several layers (ALBERT) is named
+    once, after the first layer that holds it. Optional parts (segment embedding, ALBERT's
+    `encoder.embedding_hidden_mapping_in` projection, pooler, sentence head) have names only
+    when the model has them.
+
     Example:
         >>> from kbert.configs import BertConfig
         >>> from kbert.models import BertEncoder
@@ -178,9 +183,12 @@ def weight_targets(model) -> dict[str, Target]:
     targets["embeddings.word_embeddings.weight"] = Target(embeddings.token_embedding.embeddings)
     targets["embeddings.position_embeddings.weight"] = Target(
         embeddings.position_embedding.embeddings)
-    targets["embeddings.token_type_embeddings.weight"] = Target(
-        embeddings.segment_embedding.embeddings)
+    if embeddings.segment_embedding is not None:
+        targets["embeddings.token_type_embeddings.weight"] = Target(
+            embeddings.segment_embedding.embeddings)
     _layer_norm(targets, "embeddings.LayerNorm", embeddings.layer_norm)
+    if getattr(encoder, "embedding_projection", None) is not None:
+        _dense(targets, "encoder.embedding_hidden_mapping_in", encoder.embedding_projection)
     for i, block in enumerate(encoder.transformer_layers):
         prefix = f"encoder.layer.{i}"
         attention = block.attention
@@ -192,12 +200,15 @@ def weight_targets(model) -> dict[str, Target]:
         _dense(targets, f"{prefix}.intermediate.dense", block.feed_forward.intermediate_dense)
         _dense(targets, f"{prefix}.output.dense", block.feed_forward.output_dense)
         _layer_norm(targets, f"{prefix}.output.LayerNorm", block.feed_forward_layer_norm)
-    _dense(targets, "pooler.dense", encoder.pooler)
+    if encoder.pooler is not None:
+        _dense(targets, "pooler.dense", encoder.pooler)
     if is_pretrainer(model):
         _dense(targets, "cls.predictions.transform.dense", model.mlm_head.transform_dense)
         _layer_norm(targets, "cls.predictions.transform.LayerNorm", model.mlm_head.layer_norm)
         targets["cls.predictions.bias"] = Target(model.mlm_head.output_bias)
-        _dense(targets, "cls.seq_relationship", model.nsp_head.dense)
+        if model.nsp_head is not None:
+            _dense(targets, "cls.seq_relationship", model.nsp_head.dense)
+    targets = _first_name_per_variable(targets)
     n_variables = len(model.weights)
     if len(targets) != n_variables:  # a kbert layer gained a variable the map does not know
         raise AssertionError(f"name map covers {len(targets)} of {n_variables} variables of "
@@ -205,18 +216,29 @@ def weight_targets(model) -> dict[str, Target]:
     return targets
 
 
+def _first_name_per_variable(targets: dict[str, Target]) -> dict[str, Target]:
+    """Drop later names of a variable already named (layers shared across depths)."""
+    seen, unique = set(), {}
+    for name, target in targets.items():
+        if id(target.variable) not in seen:
+            seen.add(id(target.variable))
+            unique[name] = target
+    return unique
+
+
 # ----------------------------------------------------------------------------- models
 def has_pretraining_heads(names: Iterable[str]) -> bool:
     return any(n.startswith(HEAD_PREFIXES) for n in names)
 
 
-def build_model(config, pretraining: bool, **encoder_kwargs):
-    """A freshly built BertEncoder, or a BertPretrainer around one, ready to receive weights."""
+def build_model(config, pretraining: bool, sentence_head: bool = True, **encoder_kwargs):
+    """A freshly built BertEncoder, or a BertPretrainer around one (with the family's
+    sentence head, or masked LM only), ready to receive weights."""
     from kbert.models import BertEncoder, BertPretrainer
     encoder = BertEncoder(config, **encoder_kwargs)
     if not pretraining:
         return encoder
-    model = BertPretrainer(encoder)
+    model = BertPretrainer(encoder, sentence_objective=None if sentence_head else "none")
     model(model.example_inputs())
     return model
 
@@ -304,6 +326,10 @@ def load_into_new_model(config, tensors: Mapping[str, np.ndarray], source: str,
         dropped = [n for n in tensors if n.startswith("cls.")]
         logging.info("heads='encoder': dropping %d head tensors of %s", len(dropped), source)
         tensors = {n: v for n, v in tensors.items() if not n.startswith("cls.")}
-    model = build_model(config, pretraining, **encoder_kwargs)
+    # A masked-LM-only checkpoint (RobertaForMaskedLM, DistilBertForMaskedLM) has no
+    # sentence head; BERT's pre-training checkpoints must have theirs.
+    sentence_head = config.family == "bert" or any(
+        n.startswith("cls.seq_relationship.") for n in tensors)
+    model = build_model(config, pretraining, sentence_head, **encoder_kwargs)
     assign_weights(model, tensors, source, allow_missing, ignore_unexpected, origin)
     return model

@@ -3,7 +3,10 @@
 The same rules as the static masker (`kbert.data.masking`): `round(masked_lm_prob *
 non-special tokens)` positions per example (at least 1, at most `max_predictions_per_seq`),
 none of the five special tokens, 80% [MASK] / 10% random non-special token / 10% unchanged,
-optional whole-word masking by the `##` convention. Randomness is stateless: the same
+optional whole-word masking by the `##` convention (or the tokenizer's own word starts:
+"Ġ" for byte-level BPE, "▁" for SentencePiece), optional n-gram masking (ALBERT: spans of
+up to `max_ngram` words, length n drawn with probability proportional to 1/n). Randomness
+is stateless: the same
 seed gives the same masks, and `kbert.data.pipelines` feeds a new seed per batch, so every
 epoch draws new masks.
 
@@ -27,7 +30,7 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from kbert.data.masking import replacement_token_ids, special_token_ids, word_start_table
+from kbert.data.masking import special_token_ids, word_start_table
 
 
 class DynamicMasker:
@@ -39,24 +42,52 @@ class DynamicMasker:
         masked_lm_prob: fraction of the non-special tokens chosen.
         do_whole_word_mask: choose all pieces of a word (a token and its following `##`
             pieces) together; a word that would overshoot the count is skipped.
+        max_ngram: 1, or ALBERT's n-gram masking: the words (whole words with
+            `do_whole_word_mask`, else tokens) of each example are cut, left to right, into
+            spans of n = 1..max_ngram words with P(n) proportional to 1/n (3: 6/11, 3/11,
+            2/11); spans are then chosen in random order as whole words are.
+        special_ids, mask_id, word_starts: for tokenizers other than WordPiece (RoBERTa's
+            `<mask>`, ALBERT's `[MASK]`): the ids never masked, the mask id and the
+            per-id word-start table; `DynamicMasker.for_tokenizer` reads them.
     """
 
     def __init__(self, vocab: Sequence[str], max_predictions_per_seq: int,
-                 masked_lm_prob: float = 0.15, do_whole_word_mask: bool = False):
+                 masked_lm_prob: float = 0.15, do_whole_word_mask: bool = False,
+                 max_ngram: int = 1, special_ids: Sequence[int] | None = None,
+                 mask_id: int | None = None, word_starts: Sequence[bool] | None = None):
         vocab = list(vocab)
         self.max_predictions_per_seq = int(max_predictions_per_seq)
         self.masked_lm_prob = float(masked_lm_prob)
         self.do_whole_word_mask = bool(do_whole_word_mask)
-        self.mask_id = vocab.index("[MASK]")
-        special = set(special_token_ids(vocab))
+        if int(max_ngram) < 1:
+            raise ValueError(f"max_ngram must be at least 1, got {max_ngram}")
+        self.max_ngram = int(max_ngram)
+        self.mask_id = vocab.index("[MASK]") if mask_id is None else int(mask_id)
+        special = set(special_token_ids(vocab) if special_ids is None else special_ids)
         self._is_special = tf.constant([i in special for i in range(len(vocab))], tf.bool)
-        self._replacement_ids = tf.constant(replacement_token_ids(vocab), tf.int32)
-        self._word_starts = tf.constant(word_start_table(vocab), tf.bool)
+        self._replacement_ids = tf.constant(
+            [i for i in range(len(vocab)) if i not in special], tf.int32)
+        self._word_starts = tf.constant(
+            word_start_table(vocab) if word_starts is None else list(word_starts), tf.bool)
+        weights = [1.0 / n for n in range(1, self.max_ngram + 1)]
+        self._ngram_logits = tf.math.log([[w / sum(weights) for w in weights]])
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, max_predictions_per_seq: int, **kwargs):
+        """A masker for any kbert tokenizer (WordPiece, byte-level BPE, SentencePiece).
+
+        Example:
+            >>> DynamicMasker.for_tokenizer(tokenizer, 20, max_ngram=3)  # doctest: +SKIP
+        """
+        if hasattr(tokenizer, "special_ids"):
+            kwargs = dict(special_ids=tokenizer.special_ids, mask_id=tokenizer.mask_id,
+                          word_starts=tokenizer.word_start, **kwargs)
+        return cls(tokenizer.vocab, max_predictions_per_seq, **kwargs)
 
     def get_config(self) -> dict:
         return {"max_predictions_per_seq": self.max_predictions_per_seq,
                 "masked_lm_prob": self.masked_lm_prob,
-                "do_whole_word_mask": self.do_whole_word_mask}
+                "do_whole_word_mask": self.do_whole_word_mask, "max_ngram": self.max_ngram}
 
     # ------------------------------------------------------------------ selection
     def _candidates(self, input_ids, input_mask):
@@ -86,12 +117,38 @@ class DynamicMasker:
         _, positions = tf.math.top_k(-key, k=k)
         return positions, tf.gather(selected, positions, batch_dims=1)
 
+    def _span_starts(self, group_start, seed):
+        """Keep the group starts that begin an n-gram: cut the groups of each row, left to
+        right, into runs of n groups, n drawn from the 1/n distribution."""
+        batch, length = tf.shape(group_start)[0], tf.shape(group_start)[1]
+        draws = tf.random.stateless_categorical(
+            tf.tile(self._ngram_logits, [batch * length, 1]), 1, seed, dtype=tf.int32)
+        span_length = tf.reshape(draws, [batch, length]) + 1
+
+        def step(remaining, inputs):
+            is_start, n = inputs
+            begins = tf.logical_and(is_start, remaining == 0)
+            remaining = tf.where(begins, n - 1,
+                                 tf.where(is_start, remaining - 1, remaining))
+            return remaining, begins
+
+        _, begins = tf.scan(lambda carry, x: step(carry[0], x),
+                            (tf.transpose(group_start), tf.transpose(span_length)),
+                            initializer=(tf.zeros([batch], tf.int32),
+                                         tf.zeros([batch], tf.bool)))
+        return tf.transpose(begins)
+
     def _select_words(self, input_ids, candidates, budget, seed):
         batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
         previous = tf.pad(candidates[:, :-1], [[0, 0], [1, 0]])
         starts_word = tf.gather(self._word_starts, input_ids)
+        if not self.do_whole_word_mask:  # n-grams of tokens
+            starts_word = tf.ones_like(candidates)
         group_start = tf.logical_and(
             candidates, tf.logical_or(starts_word, tf.logical_not(previous)))
+        if self.max_ngram > 1:
+            seed, span_seed = tf.unstack(tf.random.experimental.stateless_split(seed, num=2))
+            group_start = self._span_starts(group_start, span_seed)
         group_id = tf.cumsum(tf.cast(group_start, tf.int32), axis=1) - 1  # [B, L]
         segment = tf.where(candidates, group_id + tf.range(batch)[:, None] * length,
                            batch * length)  # non-candidates go to one extra segment
@@ -138,7 +195,7 @@ class DynamicMasker:
         batch, length = tf.shape(input_ids)[0], tf.shape(input_ids)[1]
         width = self.max_predictions_per_seq
         k = tf.minimum(width, length)
-        if self.do_whole_word_mask:
+        if self.do_whole_word_mask or self.max_ngram > 1:
             positions, valid = self._positions_of(
                 self._select_words(input_ids, candidates, budget, seeds[0]), k)
         else:

@@ -127,7 +127,8 @@ def _random_other_document(num_documents: int, document_index: int, rng: random.
 
 def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_index: int,
                                max_num_tokens: int, short_seq_prob: float,
-                               rng: random.Random) -> list[SentencePair]:
+                               rng: random.Random,
+                               sentence_order: bool = False) -> list[SentencePair]:
     """google-research/bert's `create_instances_from_document`, without the masking.
 
     Two deliberate changes keep the NotNext share at exactly 50% in expectation (google's
@@ -136,9 +137,13 @@ def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_
     document's last sentence left alone is paired, on the coin's IsNext side, with the
     sentence before it. A one-sentence document yields no pair (it still serves as B).
     NotNext segments always come from a document other than `document_index`.
+
+    `sentence_order=True` makes ALBERT's sentence-order pairs instead: B is always the
+    text that follows A in the same document, and on the coin's other side A and B are
+    swapped (`is_random_next` then means "swapped", label 1, as google-research/albert).
     """
     document = documents[document_index].sentences
-    if len(document) < 2 or len(documents) < 2:
+    if len(document) < 2 or (len(documents) < 2 and not sentence_order):
         return []
     target_seq_length = max_num_tokens
     if rng.random() < short_seq_prob:
@@ -161,7 +166,8 @@ def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_
                 a_range = (chunk_start, chunk_start + rng.randint(1, chunk_length - 1))
             else:  # the document's last sentence, alone
                 a_range = (chunk_start, chunk_start + 1)
-            is_random_next = rng.random() < 0.5
+            coin = rng.random() < 0.5
+            is_random_next = coin and not sentence_order
             if is_random_next:
                 tokens_a, starts_a = concat(document[a_range[0]:a_range[1]])
                 target_b_length = target_seq_length - len(tokens_a)
@@ -184,6 +190,9 @@ def create_pairs_from_document(documents: Sequence[TokenizedDocument], document_
                 tokens_a, starts_a = concat(document[a_range[0]:a_range[1]])
                 tokens_b, starts_b = concat(document[b_range[0]:b_range[1]])
                 b_document = documents[document_index].document_id
+                if sentence_order and coin:  # SOP: the same two segments, swapped
+                    tokens_a, starts_a, tokens_b, starts_b = tokens_b, starts_b, tokens_a, starts_a
+                    a_range, b_range, is_random_next = b_range, a_range, True
             truncate_seq_pair(tokens_a, starts_a, tokens_b, starts_b, max_num_tokens, rng)
             assert tokens_a and tokens_b, "truncation left an empty segment"
             pairs.append(SentencePair(

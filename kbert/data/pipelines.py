@@ -33,6 +33,7 @@ from kbert.data.corpus import (expand_input_patterns, no_pair_reason, read_docum
                                split_documents, split_patterns)
 from kbert.data.dynamic_masking import DynamicMasker
 from kbert.data.examples import build_example, derive_seed
+from kbert.data.packing import pack_full_sentences
 from kbert.data.pairs import create_pairs_from_document, tokenize_documents
 from kbert.data.records import feature_spec
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
@@ -323,11 +324,16 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                      masked_lm_prob: float = 0.15, short_seq_prob: float = 0.1,
                      do_whole_word_mask: bool = False,
                      shuffle_buffer_size: int = 1000,
-                     sentence_splitting: str = "auto") -> tf.data.Dataset:
+                     sentence_splitting: str = "auto", sentence_objective: str = "nsp",
+                     max_ngram: int = 1) -> tf.data.Dataset:
     """Batches of pre-training features built on the fly from raw text.
 
     NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
     every n-th document), new pairs every epoch; masks are drawn in-graph per batch.
+    `sentence_objective="sop"` makes ALBERT's sentence-order pairs instead (label 1 =
+    swapped); `"none"` makes RoBERTa's FULL-SENTENCES inputs (`kbert.data.packing`:
+    one segment, documents packed in a new order each epoch with an extra separator between
+    them, `next_sentence_labels` 0).
 
     Args:
         input_patterns: text files (one sentence per line, blank line between documents)
@@ -342,9 +348,11 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         masked_lm_prob, short_seq_prob, do_whole_word_mask: as for record creation.
         shuffle_buffer_size: examples shuffled together.
         sentence_splitting: see `PretrainingDataSettings` ("auto" splits one-line documents).
+        sentence_objective: "nsp", "sop" or "none" (see above).
+        max_ngram: ALBERT's n-gram masking up to this many words (1: off).
 
     Raises PretrainingDataError (counting documents and sentences) when the text gives no
-    sentence pair, instead of looking for one forever.
+    sentence pair (or, with objective "none", no text), instead of looking for one forever.
     """
     settings = PretrainingDataSettings(
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
@@ -356,12 +364,29 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
     documents, _ = split_documents(read_documents(files), sentence_splitting)
     documents = documents[pipeline_id::num_pipelines]
     tokenized = tokenize_documents(documents, tokenizer)
-    if len(tokenized) < 2 or not any(len(d.sentences) >= 2 for d in tokenized):
+    if sentence_objective not in ("nsp", "sop", "none"):
+        raise ValueError(f"sentence_objective must be nsp, sop or none, got "
+                         f"{sentence_objective!r}")
+    if sentence_objective == "none" and not tokenized:
+        raise PretrainingDataError(f"{', '.join(files[:3])}: no text to pre-train on")
+    has_pair = any(len(d.sentences) >= 2 for d in tokenized)
+    if sentence_objective != "none" and (
+            not has_pair or (sentence_objective == "nsp" and len(tokenized) < 2)):
         raise PretrainingDataError(
             f"{', '.join(files[:3])} gives no sentence pair (input pipeline {pipeline_id} of "
             f"{num_pipelines}): {no_pair_reason(documents)}")
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     pair_seed = _base_seed(seed, "raw_text_pairs", pipeline_id)
+
+    def packed_examples(order):
+        for packed in pack_full_sentences(tokenized, max_seq_length - 2, sep_id, order):
+            ids = np.zeros(max_seq_length, np.int32)
+            mask = np.zeros(max_seq_length, np.int32)
+            tokens = [cls_id, *packed.ids, sep_id]
+            ids[:len(tokens)] = tokens
+            mask[:len(tokens)] = 1
+            yield {"input_ids": ids, "input_mask": mask, "segment_ids": np.zeros_like(ids),
+                   "next_sentence_labels": np.int32(0)}
 
     def examples():
         rng = random.Random(pair_seed)
@@ -370,9 +395,15 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
             order = list(range(len(tokenized)))
             if is_training:
                 rng.shuffle(order)
+            if sentence_objective == "none":
+                for example in packed_examples(order):
+                    produced = True
+                    yield example
+                order = []
             for index in order:
-                for pair in create_pairs_from_document(tokenized, index, settings.max_num_tokens,
-                                                       short_seq_prob, rng):
+                for pair in create_pairs_from_document(
+                        tokenized, index, settings.max_num_tokens, short_seq_prob, rng,
+                        sentence_order=sentence_objective == "sop"):
                     example = build_example(pair, cls_id, sep_id, None, rng)
                     length = len(example.input_ids)
                     ids = np.zeros(max_seq_length, np.int32)
@@ -395,8 +426,10 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         dataset = dataset.shuffle(shuffle_buffer_size,
                                   seed=None if seed is None else seed + pipeline_id)
     dataset = dataset.batch(per_replica, drop_remainder=is_training)
-    masker = DynamicMasker(tokenizer.vocab, max_predictions_per_seq, masked_lm_prob,
-                           do_whole_word_mask)
+    masker = DynamicMasker.for_tokenizer(tokenizer, max_predictions_per_seq,
+                                         masked_lm_prob=masked_lm_prob,
+                                         do_whole_word_mask=do_whole_word_mask,
+                                         max_ngram=max_ngram)
     dataset = dataset.enumerate().map(
         dynamic_mask_fn(masker, _base_seed(seed, "raw_text_masks", pipeline_id)),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

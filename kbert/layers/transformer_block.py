@@ -17,6 +17,10 @@ class TransformerBlock(keras.layers.Layer):
         attention_dropout: dropout on attention probabilities.
         layer_norm_eps: LayerNorm epsilon.
         initializer_range: stddev of the truncated-normal kernel initializer.
+        attention_layer, feed_forward_layer: an existing `MultiHeadSelfAttention` /
+            `PositionwiseFeedForward` to use (and share with other blocks, as ALBERT's
+            attention-only or FFN-only sharing) instead of new ones. Not part of
+            `get_config`: the owning encoder passes them again when it is rebuilt.
 
     Call args: `x` [batch, seq, hidden], `padding_mask` [batch, seq], `return_attention`.
 
@@ -29,7 +33,8 @@ class TransformerBlock(keras.layers.Layer):
 
     def __init__(self, hidden_size, num_heads, intermediate_size, activation="gelu",
                  hidden_dropout=0.0, attention_dropout=0.0, layer_norm_eps=1e-12,
-                 initializer_range=0.02, **kwargs):
+                 initializer_range=0.02, attention_layer=None, feed_forward_layer=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size ({hidden_size}) must be divisible by "
@@ -43,14 +48,14 @@ class TransformerBlock(keras.layers.Layer):
         self.layer_norm_eps = layer_norm_eps
         self.initializer_range = initializer_range
         policy = self.dtype_policy
-        self.attention = MultiHeadSelfAttention(
+        self.attention = attention_layer or MultiHeadSelfAttention(
             num_heads, hidden_size // num_heads, attention_dropout=attention_dropout,
             initializer_range=initializer_range, dtype=policy, name="attention")
         self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
                                                             name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
-        self.feed_forward = PositionwiseFeedForward(
+        self.feed_forward = feed_forward_layer or PositionwiseFeedForward(
             hidden_size, intermediate_size, activation=activation,
             initializer_range=initializer_range, dtype=policy, name="feed_forward")
         self.feed_forward_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
@@ -59,9 +64,10 @@ class TransformerBlock(keras.layers.Layer):
             epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")
 
     def build(self, x_shape, padding_mask_shape=None):
-        self.attention.build(x_shape)
+        for shared in (self.attention, self.feed_forward):  # maybe built by another block
+            if not shared.built:
+                shared.build(x_shape)
         self.attention_layer_norm.build(x_shape)
-        self.feed_forward.build(x_shape)
         self.feed_forward_layer_norm.build(x_shape)
         self.built = True
 

@@ -58,8 +58,8 @@ class MaskedLMHead(keras.layers.Layer):
             epsilon=layer_norm_eps, dtype=self.dtype_policy, name="transform_layer_norm")
 
     def build(self, sequence_shape, masked_positions_shape=None):
-        hidden = self.token_embedding.output_dim
-        self.transform_dense.build((None, None, hidden))
+        hidden = self.token_embedding.output_dim  # ALBERT: E, narrower than the encoder
+        self.transform_dense.build((None, None, sequence_shape[-1]))
         self.layer_norm.build((None, None, hidden))
         self.output_bias = self.add_weight(
             name="output_bias", shape=(self.token_embedding.input_dim,), initializer="zeros")

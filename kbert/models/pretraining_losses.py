@@ -26,7 +26,8 @@ def _sparse_cross_entropy(labels, logits):
 def pretraining_loss_terms(features, outputs):
     """Per-replica sums: reduce each with SUM across replicas, then divide.
 
-    `mlm_*` sums are weighted by `masked_lm_weights` (padding predictions weigh 0).
+    `mlm_*` sums are weighted by `masked_lm_weights` (padding predictions weigh 0). Without
+    `nsp_logits` (a masked-LM-only model: RoBERTa, DistilBERT) the `nsp_*` sums are 0.
     """
     mlm_labels = ops.cast(features["masked_lm_ids"], "int32")
     mlm_weights = ops.cast(features["masked_lm_weights"], "float32")
@@ -34,14 +35,20 @@ def pretraining_loss_terms(features, outputs):
     mlm_ce = _sparse_cross_entropy(mlm_labels, mlm_logits)
     mlm_hit = ops.cast(ops.equal(ops.argmax(mlm_logits, axis=-1), mlm_labels), "float32")
 
+    terms = {
+        "mlm_loss_sum": ops.sum(mlm_ce * mlm_weights),
+        "mlm_weight_sum": ops.sum(mlm_weights),
+        "mlm_correct_sum": ops.sum(mlm_hit * mlm_weights),
+    }
+    if "nsp_logits" not in outputs:
+        zero = ops.zeros((), "float32")
+        return {**terms, "nsp_loss_sum": zero, "nsp_count": zero, "nsp_correct_sum": zero}
     nsp_labels = ops.reshape(ops.cast(features["next_sentence_labels"], "int32"), (-1,))
     nsp_logits = outputs["nsp_logits"]
     nsp_ce = _sparse_cross_entropy(nsp_labels, nsp_logits)
     nsp_hit = ops.cast(ops.equal(ops.argmax(nsp_logits, axis=-1), nsp_labels), "float32")
     return {
-        "mlm_loss_sum": ops.sum(mlm_ce * mlm_weights),
-        "mlm_weight_sum": ops.sum(mlm_weights),
-        "mlm_correct_sum": ops.sum(mlm_hit * mlm_weights),
+        **terms,
         "nsp_loss_sum": ops.sum(nsp_ce),
         "nsp_count": ops.cast(ops.shape(nsp_labels)[0], "float32"),
         "nsp_correct_sum": ops.sum(nsp_hit),

@@ -53,11 +53,20 @@ def save_model_weights(model, path: str) -> None:
     saving_lib.save_weights_only(model, path, objects_to_skip=[optimizer])
 
 
-def write_model_files(model, directory: str, vocab_file: str | None = None,
+def _as_file_list(vocab_file) -> list:
+    """`vocab_file` as a list: None, one path, or several (RoBERTa's vocab.json + merges.txt)."""
+    return [vocab_file] if isinstance(vocab_file, (str, os.PathLike)) else \
+        [path for path in (vocab_file or ()) if path]
+
+
+def write_model_files(model, directory: str, vocab_file=None,
                       do_lower_case: bool = True, extra: dict | None = None) -> None:
-    """Write config.json, model.weights.h5 and vocab.txt into an existing `directory`."""
-    if vocab_file is not None and not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
+    """Write config.json, model.weights.h5 and the tokenizer file(s) into an existing
+    `directory`. `vocab_file`: `vocab.txt`, or a list of files copied under their own names."""
+    vocab_files = _as_file_list(vocab_file)
+    for path in vocab_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"vocab_file not found: {path}")
     config = model.config.to_dict() if hasattr(model, "config") else {}
     config["kbert"] = {
         "format_version": FORMAT_VERSION,
@@ -67,14 +76,16 @@ def write_model_files(model, directory: str, vocab_file: str | None = None,
         **(extra or {}),
     }
     # h5py may crash the interpreter when the disk fills mid-write: check the room first.
-    outputs.require_free_space(directory, _weights_file_size(model) + (
-        os.path.getsize(vocab_file) if vocab_file else 0) + 2 ** 16)
+    outputs.require_free_space(directory, _weights_file_size(model) + sum(
+        os.path.getsize(path) for path in vocab_files) + 2 ** 16)
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
     save_model_weights(model, os.path.join(directory, WEIGHTS_FILE))
-    if vocab_file is not None:
-        shutil.copyfile(vocab_file, os.path.join(directory, VOCAB_FILE))
-    else:
+    for path in vocab_files:
+        name = VOCAB_FILE if len(vocab_files) == 1 and str(path).endswith(".txt") \
+            else os.path.basename(path)
+        shutil.copyfile(path, os.path.join(directory, name))
+    if not vocab_files:
         logging.warning("saving %s without a vocabulary", directory)
 
 
@@ -85,20 +96,24 @@ def _weights_file_size(model) -> int:
                for w in model.weights)
 
 
-def save_pretrained(model, directory: str, vocab_file: str | None = None,
+def save_pretrained(model, directory: str, vocab_file=None,
                     do_lower_case: bool = True, extra: dict | None = None,
                     overwrite: bool = False, inputs=()) -> None:
     """Write `model` to `directory` atomically (see `kbert.outputs.replace_directory`).
 
-    An earlier kbert model directory there is replaced whole; a directory kbert did not
-    write is refused (`kbert.outputs.OutputError`) unless `overwrite`, and then only kbert's
-    files are placed beside the ones there. `inputs` (and `vocab_file`) may not overlap it.
+    `vocab_file`: the tokenizer file (`vocab.txt`), or a list of them (RoBERTa's
+    `vocab.json` + `merges.txt`), copied under their own names. An earlier kbert model
+    directory there is replaced whole; a directory kbert did not write is refused
+    (`kbert.outputs.OutputError`) unless `overwrite`, and then only kbert's files are placed
+    beside the ones there. `inputs` (and the tokenizer files) may not overlap it.
     """
-    if vocab_file is not None and not os.path.isfile(vocab_file):
-        raise FileNotFoundError(f"vocab_file not found: {vocab_file}")
-    with outputs.replace_directory(directory, MODEL_KIND, [vocab_file, *inputs],
+    vocab_files = _as_file_list(vocab_file)
+    for path in vocab_files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"vocab_file not found: {path}")
+    with outputs.replace_directory(directory, MODEL_KIND, [*vocab_files, *inputs],
                                    overwrite=overwrite) as tmp:
-        write_model_files(model, tmp, vocab_file, do_lower_case, extra)
+        write_model_files(model, tmp, vocab_files, do_lower_case, extra)
 
 
 def read_directory_config(directory: str) -> dict:
@@ -135,10 +150,8 @@ def _check_vocabulary(directory: str, config: dict) -> None:
     path = os.path.join(directory, VOCAB_FILE)
     if not os.path.isfile(path) or "vocab_size" not in config:
         return
-    size = len(load_vocab(path))
-    if size != config["vocab_size"]:
-        raise ValueError(f"{path} has {size} tokens but {os.path.join(directory, CONFIG_FILE)}"
-                         f" says vocab_size {config['vocab_size']}")
+    check_vocab_size(len(load_vocab(path)), config["vocab_size"], path,
+                     os.path.join(directory, CONFIG_FILE))
 
 
 def load(directory: str):
@@ -170,14 +183,39 @@ def _first_line(error: BaseException) -> str:
 
 
 def load_tokenizer(directory: str):
-    """The tokenizer matching a model directory (its `vocab.txt` and casing)."""
-    from kbert.tokenizers import BertTokenizer
+    """The tokenizer matching a model directory: its family's files (`vocab.txt`;
+    RoBERTa's `vocab.json` + `merges.txt`; ALBERT's `spiece.model`) and casing.
+
+    A tokenizer whose size differs from the model's `vocab_size` is refused with both."""
+    from kbert.tokenizers.families import load_family_tokenizer, tokenizer_files
     config = read_directory_config(directory)
-    vocab = os.path.join(directory, VOCAB_FILE)
-    if not os.path.isfile(vocab):
-        raise FileNotFoundError(f"model directory has no {VOCAB_FILE}: {directory}")
-    _check_vocabulary(directory, config)
-    return BertTokenizer(vocab, lower_case=config["kbert"].get("do_lower_case", True))
+    family = config.get("family", "bert")
+    files = tokenizer_files(family, directory)
+    for path in files:
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"model directory has no {os.path.basename(path)}: "
+                                    f"{directory}")
+    tokenizer = load_family_tokenizer(family, files,
+                                      lower_case=config["kbert"].get("do_lower_case", True))
+    check_vocab_size(tokenizer.vocab_size, config.get("vocab_size"), files[0],
+                     os.path.join(directory, CONFIG_FILE))
+    return tokenizer
+
+
+def check_vocab_size(tokenizer_size: int, model_size: int | None, path: str,
+                     config_path: str | None = None) -> None:
+    """Refuse a tokenizer file that does not fit the model, naming both sizes.
+
+    Example:
+        >>> check_vocab_size(100, 120, "vocab.txt")
+        Traceback (most recent call last):
+        ...
+        ValueError: vocab.txt has 100 tokens but the model's vocab_size is 120
+    """
+    if model_size is not None and tokenizer_size != model_size:
+        where = f" ({config_path} says vocab_size {model_size})" if config_path else ""
+        raise ValueError(f"{path} has {tokenizer_size} tokens but the model's vocab_size "
+                         f"is {model_size}{where}")
 
 
 def load_initial_weights(model, source: str, config) -> None:
@@ -215,7 +253,8 @@ def float32_copy(pretrainer, config):
     """`pretrainer` rebuilt with float32 compute (same weights), for a model directory."""
     from kbert.models.encoder import BertEncoder
     from kbert.models.pretrainer import BertPretrainer
-    copy = BertPretrainer(BertEncoder(config, dtype="float32"))
+    copy = BertPretrainer(BertEncoder(config, dtype="float32"),
+                          sentence_objective=pretrainer.sentence_objective)
     copy(copy.example_inputs())
     copy.set_weights(pretrainer.get_weights())
     return copy

@@ -3,6 +3,9 @@
 - `base`: the interface (vocabulary file in, in-graph `tokenize`, special tokens,
   `vocab_hash`)
 - `wordpiece`: BERT's WordPiece (`BertTokenizer`), vocabulary files and learning
+- `bpe`: RoBERTa's byte-level BPE (`ByteLevelBPETokenizer`, `learn_bpe`)
+- `sentencepiece`: ALBERT's SentencePiece (`SentencePieceTokenizer`, `learn_sentencepiece`)
+- `families`: which tokenizer and files each model family uses
 
 Example:
     >>> from kbert.tokenizers import BertTokenizer, vocab_hash
@@ -12,13 +15,16 @@ Example:
 """
 
 from kbert.tokenizers.base import Tokenizer, token_list_hash
+from kbert.tokenizers.bpe import ByteLevelBPETokenizer, learn_bpe
+from kbert.tokenizers.sentencepiece import SentencePieceTokenizer, learn_sentencepiece
 from kbert.tokenizers.wordpiece import (NORMALIZATIONS, SPECIAL_TOKENS, SUFFIX_INDICATOR,
                                         BertTokenizer, bert_normalize, count_words,
                                         learn_vocabulary, load_vocab, split_words, to_lists,
                                         vocab_hash, write_vocab)
 
 __all__ = [
-    "BertTokenizer", "NORMALIZATIONS", "SPECIAL_TOKENS", "SUFFIX_INDICATOR", "Tokenizer",
+    "BertTokenizer", "ByteLevelBPETokenizer", "SentencePieceTokenizer", "learn_bpe",
+    "learn_sentencepiece", "NORMALIZATIONS", "SPECIAL_TOKENS", "SUFFIX_INDICATOR", "Tokenizer",
     "bert_normalize", "count_words", "learn_vocabulary", "load_vocab", "split_words",
     "to_lists", "token_list_hash", "vocab_hash", "write_vocab",
 ]
