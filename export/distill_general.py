@@ -18,7 +18,7 @@ def run_general(fv, log) -> dict:
     from kbert.distillation.general import distill_general, masked_lm_scores
     from kbert.export.task_model import ExportError
     from kbert.fileio import atomic_write_text
-    from kbert.input_pipeline import raw_text_dataset
+    from kbert.data import raw_text_dataset
     from kbert.models import save_pretrained
     from kbert.models.saving import read_directory_config
     export_flags.require(fv, "teacher_model", "corpus", "output_dir")
