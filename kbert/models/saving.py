@@ -146,12 +146,12 @@ def read_directory_config(directory: str) -> dict:
 
 def _check_vocabulary(directory: str, config: dict) -> None:
     """A vocab.txt whose size differs from vocab_size fails later with an index error."""
-    from kbert.tokenizers import load_vocab
     path = os.path.join(directory, VOCAB_FILE)
     if not os.path.isfile(path) or "vocab_size" not in config:
         return
-    check_vocab_size(len(load_vocab(path)), config["vocab_size"], path,
-                     os.path.join(directory, CONFIG_FILE))
+    with open(path, "rb") as f:   # a size check: the tokenizer validates the tokens
+        size = len(f.read().decode("utf-8", errors="replace").rstrip("\n").split("\n"))
+    check_vocab_size(size, config["vocab_size"], path, os.path.join(directory, CONFIG_FILE))
 
 
 def load(directory: str):
