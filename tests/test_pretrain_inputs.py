@@ -6,6 +6,7 @@ import types
 import pytest
 
 from kbert import tokenizers
+from kbert.tokenizers import wordpiece
 from trainers import pretrain
 from trainers.flags import FlagError
 
@@ -19,7 +20,7 @@ def flags_for(tmp_path, **overrides):
     values = dict(input_file=",".join(files), eval_input_file=None, eval_steps=2,
                   raw_text=True, phase2_input_file=None, phase2_max_seq_length=64,
                   vocab_file=None, learn_vocab_size=100, output_dir=str(tmp_path / "out"),
-                  init_checkpoint=None, do_lower_case=True)
+                  init_checkpoint=None, do_lower_case=True, model="bert")
     values.update(overrides)
     return types.SimpleNamespace(**values), files
 
@@ -35,9 +36,9 @@ def test_held_out_file_stays_out_of_phase_2_and_the_vocabulary(tmp_path, monkeyp
     def fake_learner(source, vocab_size, lower_case=True):
         read.extend(source)
         return list(tokenizers.SPECIAL_TOKENS) + [f"w{i}" for i in range(vocab_size - 5)]
-    monkeypatch.setattr(tokenizers, "learn_vocabulary", fake_learner)
+    monkeypatch.setattr(wordpiece, "learn_vocabulary", fake_learner)
     (tmp_path / "out").mkdir()
-    pretrain._vocab_file(fv, train)
+    pretrain._tokenizer_files(fv, learn=True, train_patterns=train)
     assert read == files[:2]   # old code: all three files
     fv.phase2_input_file = files[2]
     with pytest.raises(FlagError, match="c.txt, which is held out"):
