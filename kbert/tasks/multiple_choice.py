@@ -22,6 +22,7 @@ from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
 from kbert.tasks.base import ENCODER_INPUTS, TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.preprocessing import Encoded, encode_windows
+from kbert.tasks.task_data import ColumnAdapter
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -119,26 +120,12 @@ def _choices(value):
     return [str(v) for v in value]
 
 
-class MultipleChoiceAdapter:
+class MultipleChoiceAdapter(ColumnAdapter):
     """Rows with a context, a list of choices (JSON list, or `a|b|c` in CSV/TSV) and the
     index of the right one."""
 
     monitor = "accuracy"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.text_pair, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text,)
-
-    def fit_labels(self, train: TaskRows) -> None:
-        self.check(train)
+    required_fields = ("text", "text_pair", "label")
 
     def check(self, rows: TaskRows) -> None:
         for row, line in zip(rows.rows, rows.lines):

@@ -26,6 +26,7 @@ from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
 from kbert.tasks.base import TaskModel, dense_head, encoder_input_layers
 from kbert.tasks.preprocessing import EncoderRows, window_starts
+from kbert.tasks.task_data import ColumnAdapter
 
 MAX_QUERY_LENGTH = 64
 
@@ -264,25 +265,12 @@ def _parse_answers(value):
     return [(str(value), None)]
 
 
-class QuestionAnsweringAdapter:
+class QuestionAnsweringAdapter(ColumnAdapter):
     """Rows with question, context and SQuAD-style answers."""
 
     monitor = "f1"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.text_pair, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text, self.columns.text_pair)
-
-    def fit_labels(self, train: TaskRows) -> None:
-        self.check(train)
+    required_fields = ("text", "text_pair", "label")
+    nonempty_fields = ("text", "text_pair")
 
     def spans(self, rows: TaskRows) -> list:
         """Per row: list of (char_start, char_end, text); errors name file/line/column."""

@@ -25,6 +25,7 @@ from kbert.tasks import metrics as task_metrics
 from kbert.tasks.base import TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.batching import IGNORE_LABEL
 from kbert.tasks.preprocessing import EncoderRows, window_starts
+from kbert.tasks.task_data import ColumnAdapter
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -167,23 +168,11 @@ class TokenClassifier(TaskModel):
         return [[names[i] if names else i for i in s] for s in ids]
 
 
-class TokenClassificationAdapter:
+class TokenClassificationAdapter(ColumnAdapter):
     """Rows with a list of words and a list of tags (JSONL lists, or space-separated
     strings in CSV/TSV)."""
 
     monitor = "f1"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text,)
 
     @staticmethod
     def _split(value):
