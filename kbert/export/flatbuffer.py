@@ -42,35 +42,34 @@ def _opcode_name(opcode) -> str:
     return _BUILTIN_NAMES.get(code, f"BUILTIN_{code}")
 
 
-def op_names(data: bytes) -> collections.Counter:
-    """How often each op (builtin name, or custom code such as `FlexEinsum`) runs in the
-    model, over all subgraphs."""
+def _operators(data: bytes):
+    """(op name, subgraph, operator) for every operator of every subgraph."""
     model = _model(data)
     names = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
-    counts = collections.Counter()
     for s in range(model.SubgraphsLength()):
         graph = model.Subgraphs(s)
         for o in range(graph.OperatorsLength()):
-            counts[names[graph.Operators(o).OpcodeIndex()]] += 1
-    return counts
+            op = graph.Operators(o)
+            yield names[op.OpcodeIndex()], graph, op
+
+
+def op_names(data: bytes) -> collections.Counter:
+    """How often each op (builtin name, or custom code such as `FlexEinsum`) runs in the
+    model, over all subgraphs."""
+    return collections.Counter(name for name, _, _ in _operators(data))
 
 
 def op_kernel_types(data: bytes) -> collections.Counter:
     """Counts of `(op, input dtype, weight dtype)`: e.g. `('FULLY_CONNECTED', 'INT8', 'INT8')`
     shows an int8 kernel; the weight dtype is the second input's (the constant operand)."""
-    model = _model(data)
-    names = [_opcode_name(model.OperatorCodes(i)) for i in range(model.OperatorCodesLength())]
     counts = collections.Counter()
-    for s in range(model.SubgraphsLength()):
-        graph = model.Subgraphs(s)
-        for o in range(graph.OperatorsLength()):
-            op = graph.Operators(o)
-            types = []
-            for k in range(min(2, op.InputsLength())):
-                index = op.Inputs(k)
-                types.append("-" if index < 0 else
-                             _TENSOR_TYPE_NAMES.get(graph.Tensors(index).Type(), "?"))
-            counts[(names[op.OpcodeIndex()], *types)] += 1
+    for name, graph, op in _operators(data):
+        types = []
+        for k in range(min(2, op.InputsLength())):
+            index = op.Inputs(k)
+            types.append("-" if index < 0 else
+                         _TENSOR_TYPE_NAMES.get(graph.Tensors(index).Type(), "?"))
+        counts[(name, *types)] += 1
     return counts
 
 

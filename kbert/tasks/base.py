@@ -29,6 +29,30 @@ def encoder_input_layers(extra_dims: int = 0) -> dict:
     return {name: keras.Input(shape=shape, dtype="int32", name=name) for name in ENCODER_INPUTS}
 
 
+def _serialize(obj):
+    return None if obj is None else keras.saving.serialize_keras_object(obj)
+
+
+def _deserialize(obj):
+    return None if obj is None else keras.saving.deserialize_keras_object(obj)
+
+
+def dense_head(units: int, initializer_range: float, name: str) -> keras.layers.Dense:
+    """A float32 output layer (logits stay float32 under mixed precision)."""
+    return keras.layers.Dense(
+        units, kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
+        dtype="float32", name=name)
+
+
+def classifier_layers(encoder, units: int, dropout: float | None):
+    """(Dropout "classifier_dropout", float32 Dense "classifier") for a head on `encoder`;
+    `dropout=None` takes the encoder's hidden dropout."""
+    config = encoder.config
+    rate = config.hidden_dropout_prob if dropout is None else dropout
+    return (keras.layers.Dropout(rate, name="classifier_dropout"),
+            dense_head(units, config.initializer_range, "classifier"))
+
+
 def _encoder_of(model):
     from kbert.models import BertEncoder
     if isinstance(model, BertEncoder):
@@ -111,6 +135,27 @@ class TaskModel(keras.Model):
     def example_inputs(self, batch_size: int = 1, seq_length: int = 8) -> dict:
         ids = np.ones((batch_size, seq_length), "int32")
         return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": ids}
+
+    def _keep_settings(self, encoder, preprocessor, **settings) -> None:
+        """Store the constructor's encoder, preprocessor and task settings on the model."""
+        self.encoder = encoder
+        self.preprocessor = preprocessor
+        for name, value in settings.items():
+            setattr(self, name, value)
+
+    def _task_config(self, **settings) -> dict:
+        """`get_config` of a task model: name, trainable, the serialized encoder and
+        preprocessor, and the task's `settings`."""
+        return {"name": self.name, "trainable": self.trainable,
+                "encoder": _serialize(self.encoder),
+                "preprocessor": _serialize(self.preprocessor), **settings}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["encoder"] = _deserialize(config["encoder"])
+        config["preprocessor"] = _deserialize(config.get("preprocessor"))
+        return cls(**config)
 
     # ------------------------------------------------------------------ building
     @classmethod

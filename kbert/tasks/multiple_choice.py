@@ -20,9 +20,9 @@ from keras import ops
 
 from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
-from kbert.tasks.base import ENCODER_INPUTS, TaskModel, encoder_input_layers
+from kbert.tasks.base import ENCODER_INPUTS, TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.preprocessing import Encoded, encode_windows
-from kbert.tasks.text_classifier import _deserialize, _serialize, dense_head
+from kbert.tasks.task_data import ColumnAdapter
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -60,12 +60,9 @@ class MultipleChoice(TaskModel):
     task_name = "multiple_choice"
 
     def __init__(self, encoder, preprocessor=None, dropout: float | None = None, **kwargs):
-        config = encoder.config
-        rate = config.hidden_dropout_prob if dropout is None else dropout
         # === Layers ===
         fold = FoldChoices(name="fold_choices")
-        dropout_layer = keras.layers.Dropout(rate, name="classifier_dropout")
-        head = dense_head(1, config.initializer_range, "classifier")
+        dropout_layer, head = classifier_layers(encoder, 1, dropout)
         unfold = UnfoldChoices(dtype="float32", name="unfold_choices")
         # === Functional model ===
         inputs = encoder_input_layers(extra_dims=1)
@@ -73,22 +70,11 @@ class MultipleChoice(TaskModel):
         logits = unfold(head(dropout_layer(pooled)), inputs["token_ids"])
         super().__init__(inputs=inputs, outputs={"logits": logits}, **kwargs)
         # === Config ===
-        self.encoder = encoder
-        self.preprocessor = preprocessor
-        self.dropout = dropout
+        self._keep_settings(encoder, preprocessor, dropout=dropout)
         self.classifier = head
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "encoder": _serialize(self.encoder),
-                "preprocessor": _serialize(self.preprocessor), "dropout": self.dropout}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = _deserialize(config["encoder"])
-        config["preprocessor"] = _deserialize(config.get("preprocessor"))
-        return cls(**config)
+        return self._task_config(dropout=self.dropout)
 
     def example_inputs(self, batch_size: int = 1, seq_length: int = 8, num_choices: int = 2):
         ids = np.ones((batch_size, num_choices, seq_length), "int32")
@@ -134,26 +120,12 @@ def _choices(value):
     return [str(v) for v in value]
 
 
-class MultipleChoiceAdapter:
+class MultipleChoiceAdapter(ColumnAdapter):
     """Rows with a context, a list of choices (JSON list, or `a|b|c` in CSV/TSV) and the
     index of the right one."""
 
     monitor = "accuracy"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.text_pair, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text,)
-
-    def fit_labels(self, train: TaskRows) -> None:
-        self.check(train)
+    required_fields = ("text", "text_pair", "label")
 
     def check(self, rows: TaskRows) -> None:
         for row, line in zip(rows.rows, rows.lines):

@@ -138,8 +138,20 @@ def encoder_features(token_ids: list, segment_ids: list) -> dict:
             "padding_mask": _ones_like(token_ids)}
 
 
+class EncoderRows:
+    """What every encoded-rows class shares: its `token_ids` / `segment_ids` (lists of
+    rows), counted and turned into the encoder's feature dict."""
+
+    @property
+    def num_windows(self) -> int:
+        return len(self.token_ids)
+
+    def features(self) -> dict:
+        return encoder_features(self.token_ids, self.segment_ids)
+
+
 @dataclasses.dataclass
-class Encoded:
+class Encoded(EncoderRows):
     """Encoder rows (Python lists) and where they came from.
 
     `example_index[i]` is the example row `i` belongs to; `window_start[i]` the offset of
@@ -152,13 +164,6 @@ class Encoded:
     window_start: np.ndarray
     num_examples: int
     truncated: int = 0
-
-    @property
-    def num_windows(self) -> int:
-        return len(self.token_ids)
-
-    def features(self) -> dict:
-        return encoder_features(self.token_ids, self.segment_ids)
 
 
 def window_starts(length: int, window: int, stride: int) -> list[int]:

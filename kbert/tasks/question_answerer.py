@@ -24,9 +24,9 @@ import numpy as np
 from kbert import text as text_utils
 from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
-from kbert.tasks.base import TaskModel, encoder_input_layers
-from kbert.tasks.preprocessing import encoder_features, window_starts
-from kbert.tasks.text_classifier import _deserialize, _serialize, dense_head
+from kbert.tasks.base import TaskModel, dense_head, encoder_input_layers
+from kbert.tasks.preprocessing import EncoderRows, window_starts
+from kbert.tasks.task_data import ColumnAdapter
 
 MAX_QUERY_LENGTH = 64
 
@@ -59,7 +59,7 @@ def split_words_with_offsets(context: str) -> list[tuple[int, int]]:
 
 
 @dataclasses.dataclass
-class QAEncoded:
+class QAEncoded(EncoderRows):
     token_ids: list
     segment_ids: list
     char_spans: list       # per row position: (start, end) in the context, or None
@@ -67,13 +67,6 @@ class QAEncoded:
     example_index: np.ndarray
     num_examples: int
     truncated: int = 0     # questions cut to MAX_QUERY_LENGTH pieces
-
-    @property
-    def num_windows(self) -> int:
-        return len(self.token_ids)
-
-    def features(self) -> dict:
-        return encoder_features(self.token_ids, self.segment_ids)
 
 
 def encode_qa(preprocessor, questions, contexts, stride: int) -> QAEncoded:
@@ -213,25 +206,13 @@ class QuestionAnswerer(TaskModel):
         super().__init__(inputs=inputs, outputs={"start_logits": start, "end_logits": end},
                          **kwargs)
         # === Config ===
-        self.encoder = encoder
-        self.preprocessor = preprocessor
-        self.stride = stride
-        self.n_best_size = int(n_best_size)
-        self.max_answer_length = int(max_answer_length)
+        self._keep_settings(encoder, preprocessor, stride=stride, n_best_size=int(n_best_size),
+                            max_answer_length=int(max_answer_length))
         self.qa_outputs = head
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "encoder": _serialize(self.encoder),
-                "preprocessor": _serialize(self.preprocessor), "stride": self.stride,
-                "n_best_size": self.n_best_size, "max_answer_length": self.max_answer_length}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = _deserialize(config["encoder"])
-        config["preprocessor"] = _deserialize(config.get("preprocessor"))
-        return cls(**config)
+        return self._task_config(stride=self.stride, n_best_size=self.n_best_size,
+                                 max_answer_length=self.max_answer_length)
 
     def default_loss(self):
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -284,25 +265,12 @@ def _parse_answers(value):
     return [(str(value), None)]
 
 
-class QuestionAnsweringAdapter:
+class QuestionAnsweringAdapter(ColumnAdapter):
     """Rows with question, context and SQuAD-style answers."""
 
     monitor = "f1"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.text_pair, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text, self.columns.text_pair)
-
-    def fit_labels(self, train: TaskRows) -> None:
-        self.check(train)
+    required_fields = ("text", "text_pair", "label")
+    nonempty_fields = ("text", "text_pair")
 
     def spans(self, rows: TaskRows) -> list:
         """Per row: list of (char_start, char_end, text); errors name file/line/column."""

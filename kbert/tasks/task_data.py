@@ -30,6 +30,29 @@ class Columns:
     label: str = "label"
 
 
+class ColumnAdapter:
+    """Base of the adapters that read fixed columns: `required_fields` and
+    `nonempty_fields` name `Columns` fields; `fit_labels` only checks the rows."""
+
+    required_fields = ("text", "label")
+    nonempty_fields = ("text",)
+
+    def __init__(self, columns: Columns):
+        self.columns = columns
+        self.label_names = None
+
+    @property
+    def required(self) -> tuple:
+        return tuple(getattr(self.columns, field) for field in self.required_fields)
+
+    @property
+    def skip_empty(self) -> tuple:
+        return tuple(getattr(self.columns, field) for field in self.nonempty_fields)
+
+    def fit_labels(self, train: TaskRows) -> None:
+        self.check(train)
+
+
 class ClassificationAdapter:
     """Single-text or pair classification (`pair=True`), or regression."""
 

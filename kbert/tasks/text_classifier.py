@@ -14,23 +14,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kbert.tasks.base import TaskModel, encoder_input_layers
+from kbert.tasks.base import TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.preprocessing import aggregate_windows, encode_windows
-
-
-def _serialize(obj):
-    return None if obj is None else keras.saving.serialize_keras_object(obj)
-
-
-def _deserialize(obj):
-    return None if obj is None else keras.saving.deserialize_keras_object(obj)
-
-
-def dense_head(units: int, initializer_range: float, name: str) -> keras.layers.Dense:
-    """A float32 output layer (logits stay float32 under mixed precision)."""
-    return keras.layers.Dense(
-        units, kernel_initializer=keras.initializers.TruncatedNormal(stddev=initializer_range),
-        dtype="float32", name=name)
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -62,12 +47,8 @@ class TextClassifier(TaskModel):
             raise ValueError(f"{len(label_names)} label_names for {num_classes} classes")
         if aggregation not in ("mean", "max"):
             raise ValueError(f"aggregation must be 'mean' or 'max', got {aggregation!r}")
-        config = encoder.config
-        rate = config.hidden_dropout_prob if dropout is None else dropout
-
         # === Layers ===
-        dropout_layer = keras.layers.Dropout(rate, name="classifier_dropout")
-        head = dense_head(num_classes, config.initializer_range, "classifier")
+        dropout_layer, head = classifier_layers(encoder, num_classes, dropout)
 
         # === Functional model ===
         inputs = encoder_input_layers()
@@ -76,14 +57,10 @@ class TextClassifier(TaskModel):
         super().__init__(inputs=inputs, outputs={"logits": logits}, **kwargs)
 
         # === Config ===
-        self.encoder = encoder
-        self.preprocessor = preprocessor
-        self.num_classes = int(num_classes)
-        self.label_names = list(label_names) if label_names is not None else None
-        self.dropout = dropout
-        self.aggregation = aggregation
-        self.stride = stride
-        self.long_inputs = long_inputs
+        self._keep_settings(encoder, preprocessor, num_classes=int(num_classes),
+                            label_names=list(label_names) if label_names is not None else None,
+                            dropout=dropout, aggregation=aggregation, stride=stride,
+                            long_inputs=long_inputs)
         self.classifier = head
 
     @property
@@ -91,18 +68,9 @@ class TextClassifier(TaskModel):
         return self.num_classes == 1
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "encoder": _serialize(self.encoder), "num_classes": self.num_classes,
-                "preprocessor": _serialize(self.preprocessor), "label_names": self.label_names,
-                "dropout": self.dropout, "aggregation": self.aggregation, "stride": self.stride,
-                "long_inputs": self.long_inputs}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = _deserialize(config["encoder"])
-        config["preprocessor"] = _deserialize(config.get("preprocessor"))
-        return cls(**config)
+        return self._task_config(num_classes=self.num_classes, label_names=self.label_names,
+                                 dropout=self.dropout, aggregation=self.aggregation,
+                                 stride=self.stride, long_inputs=self.long_inputs)
 
     # ------------------------------------------------------------------ compile defaults
     def default_loss(self):

@@ -22,10 +22,10 @@ from keras import ops
 
 from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
-from kbert.tasks.base import TaskModel, encoder_input_layers
+from kbert.tasks.base import TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.batching import IGNORE_LABEL
-from kbert.tasks.preprocessing import encoder_features, window_starts
-from kbert.tasks.text_classifier import _deserialize, _serialize, dense_head
+from kbert.tasks.preprocessing import EncoderRows, window_starts
+from kbert.tasks.task_data import ColumnAdapter
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -44,7 +44,7 @@ class MaskedAccuracy(keras.metrics.Mean):
 
 
 @dataclasses.dataclass
-class WordEncoded:
+class WordEncoded(EncoderRows):
     """Windows of word-pieces with the word each first piece starts (-1 elsewhere)."""
     token_ids: list
     segment_ids: list
@@ -54,13 +54,6 @@ class WordEncoded:
     num_examples: int
     num_words: list
     truncated: int = 0
-
-    @property
-    def num_windows(self) -> int:
-        return len(self.token_ids)
-
-    def features(self) -> dict:
-        return encoder_features(self.token_ids, self.segment_ids)
 
 
 def encode_words(preprocessor, sentences, stride: int | None = None) -> WordEncoded:
@@ -131,37 +124,22 @@ class TokenClassifier(TaskModel):
 
     def __init__(self, encoder, num_classes: int, preprocessor=None, label_names=None,
                  dropout: float | None = None, stride: int | None = None, **kwargs):
-        config = encoder.config
-        rate = config.hidden_dropout_prob if dropout is None else dropout
         # === Layers ===
-        dropout_layer = keras.layers.Dropout(rate, name="classifier_dropout")
-        head = dense_head(num_classes, config.initializer_range, "classifier")
+        dropout_layer, head = classifier_layers(encoder, num_classes, dropout)
         # === Functional model ===
         inputs = encoder_input_layers()
         sequence = encoder(inputs)["sequence_output"]
         logits = head(dropout_layer(sequence))
         super().__init__(inputs=inputs, outputs={"logits": logits}, **kwargs)
         # === Config ===
-        self.encoder = encoder
-        self.preprocessor = preprocessor
-        self.num_classes = int(num_classes)
-        self.label_names = list(label_names) if label_names is not None else None
-        self.dropout = dropout
-        self.stride = stride
+        self._keep_settings(encoder, preprocessor, num_classes=int(num_classes),
+                            label_names=list(label_names) if label_names is not None else None,
+                            dropout=dropout, stride=stride)
         self.classifier = head
 
     def get_config(self):
-        return {"name": self.name, "trainable": self.trainable,
-                "encoder": _serialize(self.encoder), "num_classes": self.num_classes,
-                "preprocessor": _serialize(self.preprocessor), "label_names": self.label_names,
-                "dropout": self.dropout, "stride": self.stride}
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["encoder"] = _deserialize(config["encoder"])
-        config["preprocessor"] = _deserialize(config.get("preprocessor"))
-        return cls(**config)
+        return self._task_config(num_classes=self.num_classes, label_names=self.label_names,
+                                 dropout=self.dropout, stride=self.stride)
 
     def default_loss(self):
         return {"logits": keras.losses.SparseCategoricalCrossentropy(
@@ -190,23 +168,11 @@ class TokenClassifier(TaskModel):
         return [[names[i] if names else i for i in s] for s in ids]
 
 
-class TokenClassificationAdapter:
+class TokenClassificationAdapter(ColumnAdapter):
     """Rows with a list of words and a list of tags (JSONL lists, or space-separated
     strings in CSV/TSV)."""
 
     monitor = "f1"
-
-    def __init__(self, columns):
-        self.columns = columns
-        self.label_names = None
-
-    @property
-    def required(self):
-        return (self.columns.text, self.columns.label)
-
-    @property
-    def skip_empty(self):
-        return (self.columns.text,)
 
     @staticmethod
     def _split(value):

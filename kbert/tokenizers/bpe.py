@@ -21,7 +21,6 @@ Example:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -31,7 +30,7 @@ from typing import Sequence
 import tensorflow as tf
 
 from kbert import fileio
-from kbert.tokenizers.base import Tokenizer
+from kbert.tokenizers.base import PieceTokenizer, as_ragged_ids, as_string_batch
 
 VOCAB_FILE = "vocab.json"
 MERGES_FILE = "merges.txt"
@@ -90,17 +89,7 @@ def load_merges(path: str) -> list[str]:
     return merges
 
 
-def files_hash(paths: Sequence[str]) -> str:
-    """sha256 of the files' bytes, in order: the `vocab_hash` of a multi-file tokenizer."""
-    digest = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            digest.update(f.read())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
-class ByteLevelBPETokenizer(Tokenizer):
+class ByteLevelBPETokenizer(PieceTokenizer):
     """RoBERTa's byte-level BPE tokenizer as TensorFlow ops.
 
     Args:
@@ -109,7 +98,8 @@ class ByteLevelBPETokenizer(Tokenizer):
 
     Attributes: `vocab` (tokens by id), `vocab_size`, `cls_id` (`<s>`), `sep_id` (`</s>`),
     `pad_id`, `unk_id`, `mask_id`, `word_start` (per id: True when the token starts a
-    word, i.e. begins with "Ġ" or is not a continuation); `vocab_hash()` hashes both files.
+    word, i.e. begins with "Ġ" or is not a continuation); `vocab_hash()` hashes both files
+    (the merges matter as much as the tokens).
 
     Example:
         >>> tok = ByteLevelBPETokenizer("vocab.json", "merges.txt")       # doctest: +SKIP
@@ -118,19 +108,16 @@ class ByteLevelBPETokenizer(Tokenizer):
     """
 
     special_tokens = tuple(SPECIAL_TOKENS.values())
+    roles = SPECIAL_TOKENS
+    word_start_prefix = WORD_START_PREFIX
 
     def __init__(self, vocab_file: str, merges_file: str):
         super().__init__(name="byte_level_bpe_tokenizer")
         import keras_hub
         self.vocab_file = vocab_file
         self.merges_file = merges_file
-        object.__setattr__(self, "_vocab", load_bpe_vocab(vocab_file))
+        self._keep_files(load_bpe_vocab(vocab_file), [vocab_file, merges_file])
         merges = load_merges(merges_file)
-        self.vocab_size = len(self._vocab)
-        object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self._vocab)})
-        for role, token in SPECIAL_TOKENS.items():
-            setattr(self, f"{role}_id", self._ids[token])
-        self._files_hash = files_hash([vocab_file, merges_file])
         self._tokenizer = keras_hub.tokenizers.BytePairTokenizer(
             vocabulary=dict(self._ids), merges=merges, dtype="int32")
         # keras-hub turns ragged results into Python lists when called eagerly: a graph
@@ -140,63 +127,26 @@ class ByteLevelBPETokenizer(Tokenizer):
         logging.info("ByteLevelBPETokenizer: %d tokens, %d merges from %s", self.vocab_size,
                      len(merges), vocab_file)
 
-    @property
-    def vocab(self) -> list:
-        return self._vocab
-
-    def vocab_hash(self) -> str:
-        """sha256 of `vocab.json` and `merges.txt` (the merges matter as much as the tokens)."""
-        return self._files_hash
-
-    @property
-    def special_ids(self) -> list[int]:
-        return sorted(self._ids[t] for t in SPECIAL_TOKENS.values())
-
-    @property
-    def word_start(self) -> list[bool]:
-        """Per id: does the token begin a word (a leading space, or no letter/digit glued
-        to a previous token)? Pieces without "Ġ" after a word's first piece continue it."""
-        return [t.startswith(WORD_START_PREFIX) or t in SPECIAL_TOKENS.values()
-                for t in self._vocab]
-
-    def token_to_id(self, token: str) -> int:
-        return self._ids.get(token, self.unk_id)
-
-    def id_to_token(self, token_id: int) -> str:
-        return self._vocab[token_id]
-
     def tokenize(self, texts) -> tf.RaggedTensor:
         """BPE ids `[batch, (pieces)]` int32, without `<s>`/`</s>`."""
-        return self._bpe(_as_strings(texts))
+        return self._bpe(as_string_batch(texts))
 
     def tokenize_words(self, texts) -> tf.RaggedTensor:
         """Ids `[batch, (words), (pieces)]`: the words are GPT-2's pre-tokens (" hello",
         ",", " world"), so whole-word and n-gram masking can keep them together.
         Flattening the word axis gives exactly `tokenize(texts)`."""
         from keras_hub.src.tokenizers.byte_pair_tokenizer import split_strings_for_bpe
-        words = split_strings_for_bpe(_as_strings(texts))  # [batch, (words)] strings
+        words = split_strings_for_bpe(as_string_batch(texts))  # [batch, (words)] strings
         pieces = self._bpe(words.flat_values)  # [words, (pieces)]
         return words.with_flat_values(pieces)
 
     def detokenize(self, ids) -> tf.Tensor:
         """Ids back to text (lossless for byte-level BPE)."""
-        if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
-            ids = tf.ragged.constant(ids, dtype=tf.int32)
-        return tf.function(self._tokenizer.detokenize)(ids)
+        return tf.function(self._tokenizer.detokenize)(as_ragged_ids(ids))
 
     def __repr__(self) -> str:
         return (f"ByteLevelBPETokenizer(vocab_file={self.vocab_file!r}, "
                 f"merges_file={self.merges_file!r}, vocab_size={self.vocab_size})")
-
-
-def _as_strings(texts) -> tf.Tensor:
-    if isinstance(texts, (str, bytes)):
-        raise TypeError("tokenize takes a batch of texts (a list or 1-D tensor), not one "
-                        "string; wrap it in a list")
-    texts = tf.convert_to_tensor(texts, dtype=tf.string)
-    if texts.shape.rank != 1:
-        raise ValueError(f"texts must be a 1-D batch of strings, got shape {texts.shape}")
-    return texts
 
 
 def learn_bpe(inputs: Sequence[str], vocab_size: int, output_dir: str,

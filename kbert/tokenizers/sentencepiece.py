@@ -32,8 +32,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kbert import fileio
-from kbert.tokenizers.base import Tokenizer
-from kbert.tokenizers.bpe import _as_strings, files_hash
+from kbert.tokenizers.base import (PieceTokenizer, as_ragged_ids, as_string_batch,
+                                   group_into_words)
 
 MODEL_FILE = "spiece.model"
 SPECIAL_TOKENS = {"pad": "<pad>", "unk": "<unk>", "cls": "[CLS]", "sep": "[SEP]",
@@ -78,7 +78,7 @@ def load_sentencepiece_vocab(path: str) -> list[str]:
     return pieces
 
 
-class SentencePieceTokenizer(Tokenizer):
+class SentencePieceTokenizer(PieceTokenizer):
     """ALBERT's SentencePiece tokenizer as TensorFlow ops.
 
     Args:
@@ -96,72 +96,37 @@ class SentencePieceTokenizer(Tokenizer):
     """
 
     special_tokens = tuple(SPECIAL_TOKENS.values())
+    roles = SPECIAL_TOKENS
+    word_start_prefix = WORD_START_PREFIX
 
     def __init__(self, model_file: str, lower_case: bool = True, keep_accents: bool = False):
         super().__init__(name="sentencepiece_tokenizer")
         self.model_file = model_file
         self.lower_case = bool(lower_case)
         self.keep_accents = bool(keep_accents)
-        object.__setattr__(self, "_vocab", load_sentencepiece_vocab(model_file))
-        self.vocab_size = len(self._vocab)
-        object.__setattr__(self, "_ids", {t: i for i, t in enumerate(self._vocab)})
-        for role, token in SPECIAL_TOKENS.items():
-            setattr(self, f"{role}_id", self._ids[token])
-        self._files_hash = files_hash([model_file])
+        self._keep_files(load_sentencepiece_vocab(model_file), [model_file])
         with open(model_file, "rb") as f:
             self._tokenizer = tf_text.FastSentencepieceTokenizer(f.read())
         self._is_word_start = tf.constant(self.word_start, tf.bool)
         logging.info("SentencePieceTokenizer: %d pieces from %s", self.vocab_size, model_file)
 
-    @property
-    def vocab(self) -> list:
-        return self._vocab
-
-    def vocab_hash(self) -> str:
-        """sha256 of the `spiece.model` file."""
-        return self._files_hash
-
-    @property
-    def special_ids(self) -> list[int]:
-        return sorted(self._ids[t] for t in SPECIAL_TOKENS.values())
-
-    @property
-    def word_start(self) -> list[bool]:
-        """Per id: does the piece begin a word ("▁" prefix, or a special token)?"""
-        return [t.startswith(WORD_START_PREFIX) or t in SPECIAL_TOKENS.values()
-                for t in self._vocab]
-
-    def token_to_id(self, token: str) -> int:
-        return self._ids.get(token, self.unk_id)
-
-    def id_to_token(self, token_id: int) -> str:
-        return self._vocab[token_id]
-
     def tokenize(self, texts) -> tf.RaggedTensor:
         """Piece ids `[batch, (pieces)]` int32, without `[CLS]`/`[SEP]`."""
-        texts = albert_normalize(_as_strings(texts), self.lower_case, self.keep_accents)
+        texts = albert_normalize(as_string_batch(texts), self.lower_case, self.keep_accents)
         return tf.cast(self._tokenizer.tokenize(texts), tf.int32)
 
     def tokenize_words(self, texts) -> tf.RaggedTensor:
         """Ids `[batch, (words), (pieces)]`: a word starts at each "▁" piece. Flattening
         the word axis gives exactly `tokenize(texts)`."""
         pieces = self.tokenize(texts)
-        ids = pieces.flat_values
-        starts = tf.gather(self._is_word_start, ids)
+        starts = tf.gather(self._is_word_start, pieces.flat_values)
         # A text's first piece starts a word even without "▁" (e.g. after stripping).
         first = tf.equal(tf.ragged.range(pieces.row_lengths()).flat_values, 0)
-        starts = tf.logical_or(starts, first)
-        word_starts = tf.reshape(tf.where(starts), [-1])
-        words = tf.RaggedTensor.from_row_starts(ids, word_starts, validate=False)
-        words_per_text = tf.reduce_sum(tf.cast(pieces.with_flat_values(starts), tf.int64),
-                                       axis=1)
-        return tf.RaggedTensor.from_row_lengths(words, words_per_text, validate=False)
+        return group_into_words(pieces, tf.logical_or(starts, first))
 
     def detokenize(self, ids) -> tf.Tensor:
         """Pieces back to (normalised) text."""
-        if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
-            ids = tf.ragged.constant(ids, dtype=tf.int32)
-        return self._tokenizer.detokenize(ids)
+        return self._tokenizer.detokenize(as_ragged_ids(ids))
 
     def __repr__(self) -> str:
         return (f"SentencePieceTokenizer(model_file={self.model_file!r}, "

@@ -28,7 +28,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from kbert import fileio, text
-from kbert.tokenizers.base import Tokenizer, token_list_hash
+from kbert.tokenizers.base import (Tokenizer, as_ragged_ids, as_string_batch, group_into_words,
+                                   token_list_hash)
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 SUFFIX_INDICATOR = "##"
@@ -180,10 +181,6 @@ class BertTokenizer(Tokenizer):
 
     special_tokens = SPECIAL_TOKENS
 
-    @property
-    def vocab(self) -> list:
-        return self._vocab
-
     def __init__(self, vocab_file: str, lower_case: bool = True, normalization: str = "exact",
                  max_bytes_per_word: int = 100):
         super().__init__(name="bert_tokenizer")
@@ -194,16 +191,9 @@ class BertTokenizer(Tokenizer):
         self.lower_case = bool(lower_case)
         self.normalization = normalization
         self.max_bytes_per_word = int(max_bytes_per_word)
-        # A plain list attribute would be wrapped and tracked by tf.Module (slow for 30k
-        # tokens, and pointless: the vocabulary lives in the lookup ops below).
-        object.__setattr__(self, "_vocab", load_vocab(vocab_file))
-        self.vocab_size = len(self._vocab)
-        object.__setattr__(self, "_ids", {token: i for i, token in enumerate(self._vocab)})
-        self.pad_id = self._ids["[PAD]"]
-        self.unk_id = self._ids["[UNK]"]
-        self.cls_id = self._ids["[CLS]"]
-        self.sep_id = self._ids["[SEP]"]
-        self.mask_id = self._ids["[MASK]"]
+        self._keep_vocab(load_vocab(vocab_file), {"pad": "[PAD]", "unk": "[UNK]",
+                                                  "cls": "[CLS]", "sep": "[SEP]",
+                                                  "mask": "[MASK]"})
         # True for "##" continuation pieces: the pieces that do not start a word.
         self._is_suffix = tf.constant(
             [t.startswith(SUFFIX_INDICATOR) and len(t) > len(SUFFIX_INDICATOR)
@@ -222,28 +212,10 @@ class BertTokenizer(Tokenizer):
         logging.info("BertTokenizer: %d tokens from %s (lower_case=%s, normalization=%s)",
                      self.vocab_size, vocab_file, self.lower_case, normalization)
 
-    # ------------------------------------------------------------------ lookups
-    def token_to_id(self, token: str) -> int:
-        """The id of `token`, or `unk_id` if it is not in the vocabulary."""
-        return self._ids.get(token, self.unk_id)
-
-    def id_to_token(self, token_id: int) -> str:
-        return self._vocab[token_id]
-
     # ------------------------------------------------------------------ tokenizing
-    @staticmethod
-    def _as_strings(texts) -> tf.Tensor:
-        if isinstance(texts, (str, bytes)):
-            raise TypeError("tokenize takes a batch of texts (a list or 1-D tensor), not one "
-                            "string; wrap it in a list")
-        texts = tf.convert_to_tensor(texts, dtype=tf.string)
-        if texts.shape.rank != 1:
-            raise ValueError(f"texts must be a 1-D batch of strings, got shape {texts.shape}")
-        return texts
-
     def tokenize(self, texts) -> tf.RaggedTensor:
         """Word-piece ids `[batch, (pieces)]` int32, without [CLS]/[SEP]."""
-        texts = self._as_strings(texts)
+        texts = as_string_batch(texts)
         if self.normalization == "exact":
             texts = bert_normalize(texts, self.lower_case)
         return self._tokenizer.tokenize(texts)
@@ -256,13 +228,8 @@ class BertTokenizer(Tokenizer):
         word axis gives exactly `tokenize(texts)`.
         """
         pieces = self.tokenize(texts)
-        ids = pieces.flat_values
-        starts = tf.logical_not(tf.gather(self._is_suffix, ids))
-        word_starts = tf.cast(tf.reshape(tf.where(starts), [-1]), tf.int64)
-        words = tf.RaggedTensor.from_row_starts(ids, word_starts, validate=False)
-        words_per_text = tf.reduce_sum(
-            tf.cast(pieces.with_flat_values(starts), tf.int64), axis=1)
-        return tf.RaggedTensor.from_row_lengths(words, words_per_text, validate=False)
+        return group_into_words(pieces, tf.logical_not(tf.gather(self._is_suffix,
+                                                                 pieces.flat_values)))
 
     def detokenize(self, ids) -> tf.Tensor:
         """Join word-pieces back into text (`##` pieces glued, words space-separated).
@@ -270,9 +237,7 @@ class BertTokenizer(Tokenizer):
         `ids` is `[batch, (pieces)]`; returns a `[batch]` string tensor. Not lossless:
         the text comes back normalized (lower-cased, punctuation split off).
         """
-        if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
-            ids = tf.ragged.constant(ids, dtype=tf.int32)
-        return self._tokenizer.detokenize(ids)
+        return self._tokenizer.detokenize(as_ragged_ids(ids))
 
     def __repr__(self) -> str:
         return (f"BertTokenizer(vocab_file={self.vocab_file!r}, lower_case={self.lower_case}, "
