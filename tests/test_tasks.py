@@ -20,6 +20,8 @@ WORDS = ["good", "bad", "alpha", "beta", "gamma", "delta", "yes", "no", "the", "
          "sat", "on", "mat", "who", "what", "is", "answer", "red", "blue", "green", ".", ",",
          "?", "##s"]
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
+# As many tokens as micro_encoder's vocab_size: kbert.load checks the two agree.
+VOCAB += [f"[unused{i}]" for i in range(64 - len(VOCAB))]
 
 
 def micro_encoder(dropout=0.0):
