@@ -34,18 +34,37 @@ export_flags.define_distill_flags(FLAGS)
 MODEL_DIR = "model"
 
 
-def check_output_dir(output_dir: str, overwrite: bool) -> None:
-    """An existing output directory must be one this command wrote (or --overwrite)."""
+def check_output_dir(output_dir: str, overwrite: bool, inputs=()) -> None:
+    """An existing output directory must be one this command wrote (or --overwrite, which
+    still refuses a foreign file named like one of ours); it may not overlap an input."""
+    from kbert import outputs
     from kbert.export.task_model import ExportError
+    try:
+        outputs.check_not_overlapping(output_dir, inputs, what="--output_dir")
+    except outputs.OutputError as e:
+        raise ExportError(str(e)) from e
     if not os.path.exists(output_dir):
         return
     if not os.path.isdir(output_dir):
         raise ExportError(f"--output_dir {output_dir} exists and is not a directory")
     entries = set(os.listdir(output_dir))
-    if entries and not entries <= {MODEL_DIR, "eval.json"} and not overwrite:
+    ours = {MODEL_DIR, "eval.json"}
+    if entries and not entries <= ours and not overwrite:
         raise ExportError(f"--output_dir {output_dir} holds files kbert did not write "
-                          f"({', '.join(sorted(entries - {MODEL_DIR, 'eval.json'})[:3])}); "
+                          f"({', '.join(sorted(entries - ours)[:3])}); "
                           f"pass --overwrite or choose another directory")
+    report = os.path.join(output_dir, "eval.json")
+    if entries - ours and os.path.isfile(report) and not _is_distill_report(report):
+        raise ExportError(f"--output_dir {output_dir} holds an eval.json kbert did not write; "
+                          "move it or choose another directory")
+
+
+def _is_distill_report(path: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return isinstance(json.load(f).get("student"), dict)
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _vocab_check(teacher_dir, student_dir):
@@ -97,7 +116,8 @@ def run_task(fv, log) -> dict:
     from kbert.models import save_pretrained
     from kbert.tokenizers import BertTokenizer, write_vocab
     export_flags.require(fv, "teacher_model", "train_file", "output_dir")
-    check_output_dir(fv.output_dir, fv.overwrite)
+    check_output_dir(fv.output_dir, fv.overwrite,
+                     [fv.teacher_model, fv.train_file, fv.validation_file, fv.test_file])
     teacher, info = load_task_model(fv.teacher_model, fv.max_seq_length)
     tokenizer = kbert.load_tokenizer(fv.teacher_model)
     texts, labels = read_labelled_file(fv.train_file, fv.text_column, fv.label_column)

@@ -22,7 +22,7 @@ def run_general(fv, log) -> dict:
     from kbert.models import save_pretrained
     from kbert.models.saving import read_directory_config
     export_flags.require(fv, "teacher_model", "corpus", "output_dir")
-    check_output_dir(fv.output_dir, fv.overwrite)
+    check_output_dir(fv.output_dir, fv.overwrite, [fv.teacher_model, fv.corpus])
     try:
         teacher = kbert.load(fv.teacher_model)
     except (FileNotFoundError, ValueError) as e:

@@ -125,6 +125,18 @@ def test_distill_and_evaluate_commands(task, tmp_path, capsys):
                      f"--output_dir={foreign}"]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert os.listdir(foreign) == ["notes.txt"]
+    # Even with --overwrite, a foreign file named like kbert's output is refused and kept.
+    (foreign / "eval.json").write_text("my results")
+    assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
+                     f"--output_dir={foreign}", "--overwrite"]) == 2
+    assert "eval.json kbert did not write" in capsys.readouterr().err
+    assert (foreign / "eval.json").read_text() == "my results"
+    # An output inside an input (here the teacher's directory) is refused.
+    inside = os.path.join(task["model"], "student")
+    assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
+                     f"--output_dir={inside}"]) == 2
+    assert "is inside the input" in capsys.readouterr().err
+    assert not os.path.exists(inside)
     # export.evaluate on a converted student.
     from kbert.export.pipeline import ExportSettings, export_tflite
     tflite = tmp_path / "student.tflite"
