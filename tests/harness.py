@@ -290,3 +290,25 @@ def metrics_history(output_dir):
     """The records of a run's `metrics_history.json`."""
     with open(os.path.join(output_dir, "metrics_history.json")) as f:
         return json.load(f)
+
+
+def import_command_isolated(module_name: str):
+    """Import a command module (e.g. `trainers.pretrain`) with its absl flags defined on a
+    private `FlagValues`, so that commands defining the same flag names (each runs alone in
+    real use) can be imported into one test process.
+
+    Example:
+        >>> pretrain = import_command_isolated("trainers.pretrain")   # doctest: +SKIP
+    """
+    import importlib
+    import sys
+
+    from absl import flags
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    saved = flags.FLAGS
+    flags.FLAGS = flags.FlagValues()
+    try:
+        return importlib.import_module(module_name)
+    finally:
+        flags.FLAGS = saved

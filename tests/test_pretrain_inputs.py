@@ -7,8 +7,10 @@ import pytest
 
 from kbert import tokenizers
 from kbert.tokenizers import wordpiece
-from trainers import pretrain
+from tests import harness
 from trainers.flags import FlagError
+
+pretrain = harness.import_command_isolated("trainers.pretrain")
 
 
 def flags_for(tmp_path, **overrides):
