@@ -17,6 +17,7 @@ setup(
         "keras-hub==0.32.0",
         "absl-py",
         "ai-edge-litert==2.3.0",
+        "ai-edge-quantizer==0.10.0",  # dynamic_int8 export: per-channel int8 matmul weights
         "matplotlib>=3.8",
         "safetensors>=0.4",
         "numpy>=1.26",

@@ -54,8 +54,8 @@ def quiet_tensorflow() -> None:
 
 
 @contextlib.contextmanager
-def _load_noise_filtered():
-    """Run the body with file descriptor 2 captured; replay what is not load-time noise."""
+def _stderr_filtered(noise):
+    """Run the body with file descriptor 2 captured; replay the lines `noise` does not match."""
     try:
         sys.stderr.flush()
         saved = os.dup(2)
@@ -71,9 +71,34 @@ def _load_noise_filtered():
             os.close(saved)
             captured.seek(0)
             for line in captured.read().decode("utf-8", "replace").splitlines(keepends=True):
-                if not _LOAD_NOISE.match(line):
+                if not noise.match(line):
                     sys.stderr.write(line)
             sys.stderr.flush()
+
+
+def _load_noise_filtered():
+    return _stderr_filtered(_LOAD_NOISE)
+
+
+# What LiteRT's converter, calibrator and interpreter print for every model.
+_LITERT_NOISE = re.compile(r"^(fully_quantize: \d|INFO: Created TensorFlow Lite XNNPACK "
+                           r"delegate|INFO: Initialized TensorFlow Lite runtime|Applying "
+                           r"Transformations|Generating Quantization Parameters|Running "
+                           r"Calibration)")
+
+
+@contextlib.contextmanager
+def litert_quiet():
+    """Hide LiteRT's per-model chatter (the converter's `fully_quantize: ...` line, the
+    XNNPACK notice, the calibrator's deprecation warning); `KBERT_TF_LOG` keeps it."""
+    if tf_log_setting() != "off":
+        yield
+        return
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
+        with _stderr_filtered(_LITERT_NOISE):
+            yield
 
 
 def import_tensorflow():
@@ -87,6 +112,25 @@ def import_tensorflow():
     if tf_log_setting() == "off":
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
     return tf
+
+
+def import_quietly(*names: str) -> None:
+    """Import TensorFlow and then `names` (native libraries such as tensorflow_text or
+    ai_edge_litert print the same load-time lines) with that noise hidden.
+
+    Example:
+        >>> import_quietly("tensorflow_text")      # doctest: +SKIP
+    """
+    import importlib
+    import_tensorflow()
+    pending = [name for name in names if name not in sys.modules]
+    if not pending or tf_log_setting() != "off":
+        for name in pending:
+            importlib.import_module(name)
+        return
+    with _load_noise_filtered():
+        for name in pending:
+            importlib.import_module(name)
 
 
 EXIT_BAD_INPUT = 2

@@ -59,7 +59,35 @@ def test_each_mode_converts_and_passes_verification(task, tmp_path, mode):
         assert int8_fc > 0, kernels
     if mode == "fp32":
         assert int8_fc == 0
+    if mode == "dynamic_int8":  # every matmul weight and the token table are int8
+        assert kernels[("FULLY_CONNECTED", "FLOAT32", "INT8")] == 2 * 6 + 2, kernels
+        assert kernels.get(("FULLY_CONNECTED", "FLOAT32", "FLOAT32"), 0) == 0, kernels
+        assert kernels[("GATHER", "INT8", "INT32")] >= 1, kernels
     assert metadata.read_tflite_metadata(str(output))["mode"] == mode
+    # The file written (metadata added after verification) runs and gives the same answers.
+    texts = read_labelled_file(task["validation"])[0][:16]
+    tokenizer = BertTokenizer(os.path.join(task["model"], "vocab.txt"))
+    from kbert.export.labelled import encode_texts
+    logits = LiteRTClassifier(str(output)).classify_ids(*encode_texts(tokenizer, texts, 32))
+    reference = LiteRTClassifier(model_content=output.read_bytes()).classify_ids(
+        *encode_texts(tokenizer, texts, 32))
+    np.testing.assert_array_equal(logits["logits"], reference["logits"])
+    assert logits["logits"].shape == (16, len(fx.LABELS))
+
+
+def test_calibration_batches_are_padded_like_real_batches(task):
+    """Single unpadded texts would leave the attention-mask path without a range (padded
+    keys then get attended to in int8): calibration batches must contain padding."""
+    from kbert.export.pipeline import representative_dataset
+    tokenizer = BertTokenizer(os.path.join(task["model"], "vocab.txt"))
+    texts = read_labelled_file(task["train"])[0][:29]
+    samples = list(representative_dataset(tokenizer, texts, 32, with_tokenizer=True)())
+    ids_batches = [inputs for name, inputs in samples if name == "serving_default"]
+    assert {len(b["input_ids"]) for b in ids_batches} == {8}
+    assert sum(len(b["input_ids"]) for b in ids_batches) == 32
+    assert any((b["attention_mask"] == 0).any() for b in ids_batches)
+    strings = [inputs["text"] for name, inputs in samples if name == "serving_strings"]
+    assert sum(len(t) for t in strings) == 32 and set(strings[-1][-3:]) <= set(texts[:3])
 
 
 def test_full_int8_with_tokenizer_signature(task, tmp_path):

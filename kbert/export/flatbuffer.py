@@ -90,8 +90,14 @@ def read_metadata_buffers(data: bytes) -> dict:
 
 def add_metadata(data: bytes, entries: dict) -> bytes:
     """A copy of the model with `entries` (name -> bytes) added as metadata buffers;
-    entries of the same name are replaced."""
+    entries of the same name are replaced. Buffers stored after the flatbuffer (as
+    ai-edge-quantizer writes them) are moved inline, so re-packing keeps their bytes."""
     model = schema.ModelT.InitFromObj(_model(data))
+    for buffer in model.buffers or []:
+        if buffer.offset > 1:
+            buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size],
+                                        dtype=np.uint8)
+            buffer.offset = buffer.size = 0
     model.metadata = [m for m in (model.metadata or [])
                       if m.name.decode() not in entries]
     for name, value in entries.items():

@@ -57,18 +57,34 @@ def check_output_path(output: str, overwrite: bool) -> None:
                               f"pass --overwrite to replace it") from None
 
 
-def representative_dataset(tokenizer, texts, max_seq_length, with_tokenizer):
-    """Calibration samples, one text at a time at its real length, for each signature."""
+CALIBRATION_BATCH = 8
+
+
+def representative_dataset(tokenizer, texts, max_seq_length, with_tokenizer,
+                           batch_size: int = CALIBRATION_BATCH):
+    """Calibration samples for each signature: batches of `batch_size` texts, padded to
+    the batch's longest, as apps and the verification run them.
+
+    Padding matters: calibrating on single unpadded texts leaves the attention-mask path
+    with the range [0, 0], so int8 cannot represent the mask and padded keys are attended
+    to in every padded batch (the fortunes student's full_int8 agreement rose from 73.9%
+    to 93.3% with padded calibration batches).
+    """
     if not texts:
         raise ExportError("the representative dataset is empty")
 
+    size = min(batch_size, len(texts))
+
     def generate():
-        for text in texts:
-            ids, mask, types = encode_texts(tokenizer, [text], max_seq_length)
+        for start in range(0, len(texts), size):
+            # Equal batch sizes (the last wraps around): LiteRT's calibrator cannot resize a
+            # string input between samples.
+            chunk = (list(texts) * 2)[start:start + size]
+            ids, mask, types = encode_texts(tokenizer, chunk, max_seq_length)
             yield "serving_default", {"input_ids": ids, "attention_mask": mask,
                                       "token_type_ids": types}
             if with_tokenizer:
-                yield "serving_strings", {"text": np.array([text], dtype=object)}
+                yield "serving_strings", {"text": np.array(chunk, dtype=object)}
     return generate
 
 

@@ -12,15 +12,17 @@ import numpy as np
 import tensorflow_text as tf_text
 from ai_edge_litert import interpreter as litert
 
+from kbert import console
 from kbert.export.signatures import DEFAULT_SIGNATURE, STRINGS_SIGNATURE
 
 
 def make_interpreter(model_path: str | None = None, model_content: bytes | None = None,
                      num_threads: int = 1):
     """A LiteRT interpreter with tensorflow-text's custom ops registered (XNNPACK on)."""
-    return litert.InterpreterWithCustomOps(
-        custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
-        model_path=model_path, model_content=model_content, num_threads=num_threads)
+    with console.litert_quiet():
+        return litert.InterpreterWithCustomOps(
+            custom_op_registerers=tf_text.tflite_registrar.SELECT_TFTEXT_OPS,
+            model_path=model_path, model_content=model_content, num_threads=num_threads)
 
 
 class LiteRTClassifier:
@@ -37,7 +39,14 @@ class LiteRTClassifier:
             raise ValueError(f"the model has no signature {name!r} "
                              f"(it has {sorted(self.signatures)})")
         if name not in self._runners:
-            self._runners[name] = self.interpreter.get_signature_runner(name)
+            with console.litert_quiet():
+                runner = self.interpreter.get_signature_runner(name)
+
+            def first_call(**inputs):   # XNNPACK announces itself on the first call
+                self._runners[name] = runner
+                with console.litert_quiet():
+                    return runner(**inputs)
+            return first_call
         return self._runners[name]
 
     def classify_ids(self, input_ids, attention_mask, token_type_ids=None) -> dict:
