@@ -84,13 +84,7 @@ def encode_texts(tokenizer, texts, max_seq_length: int):
     pieces = tokenizer.tokenize(list(texts))
     rows = [[tokenizer.cls_id] + p[:max_seq_length - 2] + [tokenizer.sep_id]
             for p in pieces.to_list()]
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), tokenizer.pad_id, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return ids, mask, np.zeros_like(ids)
+    return pad_rows(rows, tokenizer.pad_id)
 
 
 def batches(tokenizer, texts, max_seq_length: int, batch_size: int = 32):
@@ -99,7 +93,8 @@ def batches(tokenizer, texts, max_seq_length: int, batch_size: int = 32):
         yield encode_texts(tokenizer, texts[start:start + batch_size], max_seq_length)
 
 
-def _pad(rows, pad_id: int):
+def pad_rows(rows, pad_id: int = 0):
+    """`(ids, mask, token types)` int32 [rows, longest] from id lists."""
     width = max(len(r) for r in rows)
     ids = np.full((len(rows), width), pad_id, np.int32)
     mask = np.zeros((len(rows), width), np.int32)
@@ -137,7 +132,7 @@ def windowed_logits(predict, tokenizer, texts, max_seq_length: int, batch_size: 
     out = [None] * len(rows)
     for start in range(0, len(rows), batch_size):
         chosen = order[start:start + batch_size]
-        logits = np.asarray(predict(*_pad([rows[i] for i in chosen], tokenizer.pad_id)))
+        logits = np.asarray(predict(*pad_rows([rows[i] for i in chosen], tokenizer.pad_id)))
         for i, row in zip(chosen, logits):
             out[i] = row
     return aggregate_windows(np.stack(out).astype(np.float32), index, len(texts),
