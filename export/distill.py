@@ -98,13 +98,15 @@ def make_student(teacher, fv, keep_token_ids=None, vocabulary=None):
 
 
 def evaluate_split(model, tokenizer, path, fv, info) -> dict:
+    """Accuracy / macro-F1 on a labelled file; long texts as averaged windows."""
     from kbert.distillation.evaluation import scores
-    from kbert.distillation.task import encode_pieces, predict_logits
-    from kbert.export.labelled import label_ids, read_labelled_file
+    from kbert.export.labelled import label_ids, read_labelled_file, windowed_logits
+    from kbert.export.task_model import classifier_logits, encoder_features
     texts, labels = read_labelled_file(path, fv.text_column, fv.label_column)
     y = label_ids(labels, info.labels, path)
-    rows = encode_pieces(tokenizer, texts, info.max_seq_length)
-    return scores(y, predict_logits(model, rows).argmax(-1), len(info.labels))
+    logits = windowed_logits(lambda ids, mask, types: classifier_logits(
+        model, encoder_features(ids, mask, types)), tokenizer, texts, info.max_seq_length, 64)
+    return scores(y, logits.argmax(-1), len(info.labels))
 
 
 def run_task(fv, log) -> dict:

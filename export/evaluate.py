@@ -5,8 +5,9 @@ r"""Score a `.tflite` classifier on a labelled CSV / TSV / JSONL file.
 
 Labels, max length, casing and vocabulary come from the metadata inside the `.tflite`;
 texts are tokenized by kbert's tokenizer (as in training) and run through the
-`serving_default` signature, or with --use_strings_signature through the in-graph
-tokenizer. Accuracy and macro-F1 go to stdout and (atomically) to --output_json.
+`serving_default` signature — a text longer than the model's length as overlapping windows
+whose logits are averaged, as trainers.finetune scores — or with --use_strings_signature
+through the in-graph tokenizer (long texts cut). Accuracy and macro-F1 go to stdout and (atomically) to --output_json.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 
 from absl import app, flags
 
@@ -24,38 +24,8 @@ export_flags.define_evaluate_flags()
 FLAGS = flags.FLAGS
 
 
-def evaluate_tflite(path, texts, labels, use_strings=False, num_threads=2, batch_size=32,
-                    max_seq_length=None) -> dict:
-    """Scores of the `.tflite` at `path` on `(texts, label names)`."""
-    import numpy as np
-
-    from kbert.distillation.evaluation import scores
-    from kbert.export.labelled import label_ids
-    from kbert.export.metadata import read_tflite_metadata
-    from kbert.export.runtime import LiteRTClassifier
-    from kbert.export.verify import text_signature_logits, tflite_logits
-    from kbert.tokenizers import BertTokenizer
-    meta = read_tflite_metadata(path)
-    y = label_ids(labels, meta["labels"], "--test_file")
-    runner = LiteRTClassifier(path, num_threads=num_threads)
-    if use_strings:
-        logits = text_signature_logits(runner, list(texts), batch_size)
-    else:
-        with tempfile.TemporaryDirectory() as tmp:
-            vocab = os.path.join(tmp, "vocab.txt")
-            with open(vocab, "w", encoding="utf-8") as f:
-                f.write("\n".join(meta["vocab"]) + "\n")
-            tokenizer = BertTokenizer(vocab, lower_case=meta["do_lower_case"])
-        logits = tflite_logits(runner, tokenizer, list(texts),
-                               max_seq_length or meta["max_seq_length"], batch_size)
-    result = scores(y, np.argmax(logits, -1), len(meta["labels"]))
-    result.update(mode=meta.get("mode"), tflite=os.path.abspath(path),
-                  bytes=os.path.getsize(path), signature=("serving_strings" if use_strings
-                                                          else "serving_default"))
-    return result
-
-
 def run(fv) -> dict:
+    from kbert.export.evaluation import evaluate_tflite
     from kbert.export.labelled import read_labelled_file
     from kbert.fileio import atomic_write_text
     export_flags.require(fv, "tflite", "test_file")

@@ -186,10 +186,14 @@ class Road:
         return summary
 
 
+def run(fv) -> dict:
+    return Road(fv).run()
+
+
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    return export_flags.run_command("road", lambda: Road(FLAGS).run(), errors=(RuntimeError,))
+    return export_flags.run_command("road", lambda: run(FLAGS), errors=(RuntimeError,))
 
 
 if __name__ == "__main__":

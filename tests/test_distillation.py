@@ -228,3 +228,30 @@ def test_pruned_vocabulary_student(task, tmp_path):
     report = json.loads((out / "eval.json").read_text())
     assert report["student"]["vocab_size"] == len(vocab)
     assert report["student"]["validation"]["accuracy"] > 0.6
+
+
+def test_long_texts_are_scored_as_averaged_windows():
+    """Scores read every piece: a text over the length becomes overlapping windows whose
+    logits are averaged; short texts are one row, in any batch order."""
+    from kbert.export.labelled import window_rows, windowed_logits
+    tokenizer = BertTokenizer(fx.minilm_vocab())
+    long_text = " ".join(f"word{i}" for i in range(60))
+    texts = ["a short one", long_text, "another short text here"]
+    rows, index = window_rows(tokenizer, texts, max_seq_length=16)
+    pieces = tokenizer.tokenize(texts).to_list()
+    assert max(len(r) for r in rows) <= 16 and index.tolist().count(0) == 1
+    long_rows = [r[1:-1] for r, i in zip(rows, index) if i == 1]
+    assert len(long_rows) > 2
+    covered = set()
+    for r in long_rows:  # windows are contiguous slices of the text's pieces
+        start = next(s for s in range(len(pieces[1])) if pieces[1][s:s + len(r)] == r)
+        covered.update(range(start, start + len(r)))
+    assert covered == set(range(len(pieces[1])))
+
+    def predict(ids, mask, types):  # logit = number of real tokens, and the first piece id
+        return np.stack([mask.sum(1), ids[:, 1]], axis=1).astype(np.float32)
+    logits = windowed_logits(predict, tokenizer, texts, 16, batch_size=2)
+    expected_long = np.mean([[len(r) + 2, r[0]] for r in long_rows], axis=0)
+    np.testing.assert_allclose(logits[1], expected_long, rtol=1e-6)
+    np.testing.assert_allclose(logits[0], [len(pieces[0]) + 2, pieces[0][0]])
+    np.testing.assert_allclose(logits[2], [len(pieces[2]) + 2, pieces[2][0]])

@@ -254,3 +254,13 @@ def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
         "tflite: error: --mode=qat needs --representative_file (or --train_file)")
     run = _cli("export.metadata", str(foreign))
     assert run.returncode == 2 and "metadata: error:" in run.stderr
+
+
+def test_road_refuses_a_foreign_output_dir(tmp_path, capsys):
+    from export.flags import define_road_flags
+    (tmp_path / "notes.txt").write_text("mine")
+    status, _ = fx.run_in_process("export.road", define_road_flags,
+                                  [f"--output_dir={tmp_path}"])
+    assert status == 2
+    assert "holds files kbert did not write" in capsys.readouterr().err
+    assert sorted(os.listdir(tmp_path)) == ["notes.txt"]

@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from kbert.distillation.losses import hidden_state_loss, soft_target_loss
 from kbert.distillation.students import encoder_of, with_sequence_output
+from kbert.export.labelled import pad_rows as pad_id_rows
 from kbert.tasks.optimization import fine_tuning_optimizer
 
 HIDDEN_LOSSES = ("none", "cosine", "mse")
@@ -62,13 +63,9 @@ def encode_pieces(tokenizer, texts, max_seq_length):
 
 
 def pad_rows(rows, pad_id=0):
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return {"token_ids": ids, "segment_ids": np.zeros_like(ids), "padding_mask": mask}
+    """Encoder features (`token_ids`, `segment_ids`, `padding_mask`) from id lists."""
+    ids, mask, types = pad_id_rows(rows, pad_id)
+    return {"token_ids": ids, "segment_ids": types, "padding_mask": mask}
 
 
 def length_bucketed_batches(lengths, batch_size, rng, pool=20):

@@ -145,7 +145,7 @@ def to_json(entries) -> list:
 
 
 def _accuracy_of(path, texts, labels):
-    from export.evaluate import evaluate_tflite
+    from kbert.export.evaluation import evaluate_tflite
     return evaluate_tflite(path, texts, labels)["accuracy"]
 
 
@@ -218,13 +218,13 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
 
 def _onnx_accuracy(path, tokenizer, texts, labels, max_seq_length, label_names):
     import onnxruntime as ort
-    from kbert.export.labelled import batches, label_ids
+    from kbert.export.labelled import label_ids, windowed_logits
     session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    logits = []
-    for ids, mask, types in batches(tokenizer, texts, max_seq_length):
-        feed = {"input_ids": ids.astype(np.int64), "attention_mask": mask.astype(np.int64),
-                "token_type_ids": types.astype(np.int64)}
-        names = {i.name for i in session.get_inputs()}
-        logits.append(session.run(None, {k: v for k, v in feed.items() if k in names})[0])
-    predicted = np.concatenate(logits).argmax(-1)
+    names = {i.name for i in session.get_inputs()}
+
+    def predict(ids, mask, types):
+        feed = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return session.run(None, {k: v.astype(np.int64) for k, v in feed.items()
+                                  if k in names})[0]
+    predicted = windowed_logits(predict, tokenizer, texts, max_seq_length).argmax(-1)
     return float(np.mean(predicted == label_ids(labels, label_names)))
