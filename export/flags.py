@@ -241,9 +241,9 @@ def define_road_flags(fv=flags.FLAGS) -> None:
                       "Modes tried in order for the shipped .tflite; the first that passes "
                       "verification is shipped (each miss is reported).", flag_values=fv)
     flags.DEFINE_float("fallback_min_agreement", 0.98,
-                       "Top-1 agreement bar for shipped modes other than full_int8, lowered "
-                       "explicitly (printed, and recorded in the "
-                       ".tflite's metadata); None keeps the 0.99 bar.", lower_bound=0.0,
+                       "If the last of --ship_modes misses only the 0.99 top-1 agreement bar, "
+                       "it is converted once more at this bar (lowered explicitly: printed and "
+                       "recorded in the .tflite's metadata); None: no retry.", lower_bound=0.0,
                        upper_bound=1.0, flag_values=fv)
     flags.DEFINE_integer("repeats", 2, "Benchmark rounds.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1,

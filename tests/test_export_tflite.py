@@ -264,3 +264,42 @@ def test_road_refuses_a_foreign_output_dir(tmp_path, capsys):
     assert status == 2
     assert "holds files kbert did not write" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
+
+
+def test_road_ships_the_first_mode_that_passes_and_lowers_the_bar_only_explicitly(tmp_path):
+    """full_int8 missing → dynamic_int8 at the default bars; missing only the agreement bar
+    → one retry at --fallback_min_agreement; an accuracy miss is never retried."""
+    import types
+
+    from export.road import Road
+    miss = ("stage x failed (exit 2; log L): tflite: error: {} .tflite failed verification "
+            "on 341 held-out examples: top-1 agreement with the float model is 98.50%, 0.50% "
+            "below the 99% bar")
+    accuracy_miss = miss + "; accuracy drops 2.00 points (72.00 -> 70.00), 1.00 over the bar"
+
+    def run(outcomes, fallback=0.98):
+        fv = types.SimpleNamespace(ship_modes=["full_int8", "dynamic_int8"],
+                                   fallback_min_agreement=fallback)
+        road = Road.__new__(Road)
+        road.fv, road.out, road.calls = fv, str(tmp_path), []
+        road.say = lambda message: None
+
+        def stage(name, args, done_when=None):
+            road.calls.append((name, [a for a in args if a.startswith("--min_agreement")]))
+            outcome = outcomes.pop(0)
+            if outcome:
+                raise RuntimeError(outcome.format(name))
+        road.stage = stage
+        shipped = road.convert("student", {"train": "t", "validation": "v"})
+        return road, shipped
+
+    road, shipped = run([miss, None])
+    assert road.shipped_mode == "dynamic_int8" and shipped.endswith("dynamic_int8.tflite")
+    assert road.calls == [("tflite_full_int8", []), ("tflite_dynamic_int8", [])]
+    assert len(road.misses) == 1 and road.misses[0].startswith("full_int8: ")
+    road, _ = run([miss, miss, None])
+    assert road.calls[-1] == ("tflite_dynamic_int8_lowered_bar", ["--min_agreement=0.98"])
+    with pytest.raises(RuntimeError, match="accuracy drops"):
+        run([miss, accuracy_miss])
+    with pytest.raises(RuntimeError, match="agreement"):
+        run([miss, miss], fallback=None)
