@@ -37,7 +37,8 @@ import tensorflow_text as tf_text
 
 from kbert import text as text_utils
 from kbert.tokenizers import BertTokenizer, load_vocab, to_lists
-from kbert.tokenizers.families import TOKENIZER_FILES, files_beside, load_family_tokenizer
+from kbert.tokenizers.families import (TOKENIZER_FILES, files_beside, load_family_tokenizer,
+                                       tokenizer_files)
 
 TOKENIZE_CHUNK = 2048
 # Tokenizer files kept in a layer's config as base64 text (the others are UTF-8 text).
@@ -75,8 +76,8 @@ def read_tokenizer_files(family: str, files) -> dict[str, str]:
     the list), binary files as base64: what a preprocessor's config stores."""
     if isinstance(files, (str, os.PathLike)):
         files = os.fspath(files)
-        files = ([os.path.join(files, n) for n in TOKENIZER_FILES[family]]
-                 if os.path.isdir(files) else files_beside(family, files))
+        files = (tokenizer_files(family, files) if os.path.isdir(files)
+                 else files_beside(family, files))
     contents = {}
     for name, path in zip(TOKENIZER_FILES[family], files):
         if not os.path.isfile(path):
@@ -108,7 +109,8 @@ def make_tokenizer(vocabulary, lower_case: bool = True, normalization: str = "ex
                              normalization=normalization)
     with tempfile.TemporaryDirectory(prefix="kbert_vocab_") as tmp:
         if isinstance(vocabulary, dict):
-            files = write_tokenizer_files(vocabulary, tmp)
+            write_tokenizer_files(vocabulary, tmp)
+            files = tokenizer_files(family, tmp)   # in the family's order
             if family in WORDPIECE_FAMILIES:
                 return BertTokenizer(files[0], lower_case=lower_case,
                                      normalization=normalization)
@@ -198,7 +200,7 @@ class TextPreprocessor(keras.layers.Layer):
 
     Example:
         >>> pre = TextPreprocessor(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi"])
-        >>> pre(["hi hi"])["token_ids"].numpy().tolist()
+        >>> pre(tf.constant(["hi hi"]))["token_ids"].numpy().tolist()
         [[2, 5, 5, 3]]
         >>> pre.pack([5], [5, 5])
         ([2, 5, 3, 5, 5, 3], [0, 0, 0, 1, 1, 1])
@@ -245,8 +247,7 @@ class TextPreprocessor(keras.layers.Layer):
         if pairs is not None:
             segments.append(self.tokenizer.tokenize(tf.reshape(pairs, [-1])))
         budget = self.max_seq_length - self.num_special_tokens(pairs is not None)
-        # Round-robin allocation == Hugging Face's longest_first (ties trim the second).
-        trimmed = [tf.cast(s, tf.int64) for s in tf_text.RoundRobinTrimmer(budget).trim(segments)]
+        trimmed = [tf.cast(s, tf.int64) for s in _trim_in_graph(segments, budget)]
         extra = self.packing.pair_separators - 1
         if pairs is not None and extra:
             seps = tf.fill([trimmed[1].nrows(), extra], tf.constant(self.sep_id, tf.int64))
@@ -293,6 +294,30 @@ class TextPreprocessor(keras.layers.Layer):
                      else split_words_with_offsets(c))
             out.append([(c[a:b], a, b) for a, b in spans])
         return out
+
+    def piece_spans(self, word: str, start: int, end: int, pieces: list) -> list:
+        """Character spans of a `context_words` word's pieces. WordPiece words (punctuation
+        already apart) give every piece the word's span; BPE and SentencePiece pieces get
+        their own, from their lengths (bytes of a BPE symbol; characters of a piece without
+        its "▁"), so an answer may end inside "numbers." — or the word's span when
+        normalisation changed the word's length."""
+        if self.family in WORDPIECE_FAMILIES or not pieces:
+            return [(start, end)] * len(pieces)
+        vocab = self.tokenizer.vocab
+        if self.packing.word_split == "bpe":
+            # Byte offsets in the word's UTF-8 -> character offsets (`word` starts at
+            # end - len(word): its leading space is outside the span).
+            lengths = [len(vocab[p]) for p in pieces]
+            char_of = [i for i, ch in enumerate(word) for _ in ch.encode("utf-8")] + [len(word)]
+            origin = end - len(word)
+        else:
+            lengths = [len(vocab[p]) - vocab[p].startswith("\u2581") for p in pieces]
+            char_of, origin = list(range(len(word) + 1)), start
+        if sum(lengths) != len(char_of) - 1:
+            return [(start, end)] * len(pieces)
+        bounds = np.cumsum([0] + lengths)
+        return [(max(origin + char_of[a], start), origin + char_of[b])
+                for a, b in zip(bounds[:-1], bounds[1:])]
 
     def pack(self, first: list, second: list | None = None) -> tuple[list, list]:
         """(token ids, segment ids) of one row in the family's layout, from piece ids."""
@@ -378,14 +403,44 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
     return starts
 
 
+def _python_where(condition, x, y):
+    return x if condition else y
+
+
+def _kept_lengths(na, nb, budget: int, where=_python_where, minimum=min):
+    """Pieces Hugging Face's (Rust) longest_first keeps of a pair of `na`, `nb` pieces: the
+    shorter keeps at most half the budget (rounded down), the longer the rest; equal
+    lengths count the second as the longer. Ints, or tensors with `where=tf.where,
+    minimum=tf.minimum`."""
+    over = na + nb > budget
+    a_longer = na > nb
+    short = minimum(where(a_longer, nb, na), budget // 2)
+    long = budget - short
+    return (where(over, where(a_longer, long, short), na),
+            where(over, where(a_longer, short, long), nb))
+
+
+def _trim_in_graph(segments: list, budget: int) -> list:
+    """Ragged piece ids cut to `budget` pieces in all, longest-first for a pair."""
+    segments = [s.with_row_splits_dtype(tf.int64) for s in segments]
+    lengths = [s.row_lengths() for s in segments]
+    if len(segments) == 1:
+        keep = [tf.minimum(lengths[0], budget)]
+    else:
+        keep = list(_kept_lengths(lengths[0], lengths[1], budget, tf.where, tf.minimum))
+    return [tf.ragged.boolean_mask(s, tf.ragged.range(n) < k[:, None])
+            for s, n, k in zip(segments, lengths, keep)]
+
+
 def trim_longest_first(a: list, b: list, budget: int) -> tuple[list, list]:
-    """Hugging Face's longest_first truncation of a pair to `budget` pieces in all."""
-    na, nb = len(a), len(b)
-    while na + nb > budget:
-        if na > nb:
-            na -= 1
-        else:
-            nb -= 1
+    """Hugging Face's longest_first truncation of a pair to `budget` pieces in all (the
+    fast tokenizers' rule: the longer piece list gets the odd piece).
+
+    Example:
+        >>> trim_longest_first([1] * 5, [2] * 5, 7)
+        ([1, 1, 1], [2, 2, 2, 2])
+    """
+    na, nb = _kept_lengths(len(a), len(b), budget)
     return a[:na], b[:nb]
 
 

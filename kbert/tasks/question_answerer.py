@@ -57,10 +57,10 @@ def encode_qa(preprocessor, questions, contexts, stride: int) -> QAEncoded:
             out.truncated += 1
             question = question[:MAX_QUERY_LENGTH]
         ids, offsets = [], []
-        for w, (_, start, end) in enumerate(row):
+        for w, (word, start, end) in enumerate(row):
             pieces = word_pieces[position + w]
             ids.extend(pieces)
-            offsets.extend([(start, end)] * len(pieces))
+            offsets.extend(preprocessor.piece_spans(word, start, end, pieces))
         position += len(row)
         window = (preprocessor.max_seq_length - len(question)
                   - preprocessor.num_special_tokens(pair=True))
