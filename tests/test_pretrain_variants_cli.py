@@ -11,6 +11,7 @@ import pytest
 
 import kbert
 from tests.harness import REPO, command_env, metrics_history
+from tests.test_training_loop import event_tags
 
 STEPS = 6
 
@@ -56,12 +57,18 @@ def test_pretrain_each_family(family, files, extra, corpus, tmp_path):
     assert tokenizer.vocab_size == model.config.vocab_size
     history = [r for r in metrics_history(output) if r["split"] == "train"]
     assert len(history) == STEPS and all(np.isfinite(r["loss"]) for r in history)
-    if family == "roberta":  # masked LM only: the loss is the MLM loss
-        assert all(r["nsp_loss"] == 0.0 and r["loss"] == pytest.approx(r["mlm_loss"])
-                   for r in history)
+    # Sentence metrics carry the objective's name everywhere they are reported.
+    tags = event_tags(output / "tensorboard" / "train")
+    assert "nsp_loss" not in result.stderr and not any("nsp" in t for t in tags)
+    assert not any(k.startswith("nsp_") for r in history for k in r)
+    if family == "roberta":  # masked LM only: the loss is the MLM loss, no sentence metric
+        assert all(r["loss"] == pytest.approx(r["mlm_loss"]) for r in history)
+        assert not any(k.startswith("sop_") for r in history for k in r)
+        assert "sop_loss" not in result.stderr and not any("sop" in t for t in tags)
     else:
         assert model.config.embedding_size == 32 and model.config.share_layers == "all"
-        assert all(r["nsp_loss"] > 0 for r in history)
+        assert all(r["sop_loss"] > 0 and 0 <= r["sop_accuracy"] <= 1 for r in history)
+        assert "sop_loss" in result.stderr and {"sop_loss", "sop_accuracy"} <= tags
 
 
 @pytest.mark.parametrize("arguments, message", [

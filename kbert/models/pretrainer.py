@@ -10,7 +10,8 @@ import numpy as np
 
 from kbert.models.encoder import BertEncoder
 from kbert.models.heads import MaskedLMHead, NextSentenceHead
-from kbert.models.pretraining_losses import pretraining_loss_terms, losses_from_terms
+from kbert.models.pretraining_losses import (losses_from_terms, named_for_objective,
+                                             pretraining_loss_terms)
 
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 # The objective each family pre-trains with unless told otherwise.
@@ -129,7 +130,7 @@ class BertPretrainer(keras.Model):
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return self.get_metrics_result()
+        return named_for_objective(self.get_metrics_result(), self.sentence_objective)
 
     # --- serialization -----------------------------------------------------------------
     def get_config(self):
