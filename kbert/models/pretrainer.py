@@ -8,15 +8,12 @@ DistilBERT: masked LM only, no sentence head).
 import keras
 import numpy as np
 
+from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE, SENTENCE_OBJECTIVES
 from kbert.models.encoder import BertEncoder
 from kbert.models.heads import MaskedLMHead, NextSentenceHead
 from kbert.models.pretraining_losses import (losses_from_terms, named_for_objective,
                                              pretraining_loss_terms)
 
-SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
-# The objective each family pre-trains with unless told otherwise.
-DEFAULT_SENTENCE_OBJECTIVE = {"bert": "nsp", "albert": "sop", "roberta": "none",
-                              "distilbert": "none"}
 
 
 def sentence_objective_for(config, requested=None) -> str:
