@@ -260,7 +260,10 @@ class PretrainingLoop:
         step = int(self.step_variable.numpy())
         self._restore_window()
         history_path = os.path.join(settings.output_dir, HISTORY_FILE)
-        self.history = MetricsHistory.load(history_path)
+        # A history written before sentence metrics were named after the objective
+        # (nsp_* for every model) continues under the new names.
+        self.history = MetricsHistory([self._named(r) for r in
+                                       MetricsHistory.load(history_path).records])
         self.history.truncate(after_step=step)
         logging.info("resuming from step %d (%s) of %d", step, latest, total_steps)
         return step
