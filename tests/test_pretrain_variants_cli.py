@@ -95,7 +95,8 @@ RECORDS = {"roberta": dict(sentence_objective="none", dynamic_masking=True),
 
 @pytest.fixture(scope="module")
 def family_records(corpus, tmp_path_factory):
-    """family -> (records directory, tokenizer files), written by kbert.data."""
+    """family -> (records directory, tokenizer files): RoBERTa's written by the
+    `trainers.create_pretraining_data` command, ALBERT's by `kbert.data` directly."""
     from kbert.data import PretrainingDataSettings, create_pretraining_data
     from kbert.tokenizers.families import learn_family_tokenizer
     out = {}
@@ -103,12 +104,21 @@ def family_records(corpus, tmp_path_factory):
         root = tmp_path_factory.mktemp(f"records_{family}")
         files = learn_family_tokenizer(family, [corpus], 600, str(root / "vocab"),
                                        lower_case=family == "albert")
+        out[family] = (str(root / "data"), files)
+        if family == "roberta":
+            result = run([sys.executable, "-m", "trainers.create_pretraining_data",
+                          f"--input_file={corpus}", f"--vocab_file={files[0]}",
+                          f"--output_dir={root / 'data'}", "--model=roberta",
+                          "--nodo_lower_case", "--dynamic_masking", "--max_seq_length=64",
+                          "--max_predictions_per_seq=8", "--dupe_factor=1",
+                          "--documents_per_chunk=20"])
+            assert result.returncode == 0, result.stderr[-3000:]
+            continue
         settings = PretrainingDataSettings(
             max_seq_length=64, max_predictions_per_seq=8, dupe_factor=1, family=family,
             do_lower_case=family == "albert", documents_per_chunk=20, **options)
         create_pretraining_data(corpus, files[0], output_dir=str(root / "data"),
                                 settings=settings)
-        out[family] = (str(root / "data"), files)
     return out
 
 
