@@ -213,6 +213,9 @@ class TextPreprocessor(keras.layers.Layer):
         if family not in PACKING:
             raise ValueError(f"unknown model family {family!r}; choose one of {sorted(PACKING)}")
         self.packing = PACKING[family]
+        if normalization != "exact" and family not in WORDPIECE_FAMILIES:
+            raise ValueError(f"normalization={normalization!r} is a WordPiece option; the "
+                             f"{family} tokenizer has one normalisation")
         if max_seq_length < 2 + self.packing.pair_separators:
             raise ValueError(f"max_seq_length must be >= {2 + self.packing.pair_separators}, "
                              f"got {max_seq_length}")
