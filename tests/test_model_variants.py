@@ -66,6 +66,8 @@ def test_family_defaults_and_objectives():
     assert set(model(model.example_inputs())) == {"mlm_logits"}
     with pytest.raises(ValueError, match="use_pooler"):
         BertPretrainer(BertEncoder(tiny("distilbert")), sentence_objective="nsp")
+    with pytest.raises(ValueError, match="type_vocab_size=1"):   # RoBERTa: one token type
+        BertPretrainer(BertEncoder(tiny("roberta")), sentence_objective="sop")
     with pytest.raises(ConfigError, match="share_layers"):
         tiny("albert", share_layers="everything")
     with pytest.raises(ConfigError, match="family"):

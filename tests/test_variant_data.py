@@ -178,3 +178,14 @@ def test_raw_text_dataset_objectives(objective, tmp_path):
     if objective == "sop":
         labels = np.concatenate([b["next_sentence_labels"].numpy() for b in batches])
         assert 0 < labels.mean() < 1
+
+
+def test_records_settings_refuse_pairs_for_one_token_type():
+    from kbert.data import PretrainingDataError, PretrainingDataSettings
+    with pytest.raises(PretrainingDataError, match="--model=roberta has 1 token type"):
+        PretrainingDataSettings(family="roberta", sentence_objective="sop")
+    with pytest.raises(PretrainingDataError, match="--model='gpt': use one of bert"):
+        PretrainingDataSettings(family="gpt")
+    assert PretrainingDataSettings(family="roberta", sentence_objective="none",
+                                   max_seq_length=10, max_predictions_per_seq=2
+                                   ).max_num_tokens == 8   # <s> ... </s>

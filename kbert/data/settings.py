@@ -120,11 +120,18 @@ class PretrainingDataSettings:
             raise PretrainingDataError(
                 f"--sentence_splitting={self.sentence_splitting!r}: use one of "
                 f"{', '.join(SENTENCE_SPLITTING)}")
-        for name, allowed in (("family", tuple(FAMILIES)),
-                              ("sentence_objective", SENTENCE_OBJECTIVES)):
+        for flag, name, allowed in (("model", "family", tuple(FAMILIES)),
+                                    ("sentence_objective", "sentence_objective",
+                                     SENTENCE_OBJECTIVES)):
             if getattr(self, name) not in allowed:
-                raise PretrainingDataError(f"--{name}={getattr(self, name)!r}: use one of "
+                raise PretrainingDataError(f"--{flag}={getattr(self, name)!r}: use one of "
                                            f"{', '.join(allowed)}")
+        token_types = FAMILIES[self.family].get("type_vocab_size", 2)
+        if self.sentence_objective != "none" and token_types < 2:
+            raise PretrainingDataError(
+                f"--sentence_objective={self.sentence_objective} writes pairs with segment ids "
+                f"0 and 1, but --model={self.family} has {token_types} token type(s); use "
+                "--sentence_objective=none")
         if self.documents_per_chunk < 2:
             raise PretrainingDataError(
                 f"--documents_per_chunk={self.documents_per_chunk} must be at least 2: NotNext "

@@ -31,6 +31,10 @@ def sentence_objective_for(config, requested=None) -> str:
     if objective != "none" and not config.use_pooler:
         raise ValueError(f"sentence_objective {objective!r} needs a pooler; the "
                          f"{config.family} config has use_pooler=false")
+    if objective != "none" and config.type_vocab_size < 2:
+        raise ValueError(f"sentence_objective {objective!r} needs two token types (segment "
+                         f"ids 0 and 1); the {config.family} config has type_vocab_size="
+                         f"{config.type_vocab_size}")
     return objective
 
 
