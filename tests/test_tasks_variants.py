@@ -162,6 +162,10 @@ def test_preprocessor_ids_equal_hugging_face(family, max_seq_length, tokenizers,
         assert host.token_ids == expected["input_ids"] and host.segment_ids == types
     if max_seq_length == 12:  # the short length truncates
         assert max(len(r) for r in ids) == 12 and host.truncated > 0
+    # The same layer maps a tf.data pipeline (pairs as a dict).
+    dataset = tf.data.Dataset.from_tensor_slices({"text": lines, "text_pair": pairs}).batch(8)
+    first = _rows(next(iter(dataset.map(pre))))
+    assert first == tuple(rows[:8] for rows in (ids, segments))
 
 
 @pytest.mark.parametrize("family", ["roberta", "albert"])
