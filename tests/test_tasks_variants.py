@@ -235,8 +235,8 @@ def test_saved_task_model_carries_its_tokenizer(family, tokenizers, lines, tmp_p
 
 
 # ----------------------------------------------------------------------- trainers.finetune
-# One subprocess fine-tunes every family in turn (absl flags re-parsed in-process): one
-# TensorFlow start-up for the three runs.
+# One subprocess runs every fine-tuning in turn (absl flags re-parsed in-process): one
+# TensorFlow start-up for all of them.
 FINETUNE_DRIVER = r"""
 import json, sys
 from trainers import finetune
@@ -247,6 +247,21 @@ for args in json.loads(sys.argv[1]):
     codes.append(finetune.main(["finetune"]))
 print(json.dumps(codes))
 """
+
+
+def _word_tasks(rows):
+    """Tagging rows (capitalised words tagged CAP) and extractive QA rows (the answer is a
+    context's longest word) made from fortunes rows."""
+    tagging, qa_rows = [], []
+    for row in rows:
+        words = row["text"].split()[:40]
+        tagging.append({"tokens": words, "tags": ["CAP" if w[:1].isupper() else "O"
+                                                  for w in words]})
+        context = " ".join(words)
+        answer = max(words, key=len)
+        qa_rows.append({"question": "Which is the longest word?", "context": context,
+                        "answers": {"text": [answer], "answer_start": [context.index(answer)]}})
+    return tagging, qa_rows
 
 
 def test_finetune_init_model_of_every_family(tokenizers, tmp_path):
@@ -272,21 +287,37 @@ def test_finetune_init_model_of_every_family(tokenizers, tmp_path):
     hf.save_pretrained(models["distilbert"])
     with open(minilm.get_model_path() / "vocab.txt", "rb") as f:
         (tmp_path / "hf_distilbert" / "vocab.txt").write_bytes(f.read())
-    workspace = {"train": cli._write_jsonl(tmp_path / "train.jsonl", cli._slice("train", 24)),
-                 "validation": cli._write_jsonl(tmp_path / "val.jsonl",
-                                                cli._slice("validation", 8)),
-                 "test": cli._write_jsonl(tmp_path / "test.jsonl", cli._slice("test", 8))}
-    runs = [cli.base_args({**workspace, "model": models[f]}, tmp_path / f"out_{f}",
-                          num_train_epochs=1, doc_stride=8) for f in sorted(models)]
-    result = subprocess.run([sys.executable, "-c", FINETUNE_DRIVER, json.dumps(runs)],
+    splits = {"train": cli._slice("train", 24), "validation": cli._slice("validation", 8),
+              "test": cli._slice("test", 8)}
+    files = {}
+    for split, rows in splits.items():
+        tagging, qa_rows = _word_tasks(rows)
+        files[("classification", split)] = cli._write_jsonl(tmp_path / f"{split}.jsonl", rows)
+        files[("token_classification", split)] = cli._write_jsonl(
+            tmp_path / f"tag_{split}.jsonl", tagging)
+        files[("question_answering", split)] = cli._write_jsonl(
+            tmp_path / f"qa_{split}.jsonl", qa_rows)
+    # family -> task: classification for each family, tagging with BPE, QA with SentencePiece.
+    runs = [(f, "classification") for f in sorted(models)] + [
+        ("roberta", "token_classification"), ("albert", "question_answering")]
+    arguments = [cli.base_args({"model": models[family],
+                                **{split: files[(task, split)] for split in splits}},
+                               tmp_path / f"out_{family}_{task}", num_train_epochs=1,
+                               doc_stride=8, task=task) for family, task in runs]
+    result = subprocess.run([sys.executable, "-c", FINETUNE_DRIVER, json.dumps(arguments)],
                             cwd=cli.ROOT, env=cli.env(), capture_output=True, text=True,
                             timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0, 0, 0]
-    for family in sorted(models):
-        out = tmp_path / f"out_{family}"
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == [0] * len(runs)
+    for family, task in runs:
+        out = tmp_path / f"out_{family}_{task}"
         report = json.load(open(out / "eval.json"))
-        assert report["test"]["examples"] == 8 and 0.0 <= report["test"]["accuracy"] <= 1.0
+        metric = "accuracy" if task == "classification" else "f1"
+        assert report["test"]["examples"] == 8 and np.isfinite(report["test"][metric])
         model = kbert.load(str(out / "model"))
         assert model.encoder.config.family == model.preprocessor.family == family
-        assert np.all(np.isfinite(model.predict(["Beam me up, Scotty."])["logits"]))
+    model = kbert.load(str(tmp_path / "out_roberta_token_classification" / "model"))
+    assert len(model.tag([["Beam", "me", "up", "Scotty"]])[0]) == 4
+    model = kbert.load(str(tmp_path / "out_albert_question_answering" / "model"))
+    context = "Python was written by Guido."
+    assert model.answer(["Who wrote Python?"], [context])[0] in context
