@@ -21,7 +21,8 @@ from kbert import text
 from kbert.checkpoints import import_huggingface
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder
-from kbert.tasks import QuestionAnswerer, TextClassifier, TextPreprocessor, TokenClassifier
+from kbert.tasks import (MultipleChoice, QuestionAnswerer, TextClassifier, TextPreprocessor,
+                         TokenClassifier)
 from kbert.tasks import question_answerer as qa
 from kbert.tasks import token_classifier as tc
 from kbert.tasks.preprocessing import encode_windows
@@ -106,6 +107,29 @@ def test_albert_question_answering_matches(tmp_path):
         diff = float(np.abs(np.asarray(got[key]) - getattr(expected, key).numpy())[mask].max())
         print(f"albert question answering {key} max abs diff {diff:.3g}")
         assert diff <= TOLERANCE
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert"])
+def test_multiple_choice_matches(family, tmp_path):
+    """RobertaForMultipleChoice pools with its pooler; DistilBertForMultipleChoice with a
+    ReLU pre_classifier on [CLS] — the two ways `sentence_pooling` takes."""
+    hf, model = _hf_and_kbert(family, "MultipleChoice", tmp_path, MultipleChoice)
+    weights = {"roberta": [("classifier", "classifier")],
+               "distilbert": CLASSIFIER_WEIGHTS["distilbert"]}[family]
+    for torch_name, keras_name in weights:
+        _copy_dense(hf.get_submodule(torch_name), model.get_layer(keras_name))
+    first, second = random_batch(seed=6), random_batch(seed=7)
+    stacked = {k: np.stack([first[k], second[k]]) for k in first if k != "positions"}
+    batch, torch_inputs = hf_inputs(family, stacked)      # [2 examples, 3 choices, 10]
+    with torch.no_grad():
+        expected = hf(**torch_inputs).logits.numpy()
+    got = np.asarray(model({"token_ids": batch["input_ids"].astype("int32"),
+                            "segment_ids": batch["token_type_ids"].astype("int32"),
+                            "padding_mask": batch["attention_mask"].astype("int32")})["logits"])
+    diff = float(np.abs(got - expected).max())
+    print(f"{family} multiple choice max abs diff {diff:.3g}")
+    assert got.shape == expected.shape == (2, 3) and diff <= TOLERANCE
+    assert np.std(expected) > 0.005   # choices scored apart (DistilBERT's ReLU head: ~0.01)
 
 
 # ----------------------------------------------------------------------- preprocessing
