@@ -55,6 +55,10 @@ FAMILIES = {
 }
 # Which layers `share_layers` makes one set of weights for all blocks.
 SHARE_LAYERS = ("none", "all", "attention", "feed_forward")
+# Pre-training's sentence objectives, and the one each family pre-trains with unless told.
+SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
+DEFAULT_SENTENCE_OBJECTIVE = {"bert": "nsp", "albert": "sop", "roberta": "none",
+                              "distilbert": "none"}
 
 
 class ConfigError(ValueError):

@@ -66,6 +66,8 @@ def test_family_defaults_and_objectives():
     assert set(model(model.example_inputs())) == {"mlm_logits"}
     with pytest.raises(ValueError, match="use_pooler"):
         BertPretrainer(BertEncoder(tiny("distilbert")), sentence_objective="nsp")
+    with pytest.raises(ValueError, match="type_vocab_size=1"):   # RoBERTa: one token type
+        BertPretrainer(BertEncoder(tiny("roberta")), sentence_objective="sop")
     with pytest.raises(ConfigError, match="share_layers"):
         tiny("albert", share_layers="everything")
     with pytest.raises(ConfigError, match="family"):
@@ -185,3 +187,15 @@ def test_convert_and_load_every_family(family, tmp_path):
     with pytest.raises(ValueError, match=sorted(TOKENIZER_FILES[family])[0]):
         convert_checkpoint(str(source), str(tmp_path / "again"))
     assert transformers  # the reference library built the source
+
+
+@pytest.mark.parametrize("family, sentence_metrics", [("albert", {"sop_loss", "sop_accuracy"}),
+                                                      ("roberta", set())])
+def test_fit_names_sentence_metrics_after_the_objective(family, sentence_metrics):
+    import keras
+    model = BertPretrainer(BertEncoder(tiny(family, type_vocab_size=2)))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    data = tf.data.Dataset.from_tensor_slices(pretrainer_inputs(4, 12)).batch(4)
+    names = set(model.fit(data, epochs=1, verbose=0).history)
+    assert {"loss", "mlm_loss", "mlm_accuracy"} <= names
+    assert {n for n in names if n.startswith(("nsp_", "sop_"))} == sentence_metrics

@@ -23,29 +23,38 @@ from tests.test_parity_huggingface import (TOLERANCE, max_diff_at_real_positions
 SMALL = dict(vocab_size=99, max_position_embeddings=64, attn_implementation="eager")
 
 
-def _roberta():
-    config = transformers.RobertaConfig(hidden_size=32, num_hidden_layers=2,
-                                        num_attention_heads=4, intermediate_size=37,
-                                        type_vocab_size=1, pad_token_id=1, **SMALL)
-    return transformers.RobertaForMaskedLM(config)
+def hf_config(family, **kwargs):
+    """A small transformers config of `family` (the architectures' shapes as below)."""
+    kwargs = {**SMALL, **kwargs}
+    if family == "roberta":
+        return transformers.RobertaConfig(hidden_size=32, num_hidden_layers=2,
+                                          num_attention_heads=4, intermediate_size=37,
+                                          type_vocab_size=1, pad_token_id=1, **kwargs)
+    if family == "albert":
+        return transformers.AlbertConfig(embedding_size=16, hidden_size=32, num_hidden_layers=3,
+                                         num_attention_heads=4, intermediate_size=37,
+                                         hidden_act="gelu_new", **kwargs)
+    return transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37, **kwargs)
 
 
-def _albert():
-    config = transformers.AlbertConfig(embedding_size=16, hidden_size=32, num_hidden_layers=3,
-                                       num_attention_heads=4, intermediate_size=37,
-                                       hidden_act="gelu_new", **SMALL)
-    return transformers.AlbertForPreTraining(config)
-
-
-def _distilbert():
-    config = transformers.DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=37,
-                                           **SMALL)
-    return transformers.DistilBertForMaskedLM(config)
+def hf_inputs(family, batch):
+    """(`batch` made valid for `family`, the torch inputs of its transformers model)."""
+    batch = dict(batch)
+    if family == "roberta":  # padding must be RoBERTa's pad id (1) for its position ids
+        batch["input_ids"] = np.where(batch["attention_mask"] == 1, batch["input_ids"], 1)
+        batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
+    inputs = {"input_ids": torch.from_numpy(batch["input_ids"]),
+              "attention_mask": torch.from_numpy(batch["attention_mask"])}
+    if family != "distilbert":
+        inputs["token_type_ids"] = torch.from_numpy(batch["token_type_ids"])
+    return batch, inputs
 
 
 # family -> (builder, number of layers, whether it has a sentence (SOP) head)
-VARIANTS = {"roberta": (_roberta, 2, False), "albert": (_albert, 3, True),
-            "distilbert": (_distilbert, 2, False)}
+VARIANTS = {"roberta": (lambda: transformers.RobertaForMaskedLM(hf_config("roberta")), 2, False),
+            "albert": (lambda: transformers.AlbertForPreTraining(hf_config("albert")), 3, True),
+            "distilbert": (lambda: transformers.DistilBertForMaskedLM(hf_config("distilbert")),
+                           2, False)}
 
 
 @pytest.fixture(scope="module", params=sorted(VARIANTS))
@@ -55,14 +64,7 @@ def variant(request, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp(f"hf_{family}"))
     model = randomize_(build())
     model.save_pretrained(directory)
-    batch = random_batch()
-    if family == "roberta":  # padding must be RoBERTa's pad id (1) for its position ids
-        batch["input_ids"] = np.where(batch["attention_mask"] == 1, batch["input_ids"], 1)
-        batch["token_type_ids"] = np.zeros_like(batch["input_ids"])
-    inputs = {"input_ids": torch.from_numpy(batch["input_ids"]),
-              "attention_mask": torch.from_numpy(batch["attention_mask"])}
-    if family != "distilbert":
-        inputs["token_type_ids"] = torch.from_numpy(batch["token_type_ids"])
+    batch, inputs = hf_inputs(family, random_batch())
     with torch.no_grad():
         reference = model(**inputs, output_hidden_states=True, output_attentions=True)
     return family, directory, batch, reference, layers, sentence_head

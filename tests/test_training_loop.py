@@ -55,7 +55,7 @@ def synthetic_dataset_fn(poison_batch=None, seed=0):
 
 
 def make_loop(output_dir, dropout=0.1, learning_rate=2e-3, total_steps=6, policy=None,
-              run_config=None, resume=True, **settings):
+              run_config=None, resume=True, sentence_objective=None, **settings):
     keras.utils.set_random_seed(7)
     if policy:
         keras.config.set_dtype_policy(policy)
@@ -65,7 +65,7 @@ def make_loop(output_dir, dropout=0.1, learning_rate=2e-3, total_steps=6, policy
                         hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
                         max_position_embeddings=SEQ)
     with strategy.scope():
-        model = BertPretrainer(BertEncoder(config))
+        model = BertPretrainer(BertEncoder(config), sentence_objective=sentence_objective)
         optimizer = create_optimizer(
             "adamw", WarmupPolynomialDecay(learning_rate, 1, total_steps), weight_decay=0.01,
             clip_norm=1.0, model=(model(model.example_inputs()), model)[1],
@@ -129,6 +129,23 @@ def test_run_then_resume_continues_the_uninterrupted_curve(tmp_path):
     with pytest.raises(FileExistsError, match="--resume"):
         make_loop(tmp_path / "split", resume=False).run(
             [Phase("p", 8, BATCH, synthetic_dataset_fn())])
+
+
+def test_sop_metrics_keep_their_name_across_a_resume_of_the_old_format(tmp_path):
+    """An SOP run reports sop_*; one whose history was written under the old names
+    (nsp_* for every objective) resumes from its checkpoint and continues as sop_*."""
+    out = tmp_path / "sop"
+    history = make_loop(out, sentence_objective="sop", eval_steps=1, eval_every_steps=3).run(
+        [Phase("p", 3, BATCH, synthetic_dataset_fn())])
+    assert all("sop_loss" in r and "sop_accuracy" in r and not any(k.startswith("nsp")
+               for k in r) for r in history.records)
+    assert {"sop_loss", "sop_accuracy"} <= event_tags(out / "tensorboard" / "eval")
+    path = out / "metrics_history.json"
+    path.write_text(path.read_text().replace('"sop_', '"nsp_'))   # as kbert wrote it before
+    resumed = make_loop(out, sentence_objective="sop", eval_steps=1, eval_every_steps=3).run(
+        [Phase("p", 6, BATCH, synthetic_dataset_fn())])
+    assert [r["step"] for r in resumed.records if r["split"] == "train"] == [1, 2, 3, 4, 5, 6]
+    assert all("sop_loss" in r and "nsp_loss" not in r for r in resumed.records)
 
 
 class Killed(BaseException):

@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from kbert.data.pipelines import raw_text_dataset
 from kbert.data.dynamic_masking import DynamicMasker
+from kbert.data.masking import StaticMasker
 from kbert.data.packing import pack_full_sentences
 from kbert.data.pairs import Sentence, TokenizedDocument, create_pairs_from_document
 
@@ -109,6 +110,46 @@ def test_masker_for_a_bpe_style_tokenizer_never_masks_its_specials():
     assert masker.mask_id == 7
 
 
+def _runs(positions):
+    positions = np.sort(np.asarray(positions))
+    return [len(r) for r in np.split(positions, np.where(np.diff(positions) != 1)[0] + 1)]
+
+
+def test_static_ngram_masking_spans_follow_one_over_n():
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(200)]
+    masker = StaticMasker(vocab, max_predictions_per_seq=40, max_ngram=3)
+    spans = masker.ngram_spans([[p] for p in range(1, 30001)], random.Random(0))
+    lengths = np.bincount([len(span) for span in spans], minlength=4)[1:]
+    assert lengths.sum() == len(spans) and sum(map(len, spans)) == 30000
+    np.testing.assert_allclose(lengths / len(spans), [6 / 11, 3 / 11, 2 / 11], atol=0.015)
+    # A span never jumps over a special token ([SEP] at position 3 here).
+    for seed in range(20):
+        for span in masker.ngram_spans([[1], [2], [4], [5]], random.Random(seed)):
+            assert not {2, 4} <= set(span)
+    ids = [2, *range(5, 205), 3]
+    plain = StaticMasker(vocab, max_predictions_per_seq=40)
+    ngram_runs, plain_runs = [], []
+    for seed in range(30):
+        chosen = masker.choose_positions(ids, [True] * len(ids), random.Random(seed))
+        assert 0 < len(chosen) <= 30 and not {0, len(ids) - 1} & set(chosen)  # 0.15 * 200
+        ngram_runs += _runs(chosen)
+        plain_runs += _runs(plain.choose_positions(ids, [True] * len(ids), random.Random(seed)))
+    assert np.mean(ngram_runs) > np.mean(plain_runs) + 0.3
+    with pytest.raises(ValueError, match="max_ngram"):
+        StaticMasker(vocab, 20, max_ngram=0)
+
+
+def test_static_masker_for_a_bpe_style_tokenizer_never_masks_its_specials():
+    masker = StaticMasker.for_tokenizer(_ToyTokenizer(), 10, masked_lm_prob=0.5, max_ngram=2)
+    ids = [0, 5, 6, 6, 8, 9, 2, 10, 11, 2]
+    for seed in range(20):
+        out = masker.mask(ids, [True] * len(ids), random.Random(seed))
+        assert out.positions and not set(out.positions) & {0, 6, 9}
+        assert all(t in (7, ids[p]) or t not in _ToyTokenizer.special_ids
+                   for p, t in zip(out.positions, (out.input_ids[p] for p in out.positions)))
+    assert masker.mask_id == 7 and not set(masker.replacement_ids) & {0, 1, 2, 3, 7}
+
+
 @pytest.mark.parametrize("objective", ["none", "sop"])
 def test_raw_text_dataset_objectives(objective, tmp_path):
     from kbert.tokenizers import BertTokenizer
@@ -137,3 +178,14 @@ def test_raw_text_dataset_objectives(objective, tmp_path):
     if objective == "sop":
         labels = np.concatenate([b["next_sentence_labels"].numpy() for b in batches])
         assert 0 < labels.mean() < 1
+
+
+def test_records_settings_refuse_pairs_for_one_token_type():
+    from kbert.data import PretrainingDataError, PretrainingDataSettings
+    with pytest.raises(PretrainingDataError, match="--model=roberta has 1 token type"):
+        PretrainingDataSettings(family="roberta", sentence_objective="sop")
+    with pytest.raises(PretrainingDataError, match="--model='gpt': use one of bert"):
+        PretrainingDataSettings(family="gpt")
+    assert PretrainingDataSettings(family="roberta", sentence_objective="none",
+                                   max_seq_length=10, max_predictions_per_seq=2
+                                   ).max_num_tokens == 8   # <s> ... </s>

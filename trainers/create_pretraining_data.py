@@ -1,7 +1,11 @@
-r"""Create BERT pre-training TFRecords (masked LM + next sentence prediction) from raw text.
+r"""Create pre-training TFRecords (masked LM + a sentence objective) from raw text.
 
 google-research/bert's `create_pretraining_data.py` flags, plus parallel and multi-machine
-writing. Input: one sentence per line, a blank line between documents.
+writing. Input: one sentence per line, a blank line between documents. `--model` picks the
+family's tokenizer and default objective: BERT WordPiece + NSP pairs, ALBERT SentencePiece
++ sentence-order pairs (`--max_ngram=3` for its n-gram masks), RoBERTa byte-level BPE +
+FULL-SENTENCES packing (usually with `--dynamic_masking`); the manifest records them and
+`trainers.pretrain` refuses records of another family or objective.
 
 Examples:
     python -m trainers.create_pretraining_data --input_file='data/corpus/*.txt' \
@@ -12,6 +16,9 @@ Examples:
     python -m trainers.create_pretraining_data --output_dir=/tmp/pretrain --merge_manifests
 
     python -m trainers.create_pretraining_data --flagfile=trainers/configs/data.flags
+
+    python -m trainers.create_pretraining_data --model=roberta --vocab_file=bpe/vocab.json \
+        --dynamic_masking --input_file=data/corpus --output_dir=/tmp/pretrain_roberta
 """
 
 from __future__ import annotations
@@ -75,6 +82,7 @@ def main(argv) -> int:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     console.import_tensorflow()
     from kbert import data as ptd
+    from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
     from kbert.outputs import OutputError, is_environment_fault
 
     # On SIGTERM unwind like Ctrl-C, so this run's shards and temporary files are removed.
@@ -97,7 +105,10 @@ def main(argv) -> int:
                 dynamic_masking=FLAGS.dynamic_masking,
                 sentence_splitting=FLAGS.sentence_splitting,
                 documents_per_chunk=FLAGS.documents_per_chunk,
-                num_output_shards=_num_output_shards())
+                num_output_shards=_num_output_shards(), family=FLAGS.model,
+                sentence_objective=(FLAGS.sentence_objective
+                                    or DEFAULT_SENTENCE_OBJECTIVE[FLAGS.model]),
+                max_ngram=FLAGS.max_ngram)
             manifest = ptd.create_pretraining_data(
                 FLAGS.input_file, FLAGS.vocab_file, output_dir=FLAGS.output_dir,
                 output_files=FLAGS.output_file, settings=settings,

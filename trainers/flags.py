@@ -48,8 +48,10 @@ def define_example_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     if "max_seq_length" in fv:
         return
     flags.DEFINE_string("vocab_file", None,
-                        "WordPiece vocabulary (vocab.txt). Records remember theirs "
-                        "(manifest.json's vocab_hash); training checks it.", flag_values=fv)
+                        "The family's tokenizer file: WordPiece vocab.txt, RoBERTa's "
+                        "vocab.json (merges.txt beside it), ALBERT's spiece.model. Records "
+                        "remember theirs (manifest.json's vocab_hash); training checks it.",
+                        flag_values=fv)
     flags.DEFINE_bool("do_lower_case", True,
                       "Lower-case and strip accents (uncased vocabulary).", flag_values=fv)
     flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length (phase 1 when "
@@ -66,6 +68,22 @@ def define_example_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("do_whole_word_mask", False,
                       "Mask all word-pieces of a word together (records; --raw_text).",
                       flag_values=fv)
+    flags.DEFINE_enum("model", "bert", list(FAMILIES),
+                      "Model family: bert, roberta (byte-level BPE, masked LM only on "
+                      "FULL-SENTENCES inputs), albert (SentencePiece, factorized embeddings, "
+                      "shared layers, sentence-order prediction) or distilbert (half the "
+                      "layers, masked LM only). Records are written with its tokenizer and "
+                      "remember it.", flag_values=fv)
+    flags.DEFINE_enum("sentence_objective", None, ["nsp", "sop", "none"],
+                      "Sentence-pair objective: nsp (next sentence), sop (sentence order) or "
+                      "none (masked LM only; text is packed as FULL-SENTENCES). Default: "
+                      "the family's (bert nsp, albert sop, roberta/distilbert none).",
+                      flag_values=fv)
+    flags.DEFINE_integer("max_ngram", 1,
+                         "Mask n-grams of up to this many words, P(n) proportional to 1/n "
+                         "(ALBERT: 3); records are masked when written, so give it to "
+                         "create_pretraining_data (records; --raw_text).", lower_bound=1,
+                         upper_bound=10, flag_values=fv)
     flags.DEFINE_enum("sentence_splitting", "auto", ["auto", "always", "never"],
                       "Split lines into sentences (kbert.text.split_sentences): auto = the "
                       "line of a one-line document (one paragraph per line), always = every "
@@ -111,20 +129,6 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_integer("save_checkpoints_steps", 1000, "Checkpoint every this many steps.",
                          lower_bound=1, flag_values=fv)
     # ---- model -------------------------------------------------------------------------
-    flags.DEFINE_enum("model", "bert", list(FAMILIES),
-                      "Model family: bert, roberta (byte-level BPE, masked LM only on "
-                      "FULL-SENTENCES inputs), albert (SentencePiece, factorized embeddings, "
-                      "shared layers, sentence-order prediction) or distilbert (half the "
-                      "layers, masked LM only).", flag_values=fv)
-    flags.DEFINE_enum("sentence_objective", None, ["nsp", "sop", "none"],
-                      "Sentence-pair objective: nsp (next sentence), sop (sentence order) or "
-                      "none (masked LM only; raw text is packed as FULL-SENTENCES). Default: "
-                      "the family's (bert nsp, albert sop, roberta/distilbert none).",
-                      flag_values=fv)
-    flags.DEFINE_integer("max_ngram", 1,
-                         "With --raw_text: mask n-grams of up to this many words, P(n) "
-                         "proportional to 1/n (ALBERT: 3).", lower_bound=1, upper_bound=10,
-                         flag_values=fv)
     flags.DEFINE_integer("embedding_size", None,
                          "Override the token embedding width (ALBERT's factorized E).",
                          lower_bound=1, flag_values=fv)
@@ -281,12 +285,10 @@ def validate_pretrain_flags(fv: flags.FlagValues = flags.FLAGS) -> None:
                         f"directory nor a checkpoint prefix (no .index file)")
     if fv.vocab_file and not os.path.isfile(fv.vocab_file):
         raise FlagError(f"--vocab_file={fv.vocab_file}: no such file")
-    if fv.model in ("roberta", "albert") and not fv.raw_text:
-        raise FlagError(f"--model={fv.model} needs --raw_text (records are WordPiece only)")
     if fv.max_ngram > 1 and not fv.raw_text:
-        raise FlagError("--max_ngram needs --raw_text (records are masked when written)")
-    if fv.sentence_objective and fv.sentence_objective != "nsp" and not fv.raw_text:
-        raise FlagError(f"--sentence_objective={fv.sentence_objective} needs --raw_text")
+        raise FlagError("--max_ngram is a setting of the records (they are masked when "
+                        "written): pass it to trainers.create_pretraining_data, or use "
+                        "--raw_text")
     if fv.learn_vocab_size and not fv.raw_text:
         raise FlagError("--learn_vocab_size needs --raw_text (records carry their own vocab)")
     if fv.learn_vocab_size and fv.vocab_file:

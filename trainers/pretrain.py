@@ -221,7 +221,6 @@ def run(fv) -> str:
     tokenizer_files = _tokenizer_files(fv)
     learn_vocab = not tokenizer_files
     if not learn_vocab:
-        vocab_file = tokenizer_files[0]
         config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     # The model directory written at the end may not be foreign or overlap an input: say so
     # now, not after hours of training.
@@ -229,15 +228,21 @@ def run(fv) -> str:
                  _read_paths(fv))
     phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
     if not fv.raw_text:
-        vocab_size = config.vocab_size
-        check_records(train_patterns, "--input_file", vocab_file, vocab_size,
-                      fv.max_seq_length, fv.max_predictions_per_seq)
+        from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
+        # Records remember the family and objective they were written for (manifest).
+        records = dict(vocab_file=tokenizer_files, vocab_size=config.vocab_size,
+                       family=config.family, sentence_objective=fv.sentence_objective
+                       or DEFAULT_SENTENCE_OBJECTIVE[config.family])
+        check_records(train_patterns, "--input_file", max_seq_length=fv.max_seq_length,
+                      max_predictions_per_seq=fv.max_predictions_per_seq, **records)
         if eval_patterns:
-            check_records(eval_patterns, "--eval_input_file", vocab_file, vocab_size,
-                          fv.max_seq_length, fv.max_predictions_per_seq)
+            check_records(eval_patterns, "--eval_input_file", max_seq_length=fv.max_seq_length,
+                          max_predictions_per_seq=fv.max_predictions_per_seq, **records)
         if fv.phase2_max_seq_length:
-            check_records(phase2_patterns, "--phase2_input_file", vocab_file, vocab_size,
-                          fv.phase2_max_seq_length, pretrain_flags.phase2_max_predictions(fv))
+            check_records(phase2_patterns, "--phase2_input_file",
+                          max_seq_length=fv.phase2_max_seq_length,
+                          max_predictions_per_seq=pretrain_flags.phase2_max_predictions(fv),
+                          **records)
 
     from kbert.training.distribution import create_strategy, is_chief, worker_id
     strategy = create_strategy(fv.distribution, fv.num_cpu_devices, fv.tpu_address)
@@ -252,7 +257,6 @@ def run(fv) -> str:
 
     if learn_vocab:
         tokenizer_files = _tokenizer_files(fv, learn=True, train_patterns=train_patterns)
-        vocab_file = tokenizer_files[0]
         config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     phase1 = pretrain_flags.phase1_steps(fv)
     tokenizer = families.load_family_tokenizer(fv.model, tokenizer_files,

@@ -30,7 +30,8 @@ from typing import Sequence
 
 import tensorflow as tf
 
-from kbert.data.masking import special_token_ids, word_start_table
+from kbert.data.masking import (ngram_weights, special_token_ids, tokenizer_masking_ids,
+                                word_start_table)
 
 
 class DynamicMasker:
@@ -69,8 +70,7 @@ class DynamicMasker:
             [i for i in range(len(vocab)) if i not in special], tf.int32)
         self._word_starts = tf.constant(
             word_start_table(vocab) if word_starts is None else list(word_starts), tf.bool)
-        weights = [1.0 / n for n in range(1, self.max_ngram + 1)]
-        self._ngram_logits = tf.math.log([[w / sum(weights) for w in weights]])
+        self._ngram_logits = tf.math.log([ngram_weights(self.max_ngram)])
 
     @classmethod
     def for_tokenizer(cls, tokenizer, max_predictions_per_seq: int, **kwargs):
@@ -80,9 +80,9 @@ class DynamicMasker:
             >>> DynamicMasker.for_tokenizer(tokenizer, 20, max_ngram=3)  # doctest: +SKIP
         """
         if hasattr(tokenizer, "special_ids"):
-            kwargs = dict(special_ids=tokenizer.special_ids, mask_id=tokenizer.mask_id,
-                          word_starts=tokenizer.word_start, **kwargs)
-        return cls(tokenizer.vocab, max_predictions_per_seq, **kwargs)
+            kwargs = dict(word_starts=tokenizer.word_start, **kwargs)
+        return cls(tokenizer.vocab, max_predictions_per_seq, **tokenizer_masking_ids(tokenizer),
+                   **kwargs)
 
     def get_config(self) -> dict:
         return {"max_predictions_per_seq": self.max_predictions_per_seq,

@@ -1,4 +1,5 @@
-"""From tokenized documents to masked `[CLS] A [SEP] B [SEP]` examples, one chunk at a time.
+"""From tokenized documents to masked `[CLS] A [SEP] B [SEP]` examples (NSP or SOP pairs), or
+RoBERTa's packed `<s> sentences </s>`, one chunk at a time.
 
 A *chunk* is a fixed group of documents and the unit of work: its examples depend only on
 (`random_seed`, chunk id, its documents, settings), never on which process or machine
@@ -19,6 +20,7 @@ from typing import Sequence
 
 from kbert.data import records
 from kbert.data.masking import StaticMasker
+from kbert.data.packing import PackedSequence, pack_full_sentences
 from kbert.data.pairs import SentencePair, TokenizedDocument, create_pairs_from_document
 from kbert.data.settings import PretrainingDataSettings
 
@@ -45,7 +47,7 @@ class PretrainingExample:
     masked_lm_positions: list[int]
     masked_lm_ids: list[int]
     is_random_next: bool
-    pair: SentencePair
+    pair: SentencePair | None   # None for a packed (FULL-SENTENCES) sequence
     original_ids: list[int]
 
     def serialize(self, max_seq_length: int, max_predictions_per_seq: int) -> bytes:
@@ -54,43 +56,82 @@ class PretrainingExample:
             self.is_random_next, max_seq_length, max_predictions_per_seq)
 
 
+def _masked_example(ids: list[int], segment_ids: list[int], starts: list[bool],
+                    is_random_next: bool, pair, masker: StaticMasker | None,
+                    rng: random.Random) -> PretrainingExample:
+    if masker is None:
+        return PretrainingExample(ids, segment_ids, [], [], is_random_next, pair, ids)
+    masked = masker.mask(ids, starts, rng)
+    return PretrainingExample(masked.input_ids, segment_ids, masked.positions, masked.labels,
+                              is_random_next, pair, ids)
+
+
 def build_example(pair: SentencePair, cls_id: int, sep_id: int, masker: StaticMasker | None,
                   rng: random.Random) -> PretrainingExample:
     """`[CLS] A [SEP] B [SEP]` with segment ids 0/1, masked unless `masker` is None."""
     ids = [cls_id, *pair.tokens_a, sep_id, *pair.tokens_b, sep_id]
     segment_ids = [0] * (len(pair.tokens_a) + 2) + [1] * (len(pair.tokens_b) + 1)
-    if masker is None:
-        return PretrainingExample(ids, segment_ids, [], [], pair.is_random_next, pair, ids)
     starts = [True, *pair.starts_a, True, *pair.starts_b, True]
-    masked = masker.mask(ids, starts, rng)
-    return PretrainingExample(masked.input_ids, segment_ids, masked.positions, masked.labels,
-                              pair.is_random_next, pair, ids)
+    return _masked_example(ids, segment_ids, starts, pair.is_random_next, pair, masker, rng)
 
 
-def make_masker(vocab: Sequence[str], settings: PretrainingDataSettings) -> StaticMasker | None:
-    """The static masker of `settings`; None with dynamic masking (records stay unmasked)."""
+def build_packed_example(packed: PackedSequence, cls_id: int, sep_id: int,
+                         masker: StaticMasker | None, rng: random.Random) -> PretrainingExample:
+    """RoBERTa's `<s> sentences </s>` (one segment, label 0), masked unless `masker` is
+    None; `pair` is None."""
+    ids = [cls_id, *packed.ids, sep_id]
+    starts = [True, *packed.word_starts, True]
+    return _masked_example(ids, [0] * len(ids), starts, False, None, masker, rng)
+
+
+def _special_ids(vocab_or_tokenizer) -> tuple[int, int]:
+    if hasattr(vocab_or_tokenizer, "cls_id"):
+        return vocab_or_tokenizer.cls_id, vocab_or_tokenizer.sep_id
+    return vocab_or_tokenizer.index("[CLS]"), vocab_or_tokenizer.index("[SEP]")
+
+
+def make_masker(vocab_or_tokenizer, settings: PretrainingDataSettings) -> StaticMasker | None:
+    """The static masker of `settings` for a WordPiece vocabulary (list of tokens) or any
+    kbert tokenizer; None with dynamic masking (records stay unmasked)."""
     if settings.dynamic_masking:
         return None
-    return StaticMasker(vocab, settings.max_predictions_per_seq, settings.masked_lm_prob,
-                        settings.do_whole_word_mask)
+    options = dict(masked_lm_prob=settings.masked_lm_prob,
+                   do_whole_word_mask=settings.do_whole_word_mask,
+                   max_ngram=settings.max_ngram)
+    if hasattr(vocab_or_tokenizer, "vocab"):
+        return StaticMasker.for_tokenizer(vocab_or_tokenizer, settings.max_predictions_per_seq,
+                                          **options)
+    return StaticMasker(vocab_or_tokenizer, settings.max_predictions_per_seq, **options)
 
 
 def create_chunk_examples(chunk_id: int, documents: Sequence[TokenizedDocument],
-                          vocab: Sequence[str], settings: PretrainingDataSettings,
+                          vocab_or_tokenizer, settings: PretrainingDataSettings,
                           masker: StaticMasker | None = None) -> list[PretrainingExample]:
     """All examples of one chunk: `dupe_factor` passes over its documents, then shuffled.
 
-    `masker` (default: `make_masker(vocab, settings)`) may be passed in to reuse it.
+    `vocab_or_tokenizer`: a WordPiece vocabulary (list of tokens) or a kbert tokenizer
+    (its `cls_id`/`sep_id` and special tokens). `settings.sentence_objective` picks the
+    examples: NSP pairs, SOP pairs (`sentence_order=True`), or with "none" RoBERTa's
+    FULL-SENTENCES sequences packed across the chunk's documents in a new order per pass.
+    `masker` (default: `make_masker(vocab_or_tokenizer, settings)`) may be passed in.
     """
     rng = random.Random(derive_seed(settings.random_seed, "chunk", chunk_id))
     if masker is None:
-        masker = make_masker(vocab, settings)
-    cls_id, sep_id = vocab.index("[CLS]"), vocab.index("[SEP]")
+        masker = make_masker(vocab_or_tokenizer, settings)
+    cls_id, sep_id = _special_ids(vocab_or_tokenizer)
     examples: list[PretrainingExample] = []
     for _ in range(settings.dupe_factor):
+        if settings.sentence_objective == "none":
+            order = list(range(len(documents)))
+            rng.shuffle(order)
+            for packed in pack_full_sentences(documents, settings.max_num_tokens, sep_id,
+                                              order):
+                examples.append(build_packed_example(packed, cls_id, sep_id, masker, rng))
+            continue
         for index in range(len(documents)):
-            for pair in create_pairs_from_document(documents, index, settings.max_num_tokens,
-                                                   settings.short_seq_prob, rng):
+            for pair in create_pairs_from_document(
+                    documents, index, settings.max_num_tokens, settings.short_seq_prob, rng,
+                    sentence_order=settings.sentence_objective == "sop"):
                 examples.append(build_example(pair, cls_id, sep_id, masker, rng))
     rng.shuffle(examples)
     return examples

@@ -122,30 +122,45 @@ def _check_manifest(manifest: dict, where: str, flag: str | None = None, **expec
                 f"{manifest[name]} or recreate the data")
 
 
-def check_records(input_patterns_or_dir: str | Sequence[str], flag: str, vocab_file: str,
-                  vocab_size: int, max_seq_length: int, max_predictions_per_seq: int) -> None:
-    """Refuse records written with another vocabulary or shape, naming the manifest.
+def check_records(input_patterns_or_dir: str | Sequence[str], flag: str, vocab_file,
+                  vocab_size: int, max_seq_length: int, max_predictions_per_seq: int,
+                  family: str = "bert", sentence_objective: str = "nsp") -> None:
+    """Refuse records written with another vocabulary, shape, family or sentence objective,
+    naming the manifest.
 
-    Records without a manifest cannot be checked (a warning says so). Raises
-    PretrainingDataError naming `flag` and the manifest file.
+    `vocab_file`: the tokenizer file, or the family's files (RoBERTa's vocab.json and
+    merges.txt). Records without a manifest cannot be checked (a warning says so). Raises
+    PretrainingDataError naming `flag` and the manifest file. Manifests written before
+    families existed are BERT/NSP records.
 
     Example:
         >>> check_records("/tmp/pretrain", "--input_file", "vocab.txt", 30522,  # doctest: +SKIP
         ...               128, 20)
     """
-    from kbert.tokenizers import vocab_hash
+    from kbert.tokenizers.families import files_beside, tokenizer_hash
     _, manifest, where = record_files(input_patterns_or_dir)
     if manifest is None:
         logging.warning("%s=%s has no %s: its vocabulary cannot be checked", flag,
                         input_patterns_or_dir, manifest_lib.MANIFEST_NAME)
         return
     manifest_path = os.path.join(where, manifest_lib.MANIFEST_NAME)
-    expected_hash = vocab_hash(vocab_file)
+    written = (manifest.get("family", "bert"), manifest.get("sentence_objective", "nsp"))
+    if written != (family, sentence_objective):
+        raise PretrainingDataError(
+            f"{flag}: the records in {where} were written for --model={written[0]} with "
+            f"--sentence_objective={written[1]} ({manifest_path}); this run trains "
+            f"--model={family} with --sentence_objective={sentence_objective}. Write records "
+            f"for it (trainers.create_pretraining_data --model={family} "
+            f"--sentence_objective={sentence_objective}) or pass the records' flags")
+    files = ([vocab_file] if isinstance(vocab_file, (str, os.PathLike)) else list(vocab_file))
+    if len(files) == 1:
+        files = files_beside(family, files[0])
+    expected_hash = tokenizer_hash(family, files)
     if manifest.get("vocab_hash") not in (None, expected_hash):
         raise PretrainingDataError(
             f"{flag}: the records in {where} were written with a different vocabulary "
             f"(vocab_hash {manifest['vocab_hash']} in {manifest_path}) than "
-            f"--vocab_file={vocab_file} (vocab_hash {expected_hash})")
+            f"--vocab_file={files[0]} (vocab_hash {expected_hash})")
     if manifest.get("vocab_size") not in (None, vocab_size):
         raise PretrainingDataError(
             f"{flag}: {manifest_path} says vocab_size {manifest['vocab_size']}, the model "
@@ -196,8 +211,12 @@ def _base_seed(seed: int | None, *parts) -> int:
     return derive_seed(seed, *parts) % (2 ** 62)
 
 
-def _dynamic_masking_vocab(vocab_file: str | None, manifest: dict | None, where: str | None) -> list[str]:
+def _dynamic_masking_tokenizer(vocab_file: str | None, manifest: dict | None,
+                               where: str | None):
+    """The vocabulary (WordPiece: its token list) or tokenizer (BPE, SentencePiece) that
+    masks records written with --dynamic_masking; checked against the manifest's hash."""
     from kbert.tokenizers import load_vocab, vocab_hash
+    from kbert.tokenizers.families import load_family_tokenizer
     if vocab_file is None and manifest is not None:
         vocab_file = manifest.get("vocab_file")
         if vocab_file and not os.path.isfile(vocab_file):
@@ -206,8 +225,15 @@ def _dynamic_masking_vocab(vocab_file: str | None, manifest: dict | None, where:
                 f"names {vocab_file}, which does not exist; pass vocab_file")
     if vocab_file is None:
         raise PretrainingDataError("dynamic masking needs vocab_file (no manifest names one)")
-    vocab = load_vocab(vocab_file)
-    if manifest is not None and manifest.get("vocab_hash") not in (None, vocab_hash(vocab)):
+    family = (manifest or {}).get("family", "bert")
+    if family in ("bert", "distilbert"):
+        vocab = load_vocab(vocab_file)
+        found = vocab_hash(vocab)
+    else:
+        vocab = load_family_tokenizer(family, vocab_file,
+                                      lower_case=manifest.get("do_lower_case", True))
+        found = vocab.vocab_hash()
+    if manifest is not None and manifest.get("vocab_hash") not in (None, found):
         raise PretrainingDataError(
             f"vocab_file {vocab_file} is not the vocabulary the records in {where} were "
             "written with (vocab_hash differs)")
@@ -301,13 +327,16 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
         lambda serialized: parse_batch(serialized, max_seq_length, max_predictions_per_seq),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
     if dynamic_masking:
-        vocab = _dynamic_masking_vocab(vocab_file, manifest, where)
-        masker = DynamicMasker(
-            vocab, max_predictions_per_seq,
-            masked_lm_prob if masked_lm_prob is not None
+        vocab = _dynamic_masking_tokenizer(vocab_file, manifest, where)
+        options = dict(
+            masked_lm_prob=masked_lm_prob if masked_lm_prob is not None
             else manifest_settings.get("masked_lm_prob", 0.15),
-            do_whole_word_mask if do_whole_word_mask is not None
-            else manifest_settings.get("do_whole_word_mask", False))
+            do_whole_word_mask=do_whole_word_mask if do_whole_word_mask is not None
+            else manifest_settings.get("do_whole_word_mask", False),
+            max_ngram=manifest_settings.get("max_ngram", 1))
+        masker = (DynamicMasker(vocab, max_predictions_per_seq, **options)
+                  if isinstance(vocab, list) else
+                  DynamicMasker.for_tokenizer(vocab, max_predictions_per_seq, **options))
         dataset = dataset.enumerate().map(
             dynamic_mask_fn(masker, _base_seed(seed, "dynamic_masking", pipeline_id)),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from kbert.configs import FAMILIES, SENTENCE_OBJECTIVES
+
 # [CLS] A [SEP] B [SEP]: three special tokens, and A and B need one token each.
 NUM_SPECIAL_TOKENS_IN_PAIR = 3
 MIN_MAX_SEQ_LENGTH = NUM_SPECIAL_TOKENS_IN_PAIR + 2
@@ -48,6 +50,13 @@ class PretrainingDataSettings:
             paragraph per line) into sentences with `kbert.text.split_sentences`, and keeps
             google's one-sentence-per-line documents as they are; "always" splits every
             line; "never" takes lines as sentences.
+        family: the model family whose tokenizer writes the ids (bert, roberta, albert,
+            distilbert; `kbert.tokenizers.families`).
+        sentence_objective: "nsp" (google's NotNext pairs), "sop" (ALBERT's sentence-order
+            pairs, label 1 = swapped) or "none" (RoBERTa's FULL-SENTENCES: one segment
+            packed across documents, label 0).
+        max_ngram: ALBERT's n-gram masking: spans of up to this many words, P(n) ∝ 1/n
+            (1: off).
     """
 
     max_seq_length: int = 128
@@ -62,13 +71,19 @@ class PretrainingDataSettings:
     documents_per_chunk: int = 100
     num_output_shards: int = 1
     sentence_splitting: str = "auto"
+    family: str = "bert"
+    sentence_objective: str = "nsp"
+    max_ngram: int = 1
 
     def __post_init__(self):
         self.validate()
 
     @property
     def max_num_tokens(self) -> int:
-        """Tokens left for A and B after [CLS], [SEP], [SEP]."""
+        """Tokens left for A and B after [CLS], [SEP], [SEP] (for one packed segment after
+        `<s>`, `</s>` with objective "none")."""
+        if self.sentence_objective == "none":
+            return self.max_seq_length - 2
         return self.max_seq_length - NUM_SPECIAL_TOKENS_IN_PAIR
 
     def validate(self) -> None:
@@ -81,7 +96,7 @@ class PretrainingDataSettings:
             return isinstance(value, (int, float)) and not isinstance(value, bool)
 
         for name in ("max_seq_length", "max_predictions_per_seq", "dupe_factor",
-                     "documents_per_chunk", "num_output_shards"):
+                     "documents_per_chunk", "num_output_shards", "max_ngram"):
             positive_int(name)
         if self.max_seq_length < MIN_MAX_SEQ_LENGTH:
             raise PretrainingDataError(
@@ -105,6 +120,18 @@ class PretrainingDataSettings:
             raise PretrainingDataError(
                 f"--sentence_splitting={self.sentence_splitting!r}: use one of "
                 f"{', '.join(SENTENCE_SPLITTING)}")
+        for flag, name, allowed in (("model", "family", tuple(FAMILIES)),
+                                    ("sentence_objective", "sentence_objective",
+                                     SENTENCE_OBJECTIVES)):
+            if getattr(self, name) not in allowed:
+                raise PretrainingDataError(f"--{flag}={getattr(self, name)!r}: use one of "
+                                           f"{', '.join(allowed)}")
+        token_types = FAMILIES[self.family].get("type_vocab_size", 2)
+        if self.sentence_objective != "none" and token_types < 2:
+            raise PretrainingDataError(
+                f"--sentence_objective={self.sentence_objective} writes pairs with segment ids "
+                f"0 and 1, but --model={self.family} has {token_types} token type(s); use "
+                "--sentence_objective=none")
         if self.documents_per_chunk < 2:
             raise PretrainingDataError(
                 f"--documents_per_chunk={self.documents_per_chunk} must be at least 2: NotNext "

@@ -53,21 +53,36 @@ def shard_file_name(shard: int, num_output_shards: int, prefix: str = "pretrain"
 
 
 @functools.lru_cache(maxsize=4)
-def cached_tokenizer(vocab_file: str, lower_case: bool):
-    """The `kbert.tokenizers.BertTokenizer` of a vocabulary (cached per process).
+def cached_tokenizer(vocab_file: str, lower_case: bool, family: str = "bert"):
+    """The tokenizer of `family` (WordPiece `vocab.txt`; RoBERTa's `vocab.json` with
+    `merges.txt` beside it; ALBERT's `spiece.model`), cached per process.
 
-    Raises PretrainingDataError naming `--vocab_file` when the file is unusable.
+    Raises PretrainingDataError naming `--vocab_file` when the files are unusable.
     """
     from kbert.tokenizers import BertTokenizer
+    from kbert.tokenizers.families import load_family_tokenizer
     try:
-        return BertTokenizer(vocab_file, lower_case=lower_case)
+        if family in ("bert", "distilbert"):
+            return BertTokenizer(vocab_file, lower_case=lower_case)
+        return load_family_tokenizer(family, vocab_file, lower_case=lower_case)
     except (ValueError, OSError) as e:
         raise PretrainingDataError(f"--vocab_file: {e}") from e
 
 
+def settings_tokenizer(vocab_file: str, settings: PretrainingDataSettings):
+    """`cached_tokenizer` for the family and casing of `settings`."""
+    return cached_tokenizer(vocab_file, settings.do_lower_case, settings.family)
+
+
 @functools.lru_cache(maxsize=4)
 def _masker(vocab_file: str, settings: PretrainingDataSettings):
-    return make_masker(cached_tokenizer(vocab_file, settings.do_lower_case).vocab, settings)
+    return make_masker(settings_tokenizer(vocab_file, settings), settings)
+
+
+# What `next_sentence_labels` means under each sentence objective (said in the manifest).
+LABEL_MEANINGS = {"nsp": "0 = IsNext (B follows A), 1 = NotNext (B is random)",
+                  "sop": "0 = A before B as in the text, 1 = swapped (sentence order)",
+                  "none": "always 0: one packed segment (FULL-SENTENCES), no sentence task"}
 
 
 @dataclasses.dataclass
@@ -88,9 +103,9 @@ def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int, int]:
     longer than `max_seq_length - 3` tokens, which pairs truncate).
     """
     settings = job.settings
-    tokenizer = cached_tokenizer(job.vocab_file, settings.do_lower_case)
+    tokenizer = settings_tokenizer(job.vocab_file, settings)
     documents = tokenize_documents(job.sentences, tokenizer, document_ids=job.document_ids)
-    examples = create_chunk_examples(job.chunk_id, documents, tokenizer.vocab, settings,
+    examples = create_chunk_examples(job.chunk_id, documents, tokenizer, settings,
                                      _masker(job.vocab_file, settings))
     serialized = [e.serialize(settings.max_seq_length, settings.max_predictions_per_seq)
                   for e in examples]
@@ -243,7 +258,8 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
 
     Args:
         input_patterns: comma-separated globs, files or directories (`--input_file`).
-        vocab_file: WordPiece vocabulary (`--vocab_file`).
+        vocab_file: the family's tokenizer file (`--vocab_file`): WordPiece `vocab.txt`,
+            RoBERTa's `vocab.json` (`merges.txt` beside it), ALBERT's `spiece.model`.
         output_dir / output_files: where shards go (`--output_dir` / `--output_file`).
         settings: content settings (see `PretrainingDataSettings`).
         num_processes: parallel writer processes on this machine.
@@ -260,7 +276,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
         raise PretrainingDataError(
             f"--shard_index={shard_index!r} must be in [0, --num_shards={num_shards})")
     directory, paths = resolve_output_paths(output_dir, output_files, settings.num_output_shards)
-    tokenizer = cached_tokenizer(vocab_file, settings.do_lower_case)
+    tokenizer = settings_tokenizer(vocab_file, settings)
     files = expand_input_patterns(input_patterns)
     started = time.time()
     documents, num_split_lines = split_documents(read_documents(files),
@@ -268,7 +284,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     if num_split_lines:
         logging.info("split %d lines into sentences (--sentence_splitting=%s)",
                      num_split_lines, settings.sentence_splitting)
-    if len(documents) < 2:
+    if len(documents) < 2 and settings.sentence_objective == "nsp":
         raise PretrainingDataError(
             f"the corpus ({', '.join(files[:3])}) has only one document: NotNext pairs need "
             "at least two (separate documents with a blank line)")
@@ -288,7 +304,9 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     else:
         manifest_path = os.path.join(
             directory, manifest_lib.worker_manifest_name(shard_index, num_shards))
-    inputs = [*files, vocab_file]
+    from kbert.tokenizers.families import files_beside
+    tokenizer_files = files_beside(settings.family, vocab_file)
+    inputs = [*files, *tokenizer_files]
     # One machine writing into --output_dir: the whole directory is staged and swapped in.
     whole_directory = num_shards == 1 and not output_files
     if whole_directory:
@@ -320,7 +338,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
             "num_chunks": len(chunks),
             "num_split_lines": num_split_lines,
             "num_truncated_sentences": long_sentences,
-            "next_sentence_labels": "0 = IsNext (B follows A), 1 = NotNext (B is random)",
+            "next_sentence_labels": LABEL_MEANINGS[settings.sentence_objective],
             "shards": {os.path.relpath(paths[s], directory): counts[s][0]
                        for s in sorted(counts)},
             "num_examples": sum(n for n, _ in counts.values()),

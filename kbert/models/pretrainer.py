@@ -8,14 +8,12 @@ DistilBERT: masked LM only, no sentence head).
 import keras
 import numpy as np
 
+from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE, SENTENCE_OBJECTIVES
 from kbert.models.encoder import BertEncoder
 from kbert.models.heads import MaskedLMHead, NextSentenceHead
-from kbert.models.pretraining_losses import pretraining_loss_terms, losses_from_terms
+from kbert.models.pretraining_losses import (losses_from_terms, named_for_objective,
+                                             pretraining_loss_terms)
 
-SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
-# The objective each family pre-trains with unless told otherwise.
-DEFAULT_SENTENCE_OBJECTIVE = {"bert": "nsp", "albert": "sop", "roberta": "none",
-                              "distilbert": "none"}
 
 
 def sentence_objective_for(config, requested=None) -> str:
@@ -33,6 +31,10 @@ def sentence_objective_for(config, requested=None) -> str:
     if objective != "none" and not config.use_pooler:
         raise ValueError(f"sentence_objective {objective!r} needs a pooler; the "
                          f"{config.family} config has use_pooler=false")
+    if objective != "none" and config.type_vocab_size < 2:
+        raise ValueError(f"sentence_objective {objective!r} needs two token types (segment "
+                         f"ids 0 and 1); the {config.family} config has type_vocab_size="
+                         f"{config.type_vocab_size}")
     return objective
 
 
@@ -129,7 +131,7 @@ class BertPretrainer(keras.Model):
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
-        return self.get_metrics_result()
+        return named_for_objective(self.get_metrics_result(), self.sentence_objective)
 
     # --- serialization -----------------------------------------------------------------
     def get_config(self):

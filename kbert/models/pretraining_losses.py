@@ -73,3 +73,21 @@ def losses_from_terms(terms):
 def pretraining_losses(features, outputs):
     """Loss and accuracies of one (local) batch."""
     return losses_from_terms(pretraining_loss_terms(features, outputs))
+
+
+def named_for_objective(metrics: dict, sentence_objective: str = "nsp") -> dict:
+    """Reported metrics with the sentence terms under the objective's name: `nsp_*` for
+    NSP, `sop_*` for sentence-order prediction, left out when there is none. The sums
+    (`TERM_NAMES`) keep their generic `nsp_` names, so checkpoints do not depend on this.
+
+    Example:
+        >>> named_for_objective({"loss": 1.0, "nsp_loss": 0.5, "nsp_accuracy": 0.7}, "sop")
+        {'loss': 1.0, 'sop_loss': 0.5, 'sop_accuracy': 0.7}
+        >>> named_for_objective({"loss": 1.0, "nsp_loss": 0.0}, "none")
+        {'loss': 1.0}
+    """
+    if sentence_objective == "nsp":
+        return dict(metrics)
+    return {(sentence_objective + name[3:] if name.startswith("nsp_") else name): value
+            for name, value in metrics.items()
+            if not (sentence_objective == "none" and name.startswith("nsp_"))}

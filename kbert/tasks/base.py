@@ -53,6 +53,42 @@ def classifier_layers(encoder, units: int, dropout: float | None):
             dense_head(units, config.initializer_range, "classifier"))
 
 
+# Activation of the pre-classifier dense that encoders without a pooler get (Hugging Face's
+# DistilBertForSequenceClassification: ReLU; RobertaClassificationHead: tanh, as a pooler).
+PRE_CLASSIFIER_ACTIVATION = {"distilbert": "relu"}
+
+
+@keras.saving.register_keras_serializable(package="kbert")
+class FirstToken(keras.layers.Layer):
+    """`x[:, 0]`: the hidden state of the first ([CLS] / `<s>`) token."""
+
+    def call(self, x):
+        return x[:, 0]
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[-1])
+
+
+def sentence_pooling(encoder):
+    """A function from the encoder's outputs to one vector per row, for sentence heads.
+
+    Encoders with a pooler give its `pooled_output` (BERT, ALBERT; RoBERTa checkpoints that
+    carry one). Encoders without one (DistilBERT; RoBERTa saved without a pooler) get a
+    Dense "pre_classifier" of the hidden width on the first token's hidden state, with
+    ReLU for DistilBERT (as DistilBertForSequenceClassification) and tanh otherwise (as
+    RobertaClassificationHead's dense): the same weights as Hugging Face's heads.
+    """
+    if encoder.config.use_pooler:
+        return lambda outputs: outputs["pooled_output"]
+    config = encoder.config
+    first = FirstToken(name="first_token")
+    dense = keras.layers.Dense(
+        config.hidden_size, activation=PRE_CLASSIFIER_ACTIVATION.get(config.family, "tanh"),
+        kernel_initializer=keras.initializers.TruncatedNormal(stddev=config.initializer_range),
+        name="pre_classifier")
+    return lambda outputs: dense(first(outputs["sequence_output"]))
+
+
 def _encoder_of(model):
     from kbert.models import BertEncoder
     if isinstance(model, BertEncoder):
@@ -64,13 +100,16 @@ def _encoder_of(model):
 
 def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=None):
     """(BertEncoder, TextPreprocessor) from a kbert model directory or a Hugging Face /
-    Google checkpoint directory (converted in memory). Errors name the path."""
+    Google checkpoint directory (converted in memory) of any family: the preprocessor has
+    the family's tokenizer files and packing. Errors name the path."""
     import kbert
     from kbert.checkpoints import CheckpointError, detect_format, import_checkpoint
     from kbert.checkpoints.google import find_google_checkpoint, google_do_lower_case
     from kbert.checkpoints.huggingface import huggingface_do_lower_case
     from kbert.models import BertEncoder
-    from kbert.models.saving import CONFIG_FILE, VOCAB_FILE, read_directory_config
+    from kbert.convert import DEFAULT_DO_LOWER_CASE
+    from kbert.models.saving import CONFIG_FILE, read_directory_config
+    from kbert.tokenizers.families import tokenizer_files
 
     if not os.path.isdir(path):
         raise FileNotFoundError(f"--init_model: not a directory: {path}")
@@ -91,25 +130,27 @@ def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=No
         except CheckpointError as e:
             raise FileNotFoundError(f"--init_model: {path} is not a kbert model directory, "
                                     f"Hugging Face or Google BERT checkpoint ({e})") from e
-        encoder = _encoder_of(import_checkpoint(path, heads="encoder",
-                                                allow_missing=["pooler.*"],
-                                                ignore_unexpected=["cls.*", "classifier.*",
-                                                                   "qa_outputs.*"]))
+        encoder = _encoder_of(import_checkpoint(
+            path, heads="encoder", allow_missing=["pooler.*"],
+            ignore_unexpected=["cls.*", "classifier.*", "pre_classifier.*", "qa_outputs.*"]))
         if source_format == "google":
             vocab_dir = find_google_checkpoint(path)[1]
             lower_case = google_do_lower_case(vocab_dir)
         else:
             vocab_dir = path
             lower_case = huggingface_do_lower_case(path)
-        lower_case = True if lower_case is None else lower_case
-    vocab = os.path.join(vocab_dir, VOCAB_FILE)
-    if not os.path.isfile(vocab):
-        raise FileNotFoundError(f"--init_model: {path} has no {VOCAB_FILE}")
+        if lower_case is None:
+            lower_case = DEFAULT_DO_LOWER_CASE.get(encoder.config.family, True)
+    family = encoder.config.family
+    for file in tokenizer_files(family, vocab_dir):
+        if not os.path.isfile(file):
+            raise FileNotFoundError(f"--init_model: {path} has no {os.path.basename(file)}")
     if dtype is not None:
         rebuilt = BertEncoder(encoder.config, dtype=dtype)
         rebuilt.set_weights(encoder.get_weights())
         encoder = rebuilt
-    return encoder, TextPreprocessor(vocab, lower_case=lower_case, max_seq_length=max_seq_length)
+    return encoder, TextPreprocessor(vocab_dir, lower_case=lower_case,
+                                     max_seq_length=max_seq_length, family=family)
 
 
 def _is_string_batch(x) -> bool:
@@ -169,7 +210,8 @@ class TaskModel(keras.Model):
         return cls(encoder, preprocessor=preprocessor, **kwargs)
 
     def save_pretrained(self, directory: str, extra: dict | None = None) -> None:
-        """Write a kbert model directory (config with task settings, vocab.txt, weights)."""
+        """Write a kbert model directory (config with task settings, the family's
+        tokenizer files, weights)."""
         from kbert.models.saving import save_pretrained
         info = {"task": self.task_name, **(extra or {})}
         if self.preprocessor is None:
@@ -177,10 +219,8 @@ class TaskModel(keras.Model):
             return
         info["max_seq_length"] = self.preprocessor.max_seq_length
         with tempfile.TemporaryDirectory(prefix="kbert_vocab_") as tmp:
-            vocab = os.path.join(tmp, "vocab.txt")
-            with open(vocab, "w", encoding="utf-8") as f:
-                f.write("".join(t + "\n" for t in self.preprocessor.vocabulary))
-            save_pretrained(self, directory, vocab_file=vocab,
+            save_pretrained(self, directory,
+                            vocab_file=self.preprocessor.write_tokenizer_files(tmp),
                             do_lower_case=self.preprocessor.lower_case, extra=info)
 
     # ------------------------------------------------------------------ compile

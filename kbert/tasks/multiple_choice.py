@@ -20,7 +20,8 @@ from keras import ops
 
 from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
-from kbert.tasks.base import ENCODER_INPUTS, TaskModel, classifier_layers, encoder_input_layers
+from kbert.tasks.base import (ENCODER_INPUTS, TaskModel, classifier_layers, encoder_input_layers,
+                              sentence_pooling)
 from kbert.tasks.preprocessing import Encoded, encode_windows
 from kbert.tasks.task_data import ColumnAdapter
 
@@ -62,11 +63,12 @@ class MultipleChoice(TaskModel):
     def __init__(self, encoder, preprocessor=None, dropout: float | None = None, **kwargs):
         # === Layers ===
         fold = FoldChoices(name="fold_choices")
+        pool = sentence_pooling(encoder)
         dropout_layer, head = classifier_layers(encoder, 1, dropout)
         unfold = UnfoldChoices(dtype="float32", name="unfold_choices")
         # === Functional model ===
         inputs = encoder_input_layers(extra_dims=1)
-        pooled = encoder({k: fold(inputs[k]) for k in ENCODER_INPUTS})["pooled_output"]
+        pooled = pool(encoder({k: fold(inputs[k]) for k in ENCODER_INPUTS}))
         logits = unfold(head(dropout_layer(pooled)), inputs["token_ids"])
         super().__init__(inputs=inputs, outputs={"logits": logits}, **kwargs)
         # === Config ===

@@ -21,41 +21,14 @@ import json
 import keras
 import numpy as np
 
-from kbert import text as text_utils
 from kbert.data.task_files import TaskFileError, TaskRows, where
 from kbert.tasks import metrics as task_metrics
 from kbert.tasks.base import TaskModel, dense_head, encoder_input_layers
-from kbert.tasks.preprocessing import EncoderRows, window_starts
+from kbert.tasks.preprocessing import (EncoderRows, split_words_with_offsets,  # noqa: F401
+                                       window_starts)
 from kbert.tasks.task_data import ColumnAdapter
 
 MAX_QUERY_LENGTH = 64
-
-
-def split_words_with_offsets(context: str) -> list[tuple[int, int]]:
-    """Character spans of BERT's words (whitespace dropped, each punctuation character and
-    CJK ideograph a word of its own).
-
-    Example:
-        >>> s = "Hi, Bob!"
-        >>> [s[a:b] for a, b in split_words_with_offsets(s)]
-        ['Hi', ',', 'Bob', '!']
-    """
-    spans, start = [], None
-    for i, ch in enumerate(context):
-        if text_utils.is_whitespace(ch) or text_utils.is_control(ch):
-            if start is not None:
-                spans.append((start, i))
-                start = None
-        elif text_utils.is_punctuation(ch) or text_utils.is_cjk(ch):
-            if start is not None:
-                spans.append((start, i))
-                start = None
-            spans.append((i, i + 1))
-        elif start is None:
-            start = i
-    if start is not None:
-        spans.append((start, len(context)))
-    return spans
 
 
 @dataclasses.dataclass
@@ -70,25 +43,27 @@ class QAEncoded(EncoderRows):
 
 
 def encode_qa(preprocessor, questions, contexts, stride: int) -> QAEncoded:
-    """Windows of `[CLS] question [SEP] context-window [SEP]` with character offsets."""
-    cls, sep = preprocessor.cls_id, preprocessor.sep_id
+    """Windows of `[CLS] question [SEP] context-window [SEP]` (the family's packing) with
+    character offsets: the context is cut into words (`TextPreprocessor.context_words`),
+    each word's pieces remember its span."""
     q_pieces = preprocessor.tokenize_lists(questions)
-    word_spans = [split_words_with_offsets(c) for c in contexts]
-    flat_words = [c[a:b] for c, spans in zip(contexts, word_spans) for a, b in spans]
+    words = preprocessor.context_words(contexts)
+    flat_words = [w for row in words for w, _, _ in row]
     word_pieces = preprocessor.tokenize_lists(flat_words) if flat_words else []
     out = QAEncoded([], [], [], [], np.zeros(0), len(questions))
     index, position = [], 0
-    for i, (question, spans) in enumerate(zip(q_pieces, word_spans)):
+    for i, (question, row) in enumerate(zip(q_pieces, words)):
         if len(question) > MAX_QUERY_LENGTH:
             out.truncated += 1
             question = question[:MAX_QUERY_LENGTH]
         ids, offsets = [], []
-        for w, span in enumerate(spans):
+        for w, (word, start, end) in enumerate(row):
             pieces = word_pieces[position + w]
             ids.extend(pieces)
-            offsets.extend([span] * len(pieces))
-        position += len(spans)
-        window = preprocessor.max_seq_length - len(question) - 3
+            offsets.extend(preprocessor.piece_spans(word, start, end, pieces))
+        position += len(row)
+        window = (preprocessor.max_seq_length - len(question)
+                  - preprocessor.num_special_tokens(pair=True))
         if window < 1:
             raise ValueError(f"max_seq_length {preprocessor.max_seq_length} leaves no room "
                              "for the context")
@@ -96,12 +71,13 @@ def encode_qa(preprocessor, questions, contexts, stride: int) -> QAEncoded:
         best_window = _best_windows(len(ids), starts, window)
         for s in starts:
             n = len(ids[s:s + window])
-            head = [cls] + question + [sep]
-            out.token_ids.append(head + ids[s:s + window] + [sep])
-            out.segment_ids.append([0] * len(head) + [1] * (n + 1))
-            out.char_spans.append([None] * len(head) + offsets[s:s + window] + [None])
+            row_ids, row_segments = preprocessor.pack(question, ids[s:s + window])
+            head = len(row_ids) - n - 1
+            out.token_ids.append(row_ids)
+            out.segment_ids.append(row_segments)
+            out.char_spans.append([None] * head + offsets[s:s + window] + [None])
             best = [best_window[s + j] == s for j in range(n)]
-            out.max_context.append([False] * len(head) + best + [False])
+            out.max_context.append([False] * head + best + [False])
             index.append(i)
     out.example_index = np.asarray(index, "int64")
     return out

@@ -1,4 +1,5 @@
-"""Sequence classification and regression on the [CLS] pooled output.
+"""Sequence classification and regression on the [CLS] pooled output (encoders without a
+pooler, e.g. DistilBERT: a pre-classifier dense on [CLS], see `sentence_pooling`).
 
 Example:
     >>> model = TextClassifier.from_pretrained("model_dir", num_classes=2,
@@ -14,7 +15,8 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-from kbert.tasks.base import TaskModel, classifier_layers, encoder_input_layers
+from kbert.tasks.base import (TaskModel, classifier_layers, encoder_input_layers,
+                              sentence_pooling)
 from kbert.tasks.preprocessing import aggregate_windows, encode_windows
 
 
@@ -31,6 +33,8 @@ class TextClassifier(TaskModel):
         preprocessor: a `TextPreprocessor` for raw strings (optional).
         label_names: class names, index = class id (stored with the model).
         dropout: dropout on the pooled output (default: the encoder's hidden dropout).
+            Encoders without a pooler get a "pre_classifier" dense on the first token
+            (`kbert.tasks.base.sentence_pooling`), as Hugging Face's DistilBERT/RoBERTa heads.
         aggregation: "mean" or "max" over the windows of a long input.
         stride: pieces between window starts for long inputs (default: half a window).
         long_inputs: "windows" (default) or "truncate" (counted).
@@ -48,11 +52,12 @@ class TextClassifier(TaskModel):
         if aggregation not in ("mean", "max"):
             raise ValueError(f"aggregation must be 'mean' or 'max', got {aggregation!r}")
         # === Layers ===
+        pool = sentence_pooling(encoder)
         dropout_layer, head = classifier_layers(encoder, num_classes, dropout)
 
         # === Functional model ===
         inputs = encoder_input_layers()
-        pooled = encoder(inputs)["pooled_output"]
+        pooled = pool(encoder(inputs))
         logits = head(dropout_layer(pooled))
         super().__init__(inputs=inputs, outputs={"logits": logits}, **kwargs)
 

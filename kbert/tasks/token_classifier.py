@@ -57,12 +57,13 @@ class WordEncoded(EncoderRows):
 
 
 def encode_words(preprocessor, sentences, stride: int | None = None) -> WordEncoded:
-    """Windows of `[CLS] pieces [SEP]` for pre-split sentences (lists of words)."""
+    """Windows of `[CLS] pieces [SEP]` for pre-split sentences (lists of words); each word
+    is tokenized alone as a word of a sentence (`TextPreprocessor.tokenize_words`), so the
+    label goes on its first piece (WordPiece's non-"##", BPE's "Ġ", SentencePiece's "▁")."""
     flat = [w for words in sentences for w in words]
-    pieces = preprocessor.tokenize_lists(flat) if flat else []
-    window = preprocessor.max_seq_length - 2
+    pieces = preprocessor.tokenize_words(flat) if flat else []
+    window = preprocessor.max_seq_length - preprocessor.num_special_tokens()
     stride = min(stride or max(window // 2, 1), window)
-    cls, sep = preprocessor.cls_id, preprocessor.sep_id
     out = WordEncoded([], [], [], [], np.zeros(0), len(sentences), [])
     index, position = [], 0
     for i, words in enumerate(sentences):
@@ -76,8 +77,9 @@ def encode_words(preprocessor, sentences, stride: int | None = None) -> WordEnco
         for start in window_starts(len(ids), window, stride):
             chunk = slice(start, start + window)
             n = len(ids[chunk])
-            out.token_ids.append([cls] + ids[chunk] + [sep])
-            out.segment_ids.append([0] * (n + 2))
+            row_ids, row_segments = preprocessor.pack(ids[chunk])
+            out.token_ids.append(row_ids)
+            out.segment_ids.append(row_segments)
             out.word_index.append([-1] + word_of[chunk] + [-1])
             out.context_score.append([-1] + [min(j, n - 1 - j) for j in range(n)] + [-1])
             index.append(i)

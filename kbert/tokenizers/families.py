@@ -76,3 +76,14 @@ def vocab_size_of(family: str, files: Sequence[str]) -> int:
         return len(load_sentencepiece_vocab(files[0]))
     from kbert.tokenizers.wordpiece import load_vocab
     return len(load_vocab(files[0]))
+
+
+def tokenizer_hash(family: str, files: Sequence[str]) -> str:
+    """The `vocab_hash` a tokenizer of `family` built from `files` reports (what a records
+    manifest stores), without building it: the WordPiece token list's hash, or the hash
+    of the BPE / SentencePiece files."""
+    if family in ("bert", "distilbert"):
+        from kbert.tokenizers.wordpiece import vocab_hash
+        return vocab_hash(files[0])
+    from kbert.tokenizers.base import files_hash
+    return files_hash(files)

@@ -31,6 +31,7 @@ from typing import Callable
 import keras
 import tensorflow as tf
 
+from kbert.models.pretraining_losses import named_for_objective
 from kbert.training import objective
 from kbert.training.accumulation import accumulate_gradients
 from kbert.training.checkpointing import TrainingCheckpoints
@@ -259,7 +260,10 @@ class PretrainingLoop:
         step = int(self.step_variable.numpy())
         self._restore_window()
         history_path = os.path.join(settings.output_dir, HISTORY_FILE)
-        self.history = MetricsHistory.load(history_path)
+        # A history written before sentence metrics were named after the objective
+        # (nsp_* for every model) continues under the new names.
+        self.history = MetricsHistory([self._named(r) for r in
+                                       MetricsHistory.load(history_path).records])
         self.history.truncate(after_step=step)
         logging.info("resuming from step %d (%s) of %d", step, latest, total_steps)
         return step
@@ -282,12 +286,16 @@ class PretrainingLoop:
             terms = self._eval_step(batch)
             values = {k: float(v) for k, v in terms.items()}
             totals = values if totals is None else {k: totals[k] + values[k] for k in totals}
-        metrics = objective.metrics_from_terms(totals)
+        metrics = self._named(objective.metrics_from_terms(totals))
         if step is not None:
             logging.info("eval at step %d: %s", step,
                          " ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
             self._record("eval", step, metrics)
         return metrics
+
+    def _named(self, metrics: dict) -> dict:
+        """Sentence metrics under the model's objective: nsp_*, sop_*, or none."""
+        return named_for_objective(metrics, getattr(self.model, "sentence_objective", "nsp"))
 
     def _record(self, split: str, step: int, metrics: dict) -> None:
         if not self.is_chief:
@@ -339,11 +347,12 @@ class PretrainingLoop:
             while step < phase.end_step:
                 terms = train_step(iterator)
                 values = {k: float(v) for k, v in terms.items()}
-                metrics = objective.metrics_from_terms(values)
+                metrics = self._named(objective.metrics_from_terms(values))
                 if not objective.all_finite(metrics):
+                    losses = ", ".join(f"{k} {v}" for k, v in metrics.items()
+                                       if k.endswith("_loss"))
                     raise NonFiniteLossError(
-                        f"loss became {metrics['loss']} at step {step + 1} (mlm_loss "
-                        f"{metrics['mlm_loss']}, nsp_loss {metrics['nsp_loss']}); stopping. "
+                        f"loss became {metrics['loss']} at step {step + 1} ({losses}); stopping. "
                         f"The last good checkpoint is kept: {self.checkpoints.latest}. "
                         f"Lower --learning_rate, raise --num_warmup_steps or set --clip_norm.")
                 window = self._window
@@ -355,7 +364,7 @@ class PretrainingLoop:
                     # iterations; the schedule (and its phases) must follow the loop's step.
                     self.optimizer.iterations.assign(step)
                 if step % settings.log_every_steps == 0 or step == phase.end_step:
-                    metrics = objective.metrics_from_terms(self._window)
+                    metrics = self._named(objective.metrics_from_terms(self._window))
                     metrics["learning_rate"] = self._learning_rate(step)
                     if self.is_chief:
                         progress.log(step, metrics)

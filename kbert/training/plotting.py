@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from kbert import fileio
 
-LOSSES = ("loss", "mlm_loss", "nsp_loss")
-ACCURACIES = ("mlm_accuracy", "nsp_accuracy")
+# The sentence objective's metrics are named after it (nsp_*, sop_*; none for RoBERTa).
+LOSSES = ("loss", "mlm_loss", "nsp_loss", "sop_loss")
+ACCURACIES = ("mlm_accuracy", "nsp_accuracy", "sop_accuracy")
 
 
 def plot_history(history, path: str, title: str = "pre-training") -> None:
