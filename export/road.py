@@ -100,7 +100,8 @@ class Road:
                                f"--train_file={data['train']}",
                                f"--validation_file={data['validation']}",
                                f"--test_file={data['test']}",
-                               f"--student_layers={','.join(fv.student_layers)}",
+                               *([f"--student_layers={','.join(fv.student_layers)}"]
+                                 if fv.student_layers else []),
                                f"--num_train_epochs={fv.distill_epochs}",
                                *(["--prune_vocabulary"] if fv.prune_vocabulary else []),
                                f"--output_dir={out}/student", "--overwrite"],

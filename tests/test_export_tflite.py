@@ -101,8 +101,16 @@ def test_full_int8_with_tokenizer_signature(task, tmp_path):
     texts, labels = read_labelled_file(task["validation"])
     probs = runner.classify_texts(texts[:20])["probabilities"]
     np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-2)
-    predicted = [fx.LABELS[i] for i in probs.argmax(-1)]
-    assert np.mean(np.array(predicted) == np.array(labels[:20])) > 0.9
+    predicted = np.array([fx.LABELS[i] for i in probs.argmax(-1)])
+    # As accurate as the float model it came from (the tiny model's own accuracy varies).
+    from kbert.export.task_model import load_task_model
+    from kbert.export.verify import keras_logits
+    model, info = load_task_model(task["model"], None)
+    tokenizer = BertTokenizer(os.path.join(task["model"], "vocab.txt"))
+    float_predicted = np.array(fx.LABELS)[keras_logits(model, tokenizer, texts[:20], 32).argmax(-1)]
+    gold = np.array(labels[:20])
+    assert np.mean(predicted == gold) >= np.mean(float_predicted == gold) - 0.1
+    assert np.mean(predicted == float_predicted) >= 0.9
 
 
 def test_failed_verification_says_by_how_much_and_writes_nothing(task, tmp_path):
@@ -256,8 +264,16 @@ def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
     assert run.returncode == 2 and "metadata: error:" in run.stderr
 
 
+def _road_module():
+    """export.road with its flags kept off the global FlagValues (export.distill defines
+    some of the same names; each command runs alone in real use)."""
+    from tests.harness import import_command_isolated
+    return import_command_isolated("export.road")
+
+
 def test_road_refuses_a_foreign_output_dir(tmp_path, capsys):
     from export.flags import define_road_flags
+    _road_module()
     (tmp_path / "notes.txt").write_text("mine")
     status, _ = fx.run_in_process("export.road", define_road_flags,
                                   [f"--output_dir={tmp_path}"])
@@ -270,8 +286,7 @@ def test_road_ships_the_first_mode_that_passes_and_lowers_the_bar_only_explicitl
     """full_int8 missing → dynamic_int8 at the default bars; missing only the agreement bar
     → one retry at --fallback_min_agreement; an accuracy miss is never retried."""
     import types
-
-    from export.road import Road
+    Road = _road_module().Road
     miss = ("stage x failed (exit 2; log L): tflite: error: {} .tflite failed verification "
             "on 341 held-out examples: top-1 agreement with the float model is 98.50%, 0.50% "
             "below the 99% bar")
