@@ -161,17 +161,16 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
     `representative`, `validation`, `test` are `(texts, labels)`. A mode whose export fails
     (verification, Flex ops) is reported in `failures` and left out of the table."""
     from kbert.export.pipeline import ExportSettings, export_tflite
-    from kbert.export.task_model import ExportError, load_task_model
+    from kbert.export.task_model import ExportError, load_task_model, task_tokenizer
     from kbert.export.verify import Thresholds
     from kbert.fileio import atomic_write_text
-    from kbert.tokenizers import BertTokenizer
     from kbert.export.onnx_peer import export_onnx, quantize_onnx_dynamic
     os.makedirs(output_dir, exist_ok=True)
     entries, failures, exports = [], {}, {}
     for name, directory in models.items():
         # Each model's own tokenizer: a pruned student has other ids than its teacher.
         _, info = load_task_model(directory)
-        tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+        tokenizer = task_tokenizer(info)
         inputs = write_probe_inputs(os.path.join(output_dir, f"probe_inputs_{name}.npz"),
                                     tokenizer, test[0][:num_latency_examples],
                                     info.max_seq_length,

@@ -22,9 +22,8 @@ from kbert import fileio
 from kbert.export import converter, flatbuffer, metadata, qat
 from kbert.export.labelled import batches, encode_texts, label_ids
 from kbert.export.signatures import ExportModule
-from kbert.export.task_model import ExportError, load_task_model
+from kbert.export.task_model import ExportError, load_task_model, task_tokenizer
 from kbert.export.verify import Thresholds, verify_tflite
-from kbert.tokenizers import BertTokenizer
 
 
 @dataclasses.dataclass
@@ -55,6 +54,24 @@ def check_output_path(output: str, overwrite: bool) -> None:
         except (ValueError, OSError):
             raise ExportError(f"--output {output} exists and was not written by kbert; "
                               f"pass --overwrite to replace it") from None
+
+
+# Why a family's tokenizer cannot be the in-graph strings signature (see docs/EDGE.md).
+NO_STRINGS_SIGNATURE = {
+    "roberta": "RoBERTa's byte-level BPE tokenizer cannot go into a .tflite (its in-graph "
+               "merges loop has no LiteRT kernels)",
+    "albert": "ALBERT's SentencePiece normalisation (NFKD, accent stripping, lower-casing, "
+              "quote rewriting) uses TensorFlow string ops that are not LiteRT builtins",
+}
+
+
+def check_strings_signature(info) -> None:
+    """Refuse `--with_tokenizer` for a family whose tokenizer cannot run inside LiteRT."""
+    reason = NO_STRINGS_SIGNATURE.get(info.family)
+    if reason:
+        raise ExportError(f"--with_tokenizer: {reason}; export without it and tokenize in "
+                          f"the app: the serving_default signature takes token ids (the "
+                          f"tokenizer files travel in the .tflite's metadata)")
 
 
 CALIBRATION_BATCH = 8
@@ -111,9 +128,9 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     check_output_path(output, settings.overwrite)
     started = time.time()
     model, info = load_task_model(model_dir, settings.max_seq_length)
-    if info.vocab_file is None:
-        raise ExportError(f"model directory {model_dir} has no vocab.txt")
-    tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+    if settings.with_tokenizer:
+        check_strings_signature(info)
+    tokenizer = task_tokenizer(info)
     rep_texts, rep_labels = representative or ([], None)
     if settings.mode in ("full_int8", "qat") and not rep_texts:
         raise ExportError(f"mode {settings.mode} needs a representative dataset "
@@ -122,8 +139,7 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     if settings.mode == "qat":
         log("qat: fake-quant fine-tuning on %d examples" % len(rep_texts))
         extra["qat"] = _qat(model, tokenizer, info, rep_texts, rep_labels, settings)
-    fast = (BertTokenizer(info.vocab_file, lower_case=info.do_lower_case, normalization="fast")
-            if settings.with_tokenizer else None)
+    fast = task_tokenizer(info, normalization="fast") if settings.with_tokenizer else None
     module = ExportModule(model, info.max_seq_length, tokenizer=fast)
     calib = rep_texts[:settings.num_calibration_examples]
     dataset = (representative_dataset(tokenizer, calib, info.max_seq_length,
@@ -152,7 +168,8 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     report.update(extra)
     report["seconds"] = round(time.time() - started, 1)
     data = metadata.embed_metadata(data, info, settings.mode, module.signature_names(),
-                                   extra={"verification": report["verification"]})
+                                   extra={"verification": report["verification"]},
+                                   tokenizer=tokenizer)
     fileio.atomic_write_bytes(output, data)
     report["bytes"] = len(data)
     return report
