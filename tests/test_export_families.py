@@ -123,13 +123,26 @@ def _distill(argv):
     return fx.run_in_process("export.distill", define_distill_flags, argv)[0]
 
 
-def test_roberta_teacher_distils_into_a_student_that_exports(task, tmp_path, capsys):
-    teacher = task["models"]["roberta"]
+@pytest.mark.parametrize("family", ["roberta", "albert"])
+def test_teacher_of_another_family_distils_into_a_student_that_exports(task, family, tmp_path,
+                                                                       capsys):
+    teacher = task["models"][family]
     common = [f"--teacher_model={teacher}", f"--train_file={task['train']}"]
     # Pruning is WordPiece-only: refused, naming the family.
     assert _distill([*common, "--prune_vocabulary", f"--output_dir={tmp_path / 'p'}"]) == 2
-    assert "--prune_vocabulary prunes WordPiece vocabularies" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--prune_vocabulary prunes WordPiece vocabularies" in err and family in err
     assert not (tmp_path / "p").exists()
+    # A layer-subset student starts from every teacher weight outside the dropped blocks
+    # (ALBERT's E→H projection too).
+    from kbert.distillation import encoder_of, student_from_teacher
+    model, _ = load_task_model(teacher)
+    student = encoder_of(student_from_teacher(model, layers=[1]))
+    for name in ("embeddings", "embedding_projection", "pooler"):
+        source = getattr(encoder_of(model), name)
+        if source is not None:
+            for a, b in zip(source.get_weights(), getattr(student, name).get_weights()):
+                np.testing.assert_array_equal(a, b)
 
     out = tmp_path / "student"
     assert _distill([*common, f"--validation_file={task['validation']}", "--student_layers=1",
@@ -138,12 +151,25 @@ def test_roberta_teacher_distils_into_a_student_that_exports(task, tmp_path, cap
     assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
     assert report["student"]["validation"]["accuracy"] > 0.5
     student_dir = out / "model"
-    assert {"vocab.json", "merges.txt"} <= set(os.listdir(student_dir))
+    names = {"roberta": {"vocab.json", "merges.txt"}, "albert": {"spiece.model"}}[family]
+    assert names <= set(os.listdir(student_dir))
     _, info = load_task_model(str(student_dir))
-    assert info.family == "roberta" and list(info.labels) == list(fx.LABELS)
+    assert info.family == family and list(info.labels) == list(fx.LABELS)
     output = tmp_path / "student.tflite"
     check = export_tflite(str(student_dir), str(output), ExportSettings(mode="fp32"),
                           validation=read_labelled_file(task["validation"]),
                           log=lambda m: None)["verification"]
     assert check["passed"] and check["max_abs_logit_diff"] <= 1e-4
-    assert metadata.read_tflite_metadata(str(output))["family"] == "roberta"
+    assert metadata.read_tflite_metadata(str(output))["family"] == family
+
+
+def test_distilbert_strings_signature_agrees_with_its_ids(task, tmp_path):
+    """DistilBERT's WordPiece goes into the graph as BERT's does (`--with_tokenizer`)."""
+    output = tmp_path / "distilbert_strings.tflite"
+    settings = ExportSettings(mode="fp32", with_tokenizer=True)
+    check = export_tflite(task["models"]["distilbert"], str(output), settings,
+                          validation=read_labelled_file(task["validation"]),
+                          log=lambda m: None)["verification"]
+    assert check["passed"] and check["strings_signature_agreement"] == 1.0, check
+    assert metadata.read_tflite_metadata(str(output))["signatures"] == [
+        "serving_default", "serving_strings"]
