@@ -146,8 +146,9 @@ def family_model_dir(directory, family, tokenizer_dir, train_file, epochs=6):
     from kbert.export.labelled import read_labelled_file
     from kbert.tasks import TextClassifier, TextPreprocessor
     pre = TextPreprocessor(tokenizer_dir, family=family, max_seq_length=32)
+    narrow = {"embedding_size": 16} if family == "albert" else {}   # ALBERT's E < H
     config = BertConfig.named("tiny", family=family, vocab_size=pre.tokenizer.vocab_size,
-                              hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              **narrow, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                               intermediate_size=64, max_position_embeddings=40,
                               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = TextClassifier(BertEncoder(config), len(LABELS), preprocessor=pre,

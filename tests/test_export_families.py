@@ -85,6 +85,19 @@ def test_every_family_exports_verified_with_its_tokenizer_inside(task, family, m
         np.testing.assert_array_equal(a, b)
     assert encode_texts(rebuilt, texts[:4], 32)[0][0, 0] == tokenizer.cls_id
 
+    if mode == "fp32" and family == "albert":   # the reader command, in its own process
+        import subprocess
+        import sys
+        run = subprocess.run([sys.executable, "-m", "export.metadata", str(output)],
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+        assert run.returncode == 0, run.stderr[-2000:]
+        printed = json.loads(run.stdout)
+        assert printed["family"] == "albert" and printed["vocab_size"] == len(tokenizer.vocab)
+        assert list(printed["tokenizer_files"]) == ["spiece.model"]
+        assert printed["tokenizer"]["type"] == "sentencepiece"
+
     # export.evaluate scores the file; fp32 scores equal the Keras model's.
     out_json = tmp_path / "scores.json"
     status, result = _evaluate([f"--tflite={output}", f"--test_file={task['validation']}",
