@@ -186,3 +186,18 @@ def test_distilbert_strings_signature_agrees_with_its_ids(task, tmp_path):
     assert check["passed"] and check["strings_signature_agreement"] == 1.0, check
     assert metadata.read_tflite_metadata(str(output))["signatures"] == [
         "serving_default", "serving_strings"]
+
+
+def test_benchmark_measures_a_roberta_model_and_reports_no_onnx_peer(task, tmp_path):
+    """export.benchmark's LiteRT part on a RoBERTa directory; the ONNX Runtime peer (a BERT
+    mapping) is reported as left out, not run on wrong weights."""
+    from kbert.export.benchmark import benchmark_directories
+    val = read_labelled_file(task["validation"])
+    result = benchmark_directories(
+        {"student": task["models"]["roberta"]}, ["fp32"], str(tmp_path), val, val, val,
+        onnx_peer=("student",), threads=(1,), repeats=1, runs=2, num_latency_examples=4,
+        log=lambda m: None)
+    assert "BertForSequenceClassification" in result["failures"]["student onnx"]
+    (entry,) = result["entries"]
+    assert entry["name"] == "student fp32" and entry["accuracy"] > 0.6, entry
+    assert "student fp32" in (tmp_path / "report.md").read_text()
