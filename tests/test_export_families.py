@@ -185,6 +185,33 @@ def test_teacher_of_another_family_distils_into_a_student_that_exports(task, fam
     assert metadata.read_tflite_metadata(str(output))["family"] == family
 
 
+def test_general_distillation_of_a_roberta_pretrainer(task, tmp_path):
+    """DistilBERT-style distillation of a RoBERTa teacher: FULL-SENTENCES inputs (no
+    sentence pairs), the student directory keeps vocab.json + merges.txt."""
+    import kbert
+    from kbert.configs import BertConfig
+    from kbert.models import BertEncoder, BertPretrainer
+    tokenizer_dir = os.path.join(os.path.dirname(task["train"]), "roberta_tokenizer")
+    config = BertConfig.named("tiny", family="roberta", vocab_size=400, hidden_size=32,
+                              num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=40)
+    teacher = BertPretrainer(BertEncoder(config))
+    teacher(teacher.example_inputs())
+    teacher_dir = str(tmp_path / "teacher")
+    from kbert.models import save_pretrained
+    from kbert.tokenizers.families import tokenizer_files
+    save_pretrained(teacher, teacher_dir,
+                    vocab_file=tokenizer_files("roberta", tokenizer_dir), do_lower_case=False)
+    out = tmp_path / "general"
+    assert _distill(["--distillation=general", f"--teacher_model={teacher_dir}",
+                     f"--corpus={task['train']}", "--student_num_layers=1",
+                     "--num_train_steps=4", "--train_batch_size=4", "--max_seq_length=32",
+                     f"--output_dir={out}"]) == 0
+    student = kbert.load(str(out / "model"))
+    assert student.encoder.config.family == "roberta" and student.sentence_objective == "none"
+    assert {"vocab.json", "merges.txt"} <= set(os.listdir(out / "model"))
+
+
 def test_distilbert_strings_signature_agrees_with_its_ids(task, tmp_path):
     """DistilBERT's WordPiece goes into the graph as BERT's does (`--with_tokenizer`)."""
     output = tmp_path / "distilbert_strings.tflite"
