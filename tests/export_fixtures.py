@@ -145,6 +145,7 @@ def family_model_dir(directory, family, tokenizer_dir, train_file, epochs=6):
     `save_pretrained` (its tokenizer files, labels and max length in the directory)."""
     from kbert.export.labelled import read_labelled_file
     from kbert.tasks import TextClassifier, TextPreprocessor
+    keras.utils.set_random_seed(0)
     pre = TextPreprocessor(tokenizer_dir, family=family, max_seq_length=32)
     narrow = {"embedding_size": 16} if family == "albert" else {}   # ALBERT's E < H
     config = BertConfig.named("tiny", family=family, vocab_size=pre.tokenizer.vocab_size,
