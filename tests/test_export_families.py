@@ -51,7 +51,8 @@ def _evaluate(argv):
 
 @pytest.mark.parametrize("mode", ["fp32", "dynamic_int8"])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_every_family_exports_verified_with_its_tokenizer_inside(task, family, mode, tmp_path):
+def test_every_family_exports_verified_with_its_tokenizer_inside(task, family, mode, tmp_path,
+                                                                  capsys):
     output = tmp_path / f"{family}_{mode}.tflite"
     check = _export(task, family, mode, output)["verification"]
     assert check["passed"] and check["examples"] == 80
@@ -105,6 +106,10 @@ def test_every_family_exports_verified_with_its_tokenizer_inside(task, family, m
     assert status == 0 and json.loads(out_json.read_text())["accuracy"] == result["accuracy"]
     assert result["accuracy"] > 0.6   # 3 balanced classes: chance is ~0.33
     if mode == "fp32":
+        status, _ = _evaluate([f"--tflite={output}", f"--test_file={task['validation']}",
+                               "--use_strings_signature"])
+        assert status == 2   # no strings signature in this file: one clear line
+        assert "has no serving_strings signature" in capsys.readouterr().err
         keras_logits = windowed_logits(lambda i, m, t: classifier_logits(
             model, encoder_features(i, m, t)), tokenizer, texts, 32)
         expected = scores(label_ids(labels, info.labels), keras_logits.argmax(-1), 3)

@@ -22,6 +22,8 @@ from kbert.distillation.evaluation import scores
 from kbert.export.labelled import label_ids, windowed_logits
 from kbert.export.metadata import read_tflite_metadata, write_tokenizer_files
 from kbert.export.runtime import LiteRTClassifier
+from kbert.export.signatures import STRINGS_SIGNATURE
+from kbert.export.task_model import ExportError
 from kbert.export.verify import text_signature_logits
 from kbert.tokenizers.families import load_family_tokenizer
 
@@ -39,6 +41,10 @@ def evaluate_tflite(path, texts, labels, use_strings=False, num_threads=2, batch
                     max_seq_length=None) -> dict:
     """Scores of the `.tflite` at `path` on `(texts, label names)`."""
     meta = read_tflite_metadata(path)
+    if use_strings and STRINGS_SIGNATURE not in meta.get("signatures", []):
+        raise ExportError(f"--use_strings_signature: {path} has no {STRINGS_SIGNATURE} "
+                          f"signature (a {meta.get('family', 'bert')} model exported without "
+                          f"--with_tokenizer); evaluate through serving_default instead")
     y = label_ids(labels, meta["labels"], "--test_file")
     runner = LiteRTClassifier(path, num_threads=num_threads)
     if use_strings:
