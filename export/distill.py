@@ -68,15 +68,26 @@ def _is_distill_report(path: str) -> bool:
 
 
 def _vocab_check(teacher_dir, student_dir):
+    """Teacher and student must share one tokenizer (the same family's files, same ids)."""
     from kbert.export.task_model import ExportError
-    from kbert.tokenizers import vocab_hash
-    paths = [os.path.join(d, "vocab.txt") for d in (teacher_dir, student_dir)]
-    for path in paths:
-        if not os.path.isfile(path):
-            raise ExportError(f"model directory has no vocab.txt: {os.path.dirname(path)}")
-    if vocab_hash(paths[0]) != vocab_hash(paths[1]):
-        raise ExportError(f"teacher and student vocabularies differ ({paths[0]} vs "
-                          f"{paths[1]}): a student must share its teacher's token ids")
+    from kbert.models.saving import read_directory_config
+    from kbert.tokenizers.families import tokenizer_files, tokenizer_hash
+    found = []
+    for directory in (teacher_dir, student_dir):
+        try:
+            family = read_directory_config(directory).get("family", "bert")
+        except (FileNotFoundError, ValueError) as e:
+            raise ExportError(str(e)) from e
+        files = tokenizer_files(family, directory)
+        missing = [p for p in files if not os.path.isfile(p)]
+        if missing:
+            raise ExportError(f"model directory has no {os.path.basename(missing[0])}: "
+                              f"{directory}")
+        found.append((family, tokenizer_hash(family, files)))
+    if found[0] != found[1]:
+        raise ExportError(f"teacher and student vocabularies differ ({teacher_dir}: "
+                          f"{found[0][0]}, {student_dir}: {found[1][0]}): a student must "
+                          f"share its teacher's token ids")
 
 
 def make_student(teacher, fv, keep_token_ids=None, vocabulary=None):
@@ -130,6 +141,11 @@ def run_task(fv, log) -> dict:
         if fv.student_init:
             raise ExportError("--prune_vocabulary prunes a student built from the teacher; "
                               "it cannot be combined with --student_init")
+        if not info.is_wordpiece:
+            raise ExportError(f"--prune_vocabulary prunes WordPiece vocabularies (BERT, "
+                              f"DistilBERT); the teacher is {info.family}, whose "
+                              f"{' + '.join(os.path.basename(p) for p in info.tokenizer_files)}"
+                              f" cannot be cut to a subset of ids: drop the flag")
         keep = pruned_vocabulary(tokenizer, texts)
         student_vocab = [tokenizer.vocab[i] for i in keep]
         vocab_dir = tempfile.mkdtemp(prefix="kbert_pruned_vocab_")
@@ -180,7 +196,8 @@ def run_task(fv, log) -> dict:
         student.save_pretrained(os.path.join(fv.output_dir, MODEL_DIR), extra=extra)
     else:
         save_pretrained(student, os.path.join(fv.output_dir, MODEL_DIR),
-                        vocab_file=student_vocab_file if keep is not None else info.vocab_file,
+                        vocab_file=([student_vocab_file] if keep is not None
+                                    else list(info.tokenizer_files)),
                         do_lower_case=info.do_lower_case, extra=extra)
     atomic_write_text(os.path.join(fv.output_dir, "eval.json"),
                       json.dumps(report, indent=2) + "\n")

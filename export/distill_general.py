@@ -21,6 +21,7 @@ def run_general(fv, log) -> dict:
     from kbert.data import raw_text_dataset
     from kbert.models import save_pretrained
     from kbert.models.saving import read_directory_config
+    from kbert.tokenizers.families import tokenizer_files
     export_flags.require(fv, "teacher_model", "corpus", "output_dir")
     check_output_dir(fv.output_dir, fv.overwrite, [fv.teacher_model, fv.corpus])
     try:
@@ -35,7 +36,8 @@ def run_general(fv, log) -> dict:
     length = fv.max_seq_length or 128
     data = lambda training, seed: raw_text_dataset(  # noqa: E731
         fv.corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
-        seed=seed, is_training=training)
+        seed=seed, is_training=training,
+        sentence_objective=teacher.sentence_objective)   # the family's (RoBERTa: none)
     log(f"teacher {teacher.encoder.config.num_hidden_layers} layers → student "
         f"{student.encoder.config.num_hidden_layers} layers, {fv.num_train_steps} steps")
     history = distill_general(teacher, student, data(True, fv.seed), fv.num_train_steps,
@@ -50,9 +52,11 @@ def run_general(fv, log) -> dict:
                         "parameters": int(model.count_params()),
                         "mlm_loss": float(values[:, 0].mean()) if held_out else None,
                         "mlm_accuracy": float(values[:, 1].mean()) if held_out else None}
-    lower = read_directory_config(fv.teacher_model)["kbert"].get("do_lower_case", True)
+    config = read_directory_config(fv.teacher_model)
+    lower = config["kbert"].get("do_lower_case", True)
     save_pretrained(student, os.path.join(fv.output_dir, "model"),
-                    vocab_file=os.path.join(fv.teacher_model, "vocab.txt"), do_lower_case=lower,
+                    vocab_file=tokenizer_files(config.get("family", "bert"), fv.teacher_model),
+                    do_lower_case=lower,
                     extra={"task": "pretraining", "distilled_from":
                            os.path.abspath(fv.teacher_model)})
     atomic_write_text(os.path.join(fv.output_dir, "eval.json"),

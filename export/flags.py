@@ -256,8 +256,9 @@ def define_road_flags(fv=None) -> None:
     flags.DEFINE_integer("repeats", 2, "Benchmark rounds.", lower_bound=1, flag_values=fv)
     flags.DEFINE_integer("runs", 30, "Timed calls per benchmark measurement.", lower_bound=1,
                          flag_values=fv)
-    flags.DEFINE_bool("overwrite", False, "Replace an --output_dir that kbert did not write.",
-                      flag_values=fv)
+    if "overwrite" not in fv:   # defined already when another export command shares fv
+        flags.DEFINE_bool("overwrite", False,
+                          "Replace an --output_dir that kbert did not write.", flag_values=fv)
     flags.DEFINE_bool("resume", False,
                       "Keep the stages a previous road run in --output_dir completed (their final "
                       "outputs exist) and run only the rest.", flag_values=fv)

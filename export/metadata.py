@@ -31,6 +31,8 @@ def main(argv) -> int:
             raise ExportError(f"file not found: {argv[1]}") from None
         vocab = found.pop("vocab", [])
         found["vocab_size"] = len(vocab)
+        found["tokenizer_files"] = {name: f"{len(data)} bytes" for name, data
+                                    in found.pop("tokenizer_files", {}).items()}
         if FLAGS.vocab:
             found["vocab"] = vocab
         print(json.dumps(found, indent=1, sort_keys=True))

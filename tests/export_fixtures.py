@@ -114,3 +114,47 @@ def run_in_process(module_name, define, argv):
     status = export_flags.run_command(module_name.split(".")[-1],
                                       lambda: result.setdefault("value", module.run(fv)))
     return status, result.get("value")
+
+
+def learn_family_tokenizers(directory, train_file, vocab_size=400):
+    """family -> directory of a tokenizer learned from the task's training texts plus a
+    slice of the embedded corpus (RoBERTa: BPE, ALBERT: SentencePiece, DistilBERT: the
+    MiniLM WordPiece vocabulary): a few seconds."""
+    import shutil
+
+    from kbert import text
+    from kbert.export.labelled import read_labelled_file
+    from kbert.tokenizers.families import learn_family_tokenizer
+    with open(text.default_corpus_files()[3], encoding="utf-8") as f:
+        corpus = f.read()[:200_000]
+    source = os.path.join(directory, "tokenizer_text.txt")
+    with open(source, "w", encoding="utf-8") as f:
+        f.write("\n".join(read_labelled_file(train_file)[0]) + "\n" + corpus)
+    found = {}
+    for family in ("roberta", "albert"):
+        found[family] = os.path.join(directory, f"{family}_tokenizer")
+        learn_family_tokenizer(family, [source], vocab_size, found[family])
+    found["distilbert"] = os.path.join(directory, "distilbert_tokenizer")
+    os.makedirs(found["distilbert"], exist_ok=True)
+    shutil.copy(minilm_vocab(), found["distilbert"])
+    return found
+
+
+def family_model_dir(directory, family, tokenizer_dir, train_file, epochs=6):
+    """A trained tiny `kbert.tasks.TextClassifier` of `family` written with
+    `save_pretrained` (its tokenizer files, labels and max length in the directory)."""
+    from kbert.export.labelled import read_labelled_file
+    from kbert.tasks import TextClassifier, TextPreprocessor
+    keras.utils.set_random_seed(0)
+    pre = TextPreprocessor(tokenizer_dir, family=family, max_seq_length=32)
+    narrow = {"embedding_size": 16} if family == "albert" else {}   # ALBERT's E < H
+    config = BertConfig.named("tiny", family=family, vocab_size=pre.tokenizer.vocab_size,
+                              **narrow, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                              intermediate_size=64, max_position_embeddings=40,
+                              hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = TextClassifier(BertEncoder(config), len(LABELS), preprocessor=pre,
+                           label_names=list(LABELS), dropout=0.0)
+    texts, labels = read_labelled_file(train_file)
+    train_classifier(model, pre.tokenizer, texts, labels, epochs=epochs)
+    model.save_pretrained(directory, extra={"labels": list(LABELS)})
+    return directory

@@ -105,7 +105,9 @@ def student_from_teacher(teacher, layers=None, num_layers: int | None = None,
         assert weights[0].shape[0] == t_enc.config.vocab_size, weights[0].shape
         weights[0] = weights[0][np.asarray(keep_token_ids)]
     s_enc.embeddings.set_weights(weights)
-    _copy_weights(t_enc.pooler, s_enc.pooler)
+    for name in ("embedding_projection", "pooler"):   # ALBERT's E→H; no pooler: DistilBERT
+        if getattr(t_enc, name, None) is not None:
+            _copy_weights(getattr(t_enc, name), getattr(s_enc, name))
     for target, index in zip(s_enc.transformer_layers, layers):
         _copy_weights(t_enc.transformer_layers[index], target)
     # Everything outside the encoder (task heads) copies across when shapes match.

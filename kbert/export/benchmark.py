@@ -39,7 +39,9 @@ def write_probe_inputs(path, tokenizer, texts, max_seq_length, fixed_length=128,
     from kbert.export.labelled import encode_texts
     ids, mask, _ = encode_texts(tokenizer, texts, max_seq_length)
     rng = np.random.default_rng(seed)
-    fixed = rng.integers(1000, tokenizer.vocab_size, size=(1, fixed_length)).astype(np.int32)
+    # Ids past BERT's [unusedN] rows; a small (learned or pruned) vocabulary: its upper half.
+    low = min(1000, tokenizer.vocab_size // 2)
+    fixed = rng.integers(low, tokenizer.vocab_size, size=(1, fixed_length)).astype(np.int32)
     fixed[0, 0], fixed[0, -1] = tokenizer.cls_id, tokenizer.sep_id
     np.savez(path, input_ids=ids, attention_mask=mask, lengths=mask.sum(1), fixed_ids=fixed)
     return path
@@ -161,17 +163,16 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
     `representative`, `validation`, `test` are `(texts, labels)`. A mode whose export fails
     (verification, Flex ops) is reported in `failures` and left out of the table."""
     from kbert.export.pipeline import ExportSettings, export_tflite
-    from kbert.export.task_model import ExportError, load_task_model
+    from kbert.export.task_model import ExportError, load_task_model, task_tokenizer
     from kbert.export.verify import Thresholds
     from kbert.fileio import atomic_write_text
-    from kbert.tokenizers import BertTokenizer
     from kbert.export.onnx_peer import export_onnx, quantize_onnx_dynamic
     os.makedirs(output_dir, exist_ok=True)
     entries, failures, exports = [], {}, {}
     for name, directory in models.items():
         # Each model's own tokenizer: a pruned student has other ids than its teacher.
         _, info = load_task_model(directory)
-        tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+        tokenizer = task_tokenizer(info)
         inputs = write_probe_inputs(os.path.join(output_dir, f"probe_inputs_{name}.npz"),
                                     tokenizer, test[0][:num_latency_examples],
                                     info.max_seq_length,
@@ -192,7 +193,12 @@ def benchmark_directories(models: dict, modes, output_dir, representative, valid
             entry = Entry(f"{name} {mode}", path, _accuracy_of(path, *test), inputs=inputs)
             entry.agreement = report["verification"]["top1_agreement"]
             entries.append(entry)
-        if name in onnx_peer:
+        if name in onnx_peer and info.family != "bert":
+            failures[f"{name} onnx"] = (f"the ONNX Runtime peer is built for BERT classifiers "
+                                        f"(BertForSequenceClassification); {name} is "
+                                        f"{info.family}")
+            log(f"  no ONNX peer: {failures[f'{name} onnx']}")
+        elif name in onnx_peer:
             model, info = load_task_model(directory)
             fp32 = os.path.join(output_dir, f"{name}_ort_fp32.onnx")
             int8 = os.path.join(output_dir, f"{name}_ort_dynamic_int8.onnx")

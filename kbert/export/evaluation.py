@@ -1,6 +1,6 @@
 """Accuracy and macro-F1 of a `.tflite` classifier on labelled texts.
 
-Labels, max length, casing and vocabulary come from the metadata inside the `.tflite`.
+Labels, max length, casing, model family and tokenizer files come from the metadata inside the `.tflite`.
 Through `serving_default`, texts are tokenized by kbert's tokenizer and long texts are read
 as overlapping windows whose logits are averaged (as `trainers.finetune` scores); through
 `serving_strings` (the tokenizer inside the model, as an app calls it) a text is cut at the
@@ -20,25 +20,31 @@ import numpy as np
 
 from kbert.distillation.evaluation import scores
 from kbert.export.labelled import label_ids, windowed_logits
-from kbert.export.metadata import read_tflite_metadata
+from kbert.export.metadata import read_tflite_metadata, write_tokenizer_files
 from kbert.export.runtime import LiteRTClassifier
+from kbert.export.signatures import STRINGS_SIGNATURE
+from kbert.export.task_model import ExportError
 from kbert.export.verify import text_signature_logits
-from kbert.tokenizers import BertTokenizer
+from kbert.tokenizers.families import load_family_tokenizer
 
 
-def tokenizer_from_metadata(meta: dict) -> BertTokenizer:
-    """kbert's tokenizer for the vocabulary and casing a `.tflite` carries."""
-    with tempfile.TemporaryDirectory(prefix="kbert_vocab_") as tmp:
-        vocab = os.path.join(tmp, "vocab.txt")
-        with open(vocab, "w", encoding="utf-8") as f:
-            f.write("\n".join(meta["vocab"]) + "\n")
-        return BertTokenizer(vocab, lower_case=meta["do_lower_case"])
+def tokenizer_from_metadata(meta: dict):
+    """kbert's tokenizer (the model family's) for the tokenizer files and casing a `.tflite`
+    carries (`read_tflite_metadata`)."""
+    with tempfile.TemporaryDirectory(prefix="kbert_tokenizer_") as tmp:
+        family = meta.get("family", "bert")
+        return load_family_tokenizer(family, write_tokenizer_files(meta, tmp),
+                                     lower_case=meta["do_lower_case"])
 
 
 def evaluate_tflite(path, texts, labels, use_strings=False, num_threads=2, batch_size=32,
                     max_seq_length=None) -> dict:
     """Scores of the `.tflite` at `path` on `(texts, label names)`."""
     meta = read_tflite_metadata(path)
+    if use_strings and STRINGS_SIGNATURE not in meta.get("signatures", []):
+        raise ExportError(f"--use_strings_signature: {path} has no {STRINGS_SIGNATURE} "
+                          f"signature (a {meta.get('family', 'bert')} model exported without "
+                          f"--with_tokenizer); evaluate through serving_default instead")
     y = label_ids(labels, meta["labels"], "--test_file")
     runner = LiteRTClassifier(path, num_threads=num_threads)
     if use_strings:

@@ -80,7 +80,11 @@ def label_ids(labels, label_names, path: str = "labels") -> np.ndarray:
 
 def encode_texts(tokenizer, texts, max_seq_length: int):
     """`(input_ids, attention_mask, token_type_ids)` int32 [batch, longest] for a batch:
-    `[CLS] pieces [SEP]`, truncated to `max_seq_length`."""
+    `cls pieces sep`, truncated to `max_seq_length`, padded with the tokenizer's pad id.
+
+    `tokenizer` is the model family's (`kbert.export.task_model.task_tokenizer`): one text
+    is laid out alike in every family (`kbert.tasks.preprocessing.PACKING`: BERT's
+    `[CLS] … [SEP]`, RoBERTa's `<s> … </s>` with pad id 1), segment ids all 0."""
     pieces = tokenizer.tokenize(list(texts))
     rows = [[tokenizer.cls_id] + p[:max_seq_length - 2] + [tokenizer.sep_id]
             for p in pieces.to_list()]
@@ -105,7 +109,7 @@ def pad_rows(rows, pad_id: int = 0):
 
 
 def window_rows(tokenizer, texts, max_seq_length: int, stride: int | None = None):
-    """`(rows, example_index)`: `[CLS] pieces [SEP]` id rows covering every piece of every
+    """`(rows, example_index)`: `cls pieces sep` id rows covering every piece of every
     text; a text longer than `max_seq_length` becomes windows `stride` pieces apart
     (default: half a window)."""
     window = max_seq_length - 2

@@ -1,7 +1,10 @@
 """The settings an app needs, stored inside the `.tflite` (and read back).
 
-Two metadata buffers: `kbert_metadata` (UTF-8 JSON: labels, max length, lower-casing,
-kbert version, mode, signatures, input/output names) and `kbert_vocab` (`vocab.txt`).
+Metadata buffers: `kbert_metadata` (UTF-8 JSON: labels, max length, lower-casing, kbert
+version, mode, signatures, input/output names, the model family and its tokenizer's special
+tokens with their ids) and the family's tokenizer files: `kbert_vocab` (`vocab.txt`, BERT and
+DistilBERT) or `kbert_tokenizer:<file>` (RoBERTa's `vocab.json` + `merges.txt`, ALBERT's
+`spiece.model`), byte for byte, so an app can build the same tokenizer from the one file.
 
 Example:
     >>> data = embed_metadata(data, info, mode="full_int8", signatures=["serving_default"])  # doctest: +SKIP
@@ -12,6 +15,8 @@ Example:
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 import kbert
 from kbert.export import flatbuffer
@@ -19,12 +24,46 @@ from kbert.export.signatures import ID_INPUTS, OUTPUTS
 
 METADATA_NAME = "kbert_metadata"
 VOCAB_NAME = "kbert_vocab"
+FILE_PREFIX = "kbert_tokenizer:"
+# Tokenizer algorithm per family, and the special tokens an app packs a text with.
+TOKENIZER_TYPES = {"bert": "wordpiece", "distilbert": "wordpiece",
+                   "roberta": "byte_level_bpe", "albert": "sentencepiece"}
+SPECIALS = ("cls", "sep", "pad", "unk", "mask")
 
 
-def build_metadata(info, mode: str, signatures, extra: dict | None = None) -> dict:
+def _tokenizer_files(info) -> list:
+    files = list(getattr(info, "tokenizer_files", ()) or ())
+    return files or ([info.vocab_file] if info.vocab_file else [])
+
+
+def _buffer_name(info, path: str) -> str:
+    return VOCAB_NAME if TOKENIZER_TYPES[info.family] == "wordpiece" else \
+        FILE_PREFIX + os.path.basename(path)
+
+
+def tokenizer_metadata(info, tokenizer=None) -> dict:
+    """What an app needs to tokenize like kbert: the algorithm, the files (metadata buffer
+    names), casing, and special tokens with their ids (from `tokenizer`, when given)."""
+    found = {"type": TOKENIZER_TYPES[info.family], "family": info.family,
+             "lower_case": bool(info.do_lower_case),
+             "files": {os.path.basename(p): _buffer_name(info, p) for p in _tokenizer_files(info)},
+             "packing": "cls pieces sep; token_type_ids all 0"}
+    if TOKENIZER_TYPES[info.family] == "wordpiece":
+        found.update(vocab=VOCAB_NAME, cls="[CLS]", sep="[SEP]", pad="[PAD]", unk="[UNK]",
+                     mask="[MASK]")
+    if tokenizer is not None:
+        for name in SPECIALS:
+            token_id = int(getattr(tokenizer, f"{name}_id"))
+            found[name], found[f"{name}_id"] = tokenizer.vocab[token_id], token_id
+    return found
+
+
+def build_metadata(info, mode: str, signatures, extra: dict | None = None,
+                   tokenizer=None) -> dict:
     return {
         "kbert_version": kbert.__version__,
         "task": info.task,
+        "family": info.family,
         "labels": list(info.labels),
         "max_seq_length": int(info.max_seq_length),
         "do_lower_case": bool(info.do_lower_case),
@@ -32,24 +71,51 @@ def build_metadata(info, mode: str, signatures, extra: dict | None = None) -> di
         "signatures": list(signatures),
         "inputs": {"serving_default": list(ID_INPUTS), "serving_strings": ["text"]},
         "outputs": list(OUTPUTS),
-        "tokenizer": {"type": "wordpiece", "vocab": VOCAB_NAME, "cls": "[CLS]",
-                      "sep": "[SEP]", "pad": "[PAD]", "unk": "[UNK]"},
+        "tokenizer": tokenizer_metadata(info, tokenizer),
         **(extra or {}),
     }
 
 
-def embed_metadata(data: bytes, info, mode: str, signatures, extra: dict | None = None) -> bytes:
-    """`data` with kbert's metadata (and vocabulary, when `info.vocab_file`) inside."""
-    entries = {METADATA_NAME: json.dumps(build_metadata(info, mode, signatures, extra),
+def embed_metadata(data: bytes, info, mode: str, signatures, extra: dict | None = None,
+                   tokenizer=None) -> bytes:
+    """`data` with kbert's metadata and the family's tokenizer files inside."""
+    entries = {METADATA_NAME: json.dumps(build_metadata(info, mode, signatures, extra,
+                                                        tokenizer),
                                          indent=1, sort_keys=True).encode()}
-    if info.vocab_file:
-        with open(info.vocab_file, "rb") as f:
-            entries[VOCAB_NAME] = f.read()
+    for path in _tokenizer_files(info):
+        with open(path, "rb") as f:
+            entries[_buffer_name(info, path)] = f.read()
     return flatbuffer.add_metadata(data, entries)
 
 
+def write_tokenizer_files(found: dict, directory: str) -> list:
+    """Write the tokenizer files a `.tflite` carries (`read_tflite_metadata`'s
+    `tokenizer_files`) into `directory`; their paths, in the family's order."""
+    from kbert.tokenizers.families import tokenizer_files
+    paths = tokenizer_files(found.get("family", "bert"), directory)
+    for path in paths:
+        name = os.path.basename(path)
+        if name not in found["tokenizer_files"]:
+            raise ValueError(f"this .tflite carries no {name} (its tokenizer files: "
+                             f"{', '.join(found['tokenizer_files']) or 'none'})")
+        with open(path, "wb") as f:
+            f.write(found["tokenizer_files"][name])
+    return paths
+
+
+def _token_list(found: dict) -> list:
+    with tempfile.TemporaryDirectory(prefix="kbert_tokenizer_") as tmp:
+        paths = write_tokenizer_files(found, tmp)
+        if found.get("family") == "roberta":
+            from kbert.tokenizers.bpe import load_bpe_vocab
+            return list(load_bpe_vocab(paths[0]))
+        from kbert.tokenizers.sentencepiece import load_sentencepiece_vocab
+        return list(load_sentencepiece_vocab(paths[0]))
+
+
 def read_tflite_metadata(path_or_bytes) -> dict:
-    """kbert's metadata of a `.tflite` (path or bytes), with `vocab` as a token list."""
+    """kbert's metadata of a `.tflite` (path or bytes), with `vocab` as a token list and
+    `tokenizer_files` as {file name: bytes}."""
     data = path_or_bytes
     if isinstance(path_or_bytes, str):
         with open(path_or_bytes, "rb") as f:
@@ -58,6 +124,13 @@ def read_tflite_metadata(path_or_bytes) -> dict:
     if METADATA_NAME not in buffers:
         raise ValueError("this .tflite holds no kbert metadata (not written by export.tflite)")
     found = json.loads(buffers[METADATA_NAME].decode("utf-8"))
+    found.setdefault("family", "bert")   # files written before families
+    files = {name[len(FILE_PREFIX):]: bytes(value) for name, value in buffers.items()
+             if name.startswith(FILE_PREFIX)}
     if VOCAB_NAME in buffers:
+        files["vocab.txt"] = bytes(buffers[VOCAB_NAME])
         found["vocab"] = buffers[VOCAB_NAME].decode("utf-8").splitlines()
+    found["tokenizer_files"] = files
+    if "vocab" not in found and files:
+        found["vocab"] = _token_list(found)
     return found

@@ -24,6 +24,9 @@ def huggingface_classifier(model):
     import transformers
     encoder = encoder_of(model)
     config = encoder.config
+    if config.family != "bert":
+        raise ValueError(f"the ONNX peer maps BERT classifiers only; this model is "
+                         f"{config.family}")
     head = model.get_layer("classifier")
     kernel, bias = (np.asarray(w) for w in head.weights)
     hf_config = transformers.BertConfig(

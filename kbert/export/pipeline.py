@@ -22,9 +22,9 @@ from kbert import fileio
 from kbert.export import converter, flatbuffer, metadata, qat
 from kbert.export.labelled import batches, encode_texts, label_ids
 from kbert.export.signatures import ExportModule
-from kbert.export.task_model import ExportError, load_task_model
+from kbert.distillation.students import encoder_of
+from kbert.export.task_model import ExportError, load_task_model, task_tokenizer
 from kbert.export.verify import Thresholds, verify_tflite
-from kbert.tokenizers import BertTokenizer
 
 
 @dataclasses.dataclass
@@ -57,13 +57,36 @@ def check_output_path(output: str, overwrite: bool) -> None:
                               f"pass --overwrite to replace it") from None
 
 
+# Why a family's tokenizer cannot be the in-graph strings signature (see docs/EDGE.md).
+NO_STRINGS_SIGNATURE = {
+    "roberta": "RoBERTa's byte-level BPE tokenizer cannot go into a .tflite (its in-graph "
+               "merges loop has no LiteRT kernels)",
+    "albert": "ALBERT's SentencePiece normalisation (NFKD, accent stripping, lower-casing, "
+              "quote rewriting) uses TensorFlow string ops that are not LiteRT builtins",
+}
+
+
+def check_strings_signature(info) -> None:
+    """Refuse `--with_tokenizer` for a family whose tokenizer cannot run inside LiteRT."""
+    reason = NO_STRINGS_SIGNATURE.get(info.family)
+    if reason:
+        raise ExportError(f"--with_tokenizer: {reason}; export without it and tokenize in "
+                          f"the app: the serving_default signature takes token ids (the "
+                          f"tokenizer files travel in the .tflite's metadata)")
+
+
 CALIBRATION_BATCH = 8
 
 
 def representative_dataset(tokenizer, texts, max_seq_length, with_tokenizer,
-                           batch_size: int = CALIBRATION_BATCH):
+                           batch_size: int = CALIBRATION_BATCH, fixed_width: bool = False):
     """Calibration samples for each signature: batches of `batch_size` texts, padded to
     the batch's longest, as apps and the verification run them.
+
+    `fixed_width` pads every batch to `max_seq_length`: needed when positions come from the
+    attention mask (RoBERTa's `position_offset`): LiteRT's calibrator then fails to
+    re-prepare the position path for a batch wider than the first ("Given shapes, [8,32,32]
+    and [8,31,32], are not broadcastable", 2026-11-26).
 
     Padding matters: calibrating on single unpadded texts leaves the attention-mask path
     with the range [0, 0], so int8 cannot represent the mask and padded keys are attended
@@ -81,11 +104,29 @@ def representative_dataset(tokenizer, texts, max_seq_length, with_tokenizer,
             # string input between samples.
             chunk = (list(texts) * 2)[start:start + size]
             ids, mask, types = encode_texts(tokenizer, chunk, max_seq_length)
+            if fixed_width:
+                ids, mask, types = pad_to_width(ids, mask, types, max_seq_length,
+                                                tokenizer.pad_id)
             yield "serving_default", {"input_ids": ids, "attention_mask": mask,
                                       "token_type_ids": types}
             if with_tokenizer:
                 yield "serving_strings", {"text": np.array(chunk, dtype=object)}
     return generate
+
+
+def positions_from_mask(model) -> bool:
+    """Whether the model's encoder counts positions from the attention mask (RoBERTa)."""
+    try:
+        return bool(encoder_of(model).config.position_offset)
+    except TypeError:   # no kbert encoder inside
+        return False
+
+
+def pad_to_width(ids, mask, types, width: int, pad_id: int):
+    """Encoded arrays padded on the right to `width` columns."""
+    extra = width - ids.shape[1]
+    return (np.pad(ids, ((0, 0), (0, extra)), constant_values=pad_id),
+            np.pad(mask, ((0, 0), (0, extra))), np.pad(types, ((0, 0), (0, extra))))
 
 
 def _qat(model, tokenizer, info, texts, labels, settings):
@@ -111,9 +152,9 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     check_output_path(output, settings.overwrite)
     started = time.time()
     model, info = load_task_model(model_dir, settings.max_seq_length)
-    if info.vocab_file is None:
-        raise ExportError(f"model directory {model_dir} has no vocab.txt")
-    tokenizer = BertTokenizer(info.vocab_file, lower_case=info.do_lower_case)
+    if settings.with_tokenizer:
+        check_strings_signature(info)
+    tokenizer = task_tokenizer(info)
     rep_texts, rep_labels = representative or ([], None)
     if settings.mode in ("full_int8", "qat") and not rep_texts:
         raise ExportError(f"mode {settings.mode} needs a representative dataset "
@@ -122,12 +163,12 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     if settings.mode == "qat":
         log("qat: fake-quant fine-tuning on %d examples" % len(rep_texts))
         extra["qat"] = _qat(model, tokenizer, info, rep_texts, rep_labels, settings)
-    fast = (BertTokenizer(info.vocab_file, lower_case=info.do_lower_case, normalization="fast")
-            if settings.with_tokenizer else None)
+    fast = task_tokenizer(info, normalization="fast") if settings.with_tokenizer else None
     module = ExportModule(model, info.max_seq_length, tokenizer=fast)
     calib = rep_texts[:settings.num_calibration_examples]
     dataset = (representative_dataset(tokenizer, calib, info.max_seq_length,
-                                      settings.with_tokenizer)
+                                      settings.with_tokenizer,
+                                      fixed_width=positions_from_mask(model))
                if settings.mode in ("full_int8", "qat") else None)
     log(f"converting ({settings.mode}{', with tokenizer' if fast else ''})")
     data = converter.convert(module, settings.mode, dataset)
@@ -152,7 +193,8 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     report.update(extra)
     report["seconds"] = round(time.time() - started, 1)
     data = metadata.embed_metadata(data, info, settings.mode, module.signature_names(),
-                                   extra={"verification": report["verification"]})
+                                   extra={"verification": report["verification"]},
+                                   tokenizer=tokenizer)
     fileio.atomic_write_bytes(output, data)
     report["bytes"] = len(data)
     return report

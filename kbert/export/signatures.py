@@ -57,6 +57,17 @@ def pack_token_ids(flat_ids, row_splits, max_seq_length, cls_id, sep_id, pad_id)
     return ids, mask
 
 
+def graph_only(model):
+    """`model` without its host-side preprocessor: a `kbert.tasks` model keeps a
+    `TextPreprocessor` (tokenizer lookup tables) as an attribute, which the SavedModel would
+    otherwise carry as hash-table ops LiteRT lacks; the functional view on the same layers
+    and weights holds only the int-input graph."""
+    if getattr(model, "preprocessor", None) is None:
+        return model
+    import keras
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 class ExportModule:
     """A task model wrapped in the export signatures (see the module docstring).
 
@@ -66,7 +77,7 @@ class ExportModule:
     """
 
     def __init__(self, model, max_seq_length: int, tokenizer=None):
-        self.model = model
+        self.model = graph_only(model)
         self.max_seq_length = int(max_seq_length)
         self.tokenizer = tokenizer
         self._id_specs = [tf.TensorSpec([None, None], tf.int32, name) for name in ID_INPUTS]

@@ -2,7 +2,8 @@
 
 A task model takes kbert's encoder inputs (`token_ids`, `segment_ids`, `padding_mask`) and
 returns class logits (a tensor, or a dict holding `"logits"`). Its directory's `config.json`
-`kbert` section names the label names, the max length and the casing.
+names the model family (bert, roberta, albert, distilbert: its tokenizer files lie beside)
+and its `kbert` section the label names, the max length and the casing.
 
 Example:
     >>> info = read_task_info("runs/fortunes/model")                    # doctest: +SKIP
@@ -16,6 +17,7 @@ import dataclasses
 import os
 
 from kbert.models import saving
+from kbert.tokenizers.families import TOKENIZER_FILES, load_family_tokenizer, tokenizer_files
 
 
 class ExportError(ValueError):
@@ -31,6 +33,26 @@ class TaskInfo:
     do_lower_case: bool
     vocab_file: str | None
     task: str = "classification"
+    family: str = "bert"
+    tokenizer_files: tuple = ()
+
+    @property
+    def is_wordpiece(self) -> bool:
+        return TOKENIZER_FILES.get(self.family) == ("vocab.txt",)
+
+
+def task_tokenizer(info: TaskInfo, normalization: str = "exact"):
+    """The family's tokenizer for `info` (WordPiece takes `normalization`: "exact" or the
+    LiteRT-convertible "fast")."""
+    if not info.tokenizer_files:
+        names = " + ".join(TOKENIZER_FILES.get(info.family, ("vocab.txt",)))
+        raise ExportError(f"the {info.family} model directory has no tokenizer ({names})")
+    if info.is_wordpiece:
+        from kbert.tokenizers import BertTokenizer
+        return BertTokenizer(info.tokenizer_files[0], lower_case=info.do_lower_case,
+                             normalization=normalization)
+    return load_family_tokenizer(info.family, list(info.tokenizer_files),
+                                 lower_case=info.do_lower_case)
 
 
 def _first(section: dict, *keys, default=None):
@@ -60,12 +82,18 @@ def read_task_info(directory: str, max_seq_length: int | None = None) -> TaskInf
                                       "model.config.preprocessor.config.max_seq_length",
                                       "task.max_seq_length", default=128)
     length = min(int(length), int(config.get("max_position_embeddings", length)))
-    vocab = os.path.join(directory, saving.VOCAB_FILE)
+    family = config.get("family", "bert")
+    if family not in TOKENIZER_FILES:
+        raise ExportError(f"model directory {directory}: unknown family {family!r} "
+                          f"(config.json); supported: {', '.join(sorted(TOKENIZER_FILES))}")
+    files = tokenizer_files(family, directory)
+    present = all(os.path.isfile(path) for path in files)
     task = _first(section, "task", default="classification")
     return TaskInfo(labels=tuple(str(x) for x in labels), max_seq_length=length,
                     do_lower_case=bool(section.get("do_lower_case", True)),
-                    vocab_file=vocab if os.path.isfile(vocab) else None,
-                    task=task if isinstance(task, str) else task.get("name", "classification"))
+                    vocab_file=files[0] if present and files[0].endswith(".txt") else None,
+                    task=task if isinstance(task, str) else task.get("name", "classification"),
+                    family=family, tokenizer_files=tuple(files) if present else ())
 
 
 def load_task_model(directory: str, max_seq_length: int | None = None):
