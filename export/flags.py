@@ -96,8 +96,7 @@ def run_command(name: str, body, errors=()) -> int:
     """Run `body()`; a bad-input error becomes one line on stderr and exit status 2."""
     from absl import logging
 
-    console.import_quietly("keras", "tensorflow_text", "ai_edge_litert.interpreter")
-    tf = console.import_tensorflow()
+    tf = console.import_quietly("keras", "tensorflow_text", "ai_edge_litert.interpreter")
     from kbert.export.task_model import ExportError
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")

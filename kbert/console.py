@@ -114,23 +114,23 @@ def import_tensorflow():
     return tf
 
 
-def import_quietly(*names: str) -> None:
+def import_quietly(*names: str):
     """Import TensorFlow and then `names` (native libraries such as tensorflow_text or
-    ai_edge_litert print the same load-time lines) with that noise hidden.
+    ai_edge_litert print the same load-time lines) with that noise hidden; returns
+    TensorFlow.
 
     Example:
         >>> import_quietly("tensorflow_text")      # doctest: +SKIP
     """
     import importlib
-    import_tensorflow()
+    tf = import_tensorflow()
     pending = [name for name in names if name not in sys.modules]
-    if not pending or tf_log_setting() != "off":
+    quiet = _load_noise_filtered() if pending and tf_log_setting() == "off" \
+        else contextlib.nullcontext()
+    with quiet:
         for name in pending:
             importlib.import_module(name)
-        return
-    with _load_noise_filtered():
-        for name in pending:
-            importlib.import_module(name)
+    return tf
 
 
 EXIT_BAD_INPUT = 2

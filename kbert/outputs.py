@@ -52,27 +52,27 @@ class OutputError(Exception):
 
 
 # ----------------------------------------------------------------------------- ownership
-def _legacy_model_files(directory: str) -> list[str] | None:
-    path = os.path.join(directory, "config.json")
+def _json_dict(path: str) -> dict | None:
+    """The JSON object in `path`, or None when it is missing, unreadable or not an object."""
     try:
         with open(path, encoding="utf-8") as f:
-            config = json.load(f)
+            found = json.load(f)
     except (OSError, ValueError):
         return None
-    if not isinstance(config, dict) or "kbert" not in config:
+    return found if isinstance(found, dict) else None
+
+
+def _legacy_model_files(directory: str) -> list[str] | None:
+    config = _json_dict(os.path.join(directory, "config.json"))
+    if config is None or "kbert" not in config:
         return None
     return [n for n in ("config.json", "vocab.txt", "model.weights.h5")
             if os.path.exists(os.path.join(directory, n))]
 
 
 def _legacy_data_files(directory: str) -> list[str] | None:
-    path = os.path.join(directory, "manifest.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(manifest, dict) or not str(manifest.get("format", "")).startswith(
+    manifest = _json_dict(os.path.join(directory, "manifest.json"))
+    if manifest is None or not str(manifest.get("format", "")).startswith(
             "kbert.pretraining_data"):
         return None
     return ["manifest.json", *manifest.get("shards", {})]
@@ -87,12 +87,8 @@ LEGACY_RECOGNISERS: dict[str, Callable[[str], list[str] | None]] = {
 
 def read_marker(directory: str) -> dict | None:
     """The marker of a kbert output directory (`{"kind", "files"}`), or None."""
-    try:
-        with open(os.path.join(directory, MARKER_NAME), encoding="utf-8") as f:
-            marker = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if not isinstance(marker, dict) or not isinstance(marker.get("files"), list):
+    marker = _json_dict(os.path.join(directory, MARKER_NAME))
+    if marker is None or not isinstance(marker.get("files"), list):
         return None
     return marker
 
