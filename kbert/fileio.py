@@ -32,13 +32,17 @@ def atomic_path(final_path: str):
     """Yield a temporary path beside `final_path`; on success rename it into place.
 
     On an exception the temporary file (or directory) is removed and `final_path` is
-    left exactly as it was.
+    left exactly as it was. The temporary name is hidden and carries this process's id
+    (`.<name>.kbert-staging-<pid>-<hex>`), so what a killed process left is removed the next
+    time `final_path` is written. This replaces whatever is at `final_path`: outputs a user
+    names go through `kbert.outputs` (`replace_file`, `RunDirectory`), which decide first.
     """
+    from kbert import outputs
     directory = os.path.dirname(os.path.abspath(final_path)) or "."
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(final_path) + ".", suffix=".tmp",
-                               dir=directory)
-    os.close(fd)
+    for leftover in outputs._leftovers(final_path, outputs._STAGING):
+        outputs._remove(leftover)
+    tmp = outputs._hidden_sibling(final_path, outputs._STAGING)
     try:
         yield tmp
         if os.path.exists(tmp):

@@ -98,12 +98,13 @@ def _weights_file_size(model) -> int:
 
 def save_pretrained(model, directory: str, vocab_file=None,
                     do_lower_case: bool = True, extra: dict | None = None,
-                    overwrite: bool = False, inputs=()) -> None:
+                    overwrite: bool = False, inputs=(), replace_own: bool = True) -> None:
     """Write `model` to `directory` atomically (see `kbert.outputs.replace_directory`).
 
     `vocab_file`: the tokenizer file (`vocab.txt`), or a list of them (RoBERTa's
-    `vocab.json` + `merges.txt`), copied under their own names. An earlier kbert model
-    directory there is replaced whole; a directory kbert did not write is refused
+    `vocab.json` + `merges.txt`), copied under their own names. kbert's own earlier model
+    directory there is replaced (as Keras' `save` does; commands pass `replace_own=False`
+    so that their users must say `--overwrite`); a directory kbert did not write is refused
     (`kbert.outputs.OutputError`) unless `overwrite`, and then only kbert's files are placed
     beside the ones there. `inputs` (and the tokenizer files) may not overlap it.
     """
@@ -112,7 +113,7 @@ def save_pretrained(model, directory: str, vocab_file=None,
         if not os.path.isfile(path):
             raise FileNotFoundError(f"vocab_file not found: {path}")
     with outputs.replace_directory(directory, MODEL_KIND, [*vocab_files, *inputs],
-                                   overwrite=overwrite) as tmp:
+                                   overwrite=overwrite, replace_own=replace_own) as tmp:
         write_model_files(model, tmp, vocab_files, do_lower_case, extra)
 
 
