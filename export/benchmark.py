@@ -22,8 +22,7 @@ FLAGS = flags.FLAGS
 
 
 def run(fv) -> dict:
-    from kbert.export.benchmark import benchmark_directories
-    from kbert.export.verify import Thresholds
+    from kbert import outputs
     from kbert.export.labelled import read_labelled_file
     export_flags.require(fv, "train_file", "validation_file", "test_file", "output_dir")
     models = {}
@@ -33,12 +32,27 @@ def run(fv) -> dict:
         models["student" if len(fv.student_model) == 1 else f"student{i + 1}"] = directory
     if not models:
         raise ValueError("give --teacher_model and/or --student_model")
-    read = lambda path: read_labelled_file(path, fv.text_column, fv.label_column)  # noqa: E731
+    read = lambda path: read_labelled_file(path, fv.text_column, fv.label_column,
+                                                quoting=fv.quoting)  # noqa: E731
     modes = {name: (fv.teacher_modes or fv.modes) if name == "teacher" else fv.modes
              for name in models}
-    result = benchmark_directories(
-        models, modes, fv.output_dir, read(fv.train_file), read(fv.validation_file),
-        read(fv.test_file),
+    inputs = [*models.values(), fv.train_file, fv.validation_file, fv.test_file]
+    outputs.check_output(fv.output_dir, "benchmark", inputs, fv.overwrite, flag="--output_dir")
+    splits = read(fv.train_file), read(fv.validation_file), read(fv.test_file)
+    # Everything (models, report, plot) is measured in a staging directory that becomes
+    # --output_dir at the end: a killed or failed benchmark leaves the previous one whole.
+    with outputs.replace_directory(fv.output_dir, "benchmark", inputs, fv.overwrite,
+                                   flag="--output_dir") as staging:
+        result = _benchmark(fv, models, modes, staging, splits)
+    print(result["table"])
+    return result
+
+
+def _benchmark(fv, models, modes, output_dir, splits) -> dict:
+    from kbert.export.benchmark import benchmark_directories
+    from kbert.export.verify import Thresholds
+    return benchmark_directories(
+        models, modes, output_dir, *splits,
         onnx_peer=[n for n in models if n.startswith("student")] if fv.onnx_peer else [],
         threads=tuple(int(t) for t in fv.threads), repeats=fv.repeats, runs=fv.runs,
         num_latency_examples=fv.num_latency_examples,
@@ -46,8 +60,6 @@ def run(fv) -> dict:
         # shipping bars are export.tflite's).
         thresholds=Thresholds(min_agreement=0.0, max_accuracy_drop=100.0),
         log=lambda m: print(f"benchmark: {m}", flush=True))
-    print(result["table"])
-    return result
 
 
 def main(argv) -> int:

@@ -19,6 +19,7 @@ student accuracy / macro-F1 per split, the loss history, every setting).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -34,37 +35,22 @@ export_flags.define_distill_flags(FLAGS)
 MODEL_DIR = "model"
 
 
+DISTILL_KIND = "distillation"
+
+
 def check_output_dir(output_dir: str, overwrite: bool, inputs=()) -> None:
-    """An existing output directory must be one this command wrote (or --overwrite, which
-    still refuses a foreign file named like one of ours); it may not overlap an input."""
+    """The output contract for --output_dir (kbert.outputs), checked before any training."""
     from kbert import outputs
-    from kbert.export.task_model import ExportError
-    try:
-        outputs.check_not_overlapping(output_dir, inputs, what="--output_dir")
-    except outputs.OutputError as e:
-        raise ExportError(str(e)) from e
-    if not os.path.exists(output_dir):
-        return
-    if not os.path.isdir(output_dir):
-        raise ExportError(f"--output_dir {output_dir} exists and is not a directory")
-    entries = set(os.listdir(output_dir))
-    ours = {MODEL_DIR, "eval.json"}
-    if entries and not entries <= ours and not overwrite:
-        raise ExportError(f"--output_dir {output_dir} holds files kbert did not write "
-                          f"({', '.join(sorted(entries - ours)[:3])}); "
-                          f"pass --overwrite or choose another directory")
-    report = os.path.join(output_dir, "eval.json")
-    if entries - ours and os.path.isfile(report) and not _is_distill_report(report):
-        raise ExportError(f"--output_dir {output_dir} holds an eval.json kbert did not write; "
-                          "move it or choose another directory")
+    outputs.check_output(output_dir, DISTILL_KIND, inputs, overwrite, flag="--output_dir")
 
 
-def _is_distill_report(path: str) -> bool:
-    try:
-        with open(path, encoding="utf-8") as f:
-            return isinstance(json.load(f).get("student"), dict)
-    except (OSError, ValueError, AttributeError):
-        return False
+@contextlib.contextmanager
+def output_staging(fv, inputs):
+    """A staging directory that becomes --output_dir (model/ + eval.json) in one step."""
+    from kbert import outputs
+    with outputs.replace_directory(fv.output_dir, DISTILL_KIND, inputs, fv.overwrite,
+                                   flag="--output_dir") as staging:
+        yield staging
 
 
 def _vocab_check(teacher_dir, student_dir):
@@ -113,7 +99,8 @@ def evaluate_split(model, tokenizer, path, fv, info) -> dict:
     from kbert.distillation.evaluation import scores
     from kbert.export.labelled import label_ids, read_labelled_file, windowed_logits
     from kbert.export.task_model import classifier_logits, encoder_features
-    texts, labels = read_labelled_file(path, fv.text_column, fv.label_column)
+    texts, labels = read_labelled_file(path, fv.text_column, fv.label_column,
+                                       quoting=fv.quoting)
     y = label_ids(labels, info.labels, path)
     logits = windowed_logits(lambda ids, mask, types: classifier_logits(
         model, encoder_features(ids, mask, types)), tokenizer, texts, info.max_seq_length, 64)
@@ -125,15 +112,16 @@ def run_task(fv, log) -> dict:
     from kbert.distillation import DistillationSettings, distill_task, encoder_of
     from kbert.export.labelled import label_ids, read_labelled_file
     from kbert.export.task_model import ExportError, load_task_model
-    from kbert.fileio import atomic_write_text
     from kbert.models import save_pretrained
     from kbert.tokenizers import BertTokenizer, write_vocab
     export_flags.require(fv, "teacher_model", "train_file", "output_dir")
-    check_output_dir(fv.output_dir, fv.overwrite,
-                     [fv.teacher_model, fv.train_file, fv.validation_file, fv.test_file])
+    inputs = [fv.teacher_model, fv.train_file, fv.validation_file, fv.test_file,
+              fv.student_init]
+    check_output_dir(fv.output_dir, fv.overwrite, inputs)
     teacher, info = load_task_model(fv.teacher_model, fv.max_seq_length)
     tokenizer = kbert.load_tokenizer(fv.teacher_model)
-    texts, labels = read_labelled_file(fv.train_file, fv.text_column, fv.label_column)
+    texts, labels = read_labelled_file(fv.train_file, fv.text_column, fv.label_column,
+                                       quoting=fv.quoting)
     y = label_ids(labels, info.labels, fv.train_file)
     keep = student_vocab = student_tokenizer = None
     if fv.prune_vocabulary:
@@ -185,22 +173,22 @@ def run_task(fv, log) -> dict:
                 / max(report["teacher"][split]["accuracy"], 1e-9))
             log(f"{split}: teacher accuracy {report['teacher'][split]['accuracy']:.4f}, "
                 f"student {report['student'][split]['accuracy']:.4f}")
-    os.makedirs(fv.output_dir, exist_ok=True)
     extra = {"task": info.task, "labels": list(info.labels),
              "max_seq_length": info.max_seq_length,
              "distilled_from": os.path.abspath(fv.teacher_model)}
     if keep is not None:
         extra["pruned_vocabulary"] = {"kept": len(keep), "of": tokenizer.vocab_size}
         report["student"]["vocab_size"] = len(keep)
-    if hasattr(student, "save_pretrained") and getattr(student, "preprocessor", None):
-        student.save_pretrained(os.path.join(fv.output_dir, MODEL_DIR), extra=extra)
-    else:
-        save_pretrained(student, os.path.join(fv.output_dir, MODEL_DIR),
-                        vocab_file=([student_vocab_file] if keep is not None
-                                    else list(info.tokenizer_files)),
-                        do_lower_case=info.do_lower_case, extra=extra)
-    atomic_write_text(os.path.join(fv.output_dir, "eval.json"),
-                      json.dumps(report, indent=2) + "\n")
+    with output_staging(fv, inputs) as staging:
+        if hasattr(student, "save_pretrained") and getattr(student, "preprocessor", None):
+            student.save_pretrained(os.path.join(staging, MODEL_DIR), extra=extra)
+        else:
+            save_pretrained(student, os.path.join(staging, MODEL_DIR),
+                            vocab_file=([student_vocab_file] if keep is not None
+                                        else list(info.tokenizer_files)),
+                            do_lower_case=info.do_lower_case, extra=extra)
+        with open(os.path.join(staging, "eval.json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2) + "\n")
     if keep is not None:
         shutil.rmtree(vocab_dir, ignore_errors=True)
     return report

@@ -13,17 +13,17 @@ import numpy as np
 
 def run_general(fv, log) -> dict:
     import kbert
-    from export.distill import check_output_dir, make_student
+    from export.distill import check_output_dir, make_student, output_staging
     from export import flags as export_flags
     from kbert.distillation.general import distill_general, masked_lm_scores
     from kbert.export.task_model import ExportError
-    from kbert.fileio import atomic_write_text
     from kbert.data import raw_text_dataset
     from kbert.models import save_pretrained
     from kbert.models.saving import read_directory_config
     from kbert.tokenizers.families import tokenizer_files
     export_flags.require(fv, "teacher_model", "corpus", "output_dir")
-    check_output_dir(fv.output_dir, fv.overwrite, [fv.teacher_model, fv.corpus])
+    inputs = [fv.teacher_model, *fv.corpus.split(","), fv.student_init]
+    check_output_dir(fv.output_dir, fv.overwrite, inputs)
     try:
         teacher = kbert.load(fv.teacher_model)
     except (FileNotFoundError, ValueError) as e:
@@ -54,11 +54,13 @@ def run_general(fv, log) -> dict:
                         "mlm_accuracy": float(values[:, 1].mean()) if held_out else None}
     config = read_directory_config(fv.teacher_model)
     lower = config["kbert"].get("do_lower_case", True)
-    save_pretrained(student, os.path.join(fv.output_dir, "model"),
-                    vocab_file=tokenizer_files(config.get("family", "bert"), fv.teacher_model),
-                    do_lower_case=lower,
-                    extra={"task": "pretraining", "distilled_from":
-                           os.path.abspath(fv.teacher_model)})
-    atomic_write_text(os.path.join(fv.output_dir, "eval.json"),
-                      json.dumps(report, indent=2) + "\n")
+    with output_staging(fv, inputs) as staging:
+        save_pretrained(student, os.path.join(staging, "model"),
+                        vocab_file=tokenizer_files(config.get("family", "bert"),
+                                                   fv.teacher_model),
+                        do_lower_case=lower,
+                        extra={"task": "pretraining", "distilled_from":
+                               os.path.abspath(fv.teacher_model)})
+        with open(os.path.join(staging, "eval.json"), "w", encoding="utf-8") as f:
+            f.write(json.dumps(report, indent=2) + "\n")
     return report

@@ -25,20 +25,28 @@ FLAGS = flags.FLAGS
 
 
 def run(fv) -> dict:
+    from kbert import outputs
     from kbert.export.evaluation import evaluate_tflite
-    from kbert.export.labelled import read_labelled_file
-    from kbert.fileio import atomic_write_text
+    from kbert.export.labelled import read_labelled_rows
     export_flags.require(fv, "tflite", "test_file")
     if not os.path.isfile(fv.tflite):
         raise FileNotFoundError(f"--tflite not found: {fv.tflite}")
-    texts, labels = read_labelled_file(fv.test_file, fv.text_column, fv.label_column)
-    result = evaluate_tflite(fv.tflite, texts, labels, fv.use_strings_signature,
-                             fv.num_threads, fv.eval_batch_size, fv.max_seq_length)
+    inputs = [fv.tflite, fv.test_file]
+    if fv.output_json:   # before the work: an output that is an input, foreign or unwritable
+        outputs.check_output(fv.output_json, "scores", inputs, fv.overwrite, is_file=True,
+                             flag="--output_json")
+    rows = read_labelled_rows(fv.test_file, fv.text_column, fv.label_column, fv.quoting)
+    texts = [str(t) for t in rows.column(fv.text_column)]
+    result = evaluate_tflite(fv.tflite, texts, rows.column(fv.label_column),
+                             fv.use_strings_signature, fv.num_threads, fv.eval_batch_size,
+                             fv.max_seq_length)
     result["test_file"] = os.path.abspath(fv.test_file)
+    result["skipped"] = dict(rows.skipped)   # null or empty texts, as fine-tuning skips them
     text = json.dumps(result, indent=2, sort_keys=True)
     print(text)
     if fv.output_json:
-        atomic_write_text(fv.output_json, text + "\n")
+        outputs.write_text(fv.output_json, text + "\n", "scores", inputs=inputs,
+                           overwrite=fv.overwrite, flag="--output_json")
     return result
 
 

@@ -16,7 +16,6 @@ Example:
 from __future__ import annotations
 
 import os
-import sys
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -47,12 +46,18 @@ def define_data_flags(fv=None) -> None:
                         flag_values=fv)
     flags.DEFINE_string("label_column", "label", "Column (or JSON key) holding the label.",
                         flag_values=fv)
+    flags.DEFINE_enum("quoting", "auto", ["auto", "none"],
+                      "CSV/TSV quoting: auto (double quotes delimit fields, as Python's csv "
+                      "and pandas read them; lines merged by a stray quote are refused) or "
+                      "none (no quote processing).", flag_values=fv)
     flags.DEFINE_integer("max_seq_length", None,
                          "Longest input in tokens (default: the model directory's).",
                          lower_bound=8, flag_values=fv)
     flags.DEFINE_bool("overwrite", False,
-                      "Replace an existing output (file or directory) that kbert did not "
-                      "write; kbert's own outputs are replaced without it.", flag_values=fv)
+                      "Replace kbert's own earlier output (file or directory); write into a "
+                      "directory kbert did not make (its files stay: only kbert's are "
+                      "replaced). A file kbert did not write is never replaced.",
+                      flag_values=fv)
 
 
 def define_tflite_flags(fv=None) -> None:
@@ -93,19 +98,25 @@ def define_tflite_flags(fv=None) -> None:
 
 
 def run_command(name: str, body, errors=()) -> int:
-    """Run `body()`; a bad-input error becomes one line on stderr and exit status 2."""
+    """Run `body()`; a bad-input error, a refused output or a fault of the place written to
+    (disk full, read-only, permission) becomes one line on stderr and exit status 2 (the
+    traceback too with --verbosity=1)."""
     from absl import logging
 
     tf = console.import_quietly("keras", "tensorflow_text", "ai_edge_litert.interpreter")
     from kbert.export.task_model import ExportError
+    from kbert.outputs import OutputError, is_environment_fault
+    verbosity = flags.FLAGS["verbosity"].value if "verbosity" in flags.FLAGS else 0
     logging.set_verbosity(logging.WARNING)
     tf.get_logger().setLevel("ERROR")
     try:
         body()
-    except (ExportError, ValueError, FileNotFoundError, *errors) as e:
-        message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        print(f"{name}: error: {message}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    except (ExportError, ValueError, FileNotFoundError, OutputError, *errors) as e:
+        return console.report_error(name, e, verbosity)
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
+        return console.report_error(name, e, verbosity)
     return 0
 
 

@@ -26,7 +26,21 @@ from export import flags as export_flags
 TASK_DIR = "data/tasks/fortunes"
 export_flags.define_road_flags()
 FLAGS = flags.FLAGS
-ROAD_MARKER = ".kbert_road"
+LEGACY_MARKER = ".kbert_road"   # what marked a road directory before kbert.outputs' marker
+STAGE_DIRS = ("pretrain", "teacher", "student", "benchmark")
+# The flags that change what the road makes: a run with others is another run.
+SETTINGS = ("from_scratch", "init_model", "student_layers", "finetune_epochs",
+            "distill_epochs", "prune_vocabulary", "ship_modes", "fallback_min_agreement")
+
+
+def _legacy_marker(directory: str) -> dict | None:
+    """A road directory written before kbert.outputs' marker (it had `.kbert_road`)."""
+    if not os.path.exists(os.path.join(directory, LEGACY_MARKER)):
+        return None
+    names = [n for n in os.listdir(directory) if n in (*STAGE_DIRS, "road.json", LEGACY_MARKER)
+             or n.endswith((".log", ".tflite"))]
+    return {"format": "kbert.outputs/2", "kind": "road", "run": None, "pending": {},
+            "entries": {n: {"kind": "road", "tree": True} for n in names}}
 
 
 def _minilm_path() -> str:
@@ -48,7 +62,7 @@ class Road:
     def say(self, message):
         print(f"[road {time.time() - self.started:6.0f} s] {message}", flush=True)
 
-    def stage(self, name, args, done_when=None):
+    def stage(self, name, args, done_when=None, folder=None):
         if self.fv.resume and done_when and os.path.exists(done_when):
             self.say(f"{name}: kept from the previous run ({done_when})")
             self.timings[name] = "kept"
@@ -56,7 +70,9 @@ class Road:
         self.say(f"{name}: python -m {' '.join(args[:1])} ...")
         begun = time.time()
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-        log_path = os.path.join(self.out, f"{name}.log")
+        if folder:       # the stage's output folder is the road's (the stage marks its files)
+            self.run_dir.claim(folder)
+        log_path = self.run_dir.claim(f"{name}.log", folder=False)
         with open(log_path, "w", encoding="utf-8") as log:
             done = subprocess.run([sys.executable, "-m", *args], stdout=log,
                                   stderr=subprocess.STDOUT, env=env)
@@ -69,24 +85,32 @@ class Road:
         self.say(f"{name}: done in {self.timings[name]:.0f} s")
 
     def prepare(self):
-        from kbert.export.task_model import ExportError
-        if os.path.isdir(self.out) and os.listdir(self.out) and not os.path.exists(
-                os.path.join(self.out, ROAD_MARKER)) and not self.fv.overwrite:
-            raise ExportError(f"--output_dir {self.out} holds files kbert did not write; pass "
-                              f"--overwrite or choose another directory")
-        os.makedirs(self.out, exist_ok=True)
-        open(os.path.join(self.out, ROAD_MARKER), "w").close()
+        """Claim --output_dir (kbert.outputs.RunDirectory): --resume keeps a road run with
+        these settings; --overwrite starts afresh (kbert's files of the earlier run go, the
+        user's stay); a user's file where the road writes one is refused."""
+        from kbert.outputs import RunDirectory
+        fv = self.fv
+        settings = {name: fv[name].value for name in SETTINGS}
+        self.run_dir = RunDirectory(
+            self.out, "road", settings, inputs=[TASK_DIR, fv.init_model],
+            overwrite=fv.overwrite, resume=fv.resume, legacy=_legacy_marker,
+            names=[*STAGE_DIRS, "road.json"]).open()
 
     def run(self):
-        fv, out = self.fv, self.out
         self.prepare()
+        with self.run_dir.guard():
+            return self.stages()
+
+    def stages(self):
+        fv, out = self.fv, self.out
         data = {split: os.path.join(TASK_DIR, f"{split}.jsonl")
                 for split in ("train", "validation", "test")}
         init = fv.init_model
         if fv.from_scratch:
             self.stage("pretrain", ["trainers.pretrain", "--flagfile=trainers/configs/demo.flags",
                                     f"--output_dir={out}/pretrain"],
-                       done_when=f"{out}/pretrain/pretrained_model/config.json")
+                       done_when=f"{out}/pretrain/pretrained_model/config.json",
+                       folder="pretrain")
             init = f"{out}/pretrain/pretrained_model"
         init = init or _minilm_path()
         teacher = f"{out}/teacher/model"
@@ -94,7 +118,7 @@ class Road:
                                 "--flagfile=trainers/configs/fortunes_minilm.flags",
                                 f"--init_model={init}", f"--output_dir={out}/teacher",
                                 f"--num_train_epochs={fv.finetune_epochs}"],
-                   done_when=f"{out}/teacher/eval.json")
+                   done_when=f"{out}/teacher/eval.json", folder="teacher")
         student = f"{out}/student/model"
         self.stage("distill", ["export.distill", f"--teacher_model={teacher}",
                                f"--train_file={data['train']}",
@@ -104,8 +128,8 @@ class Road:
                                  if fv.student_layers else []),
                                f"--num_train_epochs={fv.distill_epochs}",
                                *(["--prune_vocabulary"] if fv.prune_vocabulary else []),
-                               f"--output_dir={out}/student", "--overwrite"],
-                   done_when=f"{out}/student/eval.json")
+                               f"--output_dir={out}/student"],
+                   done_when=f"{out}/student/eval.json", folder="student")
         shipped = self.convert(student, data)
         self.stage("benchmark", ["export.benchmark", f"--teacher_model={teacher}",
                                  f"--student_model={student}",
@@ -113,7 +137,9 @@ class Road:
                                  f"--train_file={data['train']}",
                                  f"--validation_file={data['validation']}",
                                  f"--test_file={data['test']}", f"--output_dir={out}/benchmark",
-                                 f"--repeats={fv.repeats}", f"--runs={fv.runs}"])
+                                 f"--repeats={fv.repeats}", f"--runs={fv.runs}",
+                                 *(["--overwrite"] if os.path.isdir(f"{out}/benchmark")
+                                   else [])], folder="benchmark")
         return self.summary(shipped)
 
     def convert(self, student, data) -> str:
@@ -184,8 +210,7 @@ class Road:
                    "teacher_test": distilled["teacher"].get("test"),
                    "student_test": distilled["student"].get("test"), "goals": goals,
                    "table": bench["table"]}
-        from kbert.fileio import atomic_write_text
-        atomic_write_text(f"{out}/road.json", json.dumps(summary, indent=1) + "\n")
+        self.run_dir.write_text("road.json", json.dumps(summary, indent=1) + "\n")
         print("\n" + bench["table"] + "\n")
         for name, value in goals.items():
             print(f"  {name}: {value:.3f}")

@@ -49,10 +49,13 @@ def run(fv) -> dict:
         if not source:
             raise ValueError(f"--mode={fv.mode} needs --representative_file (or --train_file)")
         representative = read_labelled_file(
-            source, fv.text_column, fv.label_column if fv.mode == "qat" else None)
-    validation = read_labelled_file(fv.validation_file, fv.text_column, fv.label_column)
+            source, fv.text_column, fv.label_column if fv.mode == "qat" else None,
+            quoting=fv.quoting)
+    validation = read_labelled_file(fv.validation_file, fv.text_column, fv.label_column,
+                                    quoting=fv.quoting)
     report = export_tflite(fv.model_dir, fv.output, settings, representative, validation,
-                           log=lambda m: print(f"tflite: {m}", flush=True))
+                           log=lambda m: print(f"tflite: {m}", flush=True),
+                           inputs=[fv.validation_file, fv.representative_file, fv.train_file])
     summary = {k: v for k, v in report.items() if k != "ops"}
     print(json.dumps(summary, indent=1, sort_keys=True))
     print(f"tflite: wrote {fv.output} ({report['bytes'] / 1e6:.2f} MB, {fv.mode})")

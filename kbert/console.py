@@ -137,7 +137,8 @@ EXIT_BAD_INPUT = 2
 
 
 def report_error(command: str, error: BaseException, verbosity: int = 0) -> int:
-    """Print `<command>: error: <one line>` (an OSError as path + cause); return exit code 2.
+    """Print `<command>: error: <one line>` (an OSError as path + cause, a message of several
+    lines joined); return exit code 2.
 
     With `verbosity` >= 1 the traceback is printed too.
 
@@ -149,8 +150,9 @@ def report_error(command: str, error: BaseException, verbosity: int = 0) -> int:
     if isinstance(error, OSError) and error.strerror:
         where = error.filename if error.filename is not None else "?"
         message = f"{where}: {error.strerror}"
-    else:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+    else:   # a message of several lines (a checkpoint mismatch) joined into one
+        lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+        message = " ".join(lines) if lines else repr(error)
     if verbosity >= 1:
         import traceback
         traceback.print_exception(type(error), error, error.__traceback__, file=sys.stderr)

@@ -47,6 +47,7 @@ MARKER_NAME = ".kbert-output.json"
 FORMAT = "kbert.outputs/2"
 _STAGING = "kbert-staging"
 _BACKUP = "kbert-backup"
+_REPLACED = "kbert-replaced"    # an earlier run kept aside until the run replacing it ends
 
 
 class OutputError(Exception):
@@ -132,11 +133,15 @@ def _write_marker(directory: str, marker: dict) -> None:
     """Replace `directory`'s marker atomically (a staging file renamed over it)."""
     path = os.path.join(directory, MARKER_NAME)
     staging = _hidden_sibling(path, _STAGING)
-    with open(staging, "w", encoding="utf-8") as f:
-        json.dump(marker, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(staging, path)
+    try:
+        with open(staging, "w", encoding="utf-8") as f:
+            json.dump(marker, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(staging, path)
+    except BaseException:
+        _remove(staging)
+        raise
 
 
 def _entry_is_intact(directory: str, name: str, entry: dict) -> bool:
@@ -413,9 +418,10 @@ def clean_leftovers(output: str) -> None:
                     os.replace(source, target)
         logging.info("removing %s, left by an interrupted run", backup)
         shutil.rmtree(backup, ignore_errors=True)
-    if os.path.isdir(parent) and os.path.exists(os.path.join(parent, MARKER_NAME)):
-        with _locked(parent):
-            _settle_pending(parent)
+    for directory in (parent, output):     # a file output's folder, or the output itself
+        if os.path.isdir(directory) and os.path.exists(os.path.join(directory, MARKER_NAME)):
+            with _locked(directory):
+                _settle_pending(directory)
 
 
 def _hidden_sibling(output: str, tag: str) -> str:
@@ -671,9 +677,11 @@ class RunDirectory:
 
     The marker records the run's kind, its settings (a run with other settings is a new run)
     and each entry kbert writes. Started again with the same settings, the run resumes;
-    with other settings it is refused unless `overwrite`, which starts afresh: kbert's files
-    of the earlier run go (the user's stay). A user's file or folder where the run writes one
-    is refused, never replaced.
+    with other settings it is refused; `overwrite` starts afresh: kbert's files of the
+    earlier run are kept aside (hidden, beside the directory) until the new run ends
+    (`guard`, `finish`) and come back if it fails on a full disk or an unwritable place
+    (`abandon`); the user's files stay. A user's file or folder where the run writes one is
+    refused, never replaced.
 
     Example:
         >>> run = RunDirectory("/tmp/kbert_doc_run", "demo", {"lr": 0.1}, overwrite=True)
@@ -688,9 +696,11 @@ class RunDirectory:
     def __init__(self, path: str, kind: str, settings: dict, inputs: Iterable[str | None] = (),
                  overwrite: bool = False, names: Iterable[str] = (),
                  flag: str | None = "--output_dir",
-                 legacy: Callable[[str], dict | None] | None = None):
+                 legacy: Callable[[str], dict | None] | None = None, resume: bool = True):
         """`names`: the entries the run will write (checked for clashes before any work);
-        `legacy`: returns the marker of a run directory written before markers, or None."""
+        `legacy`: returns the marker of a run directory written before markers, or None;
+        `resume`: a run with the same settings resumes (False: it is refused unless
+        `overwrite`, which starts afresh)."""
         self.root = path
         self.kind = kind
         self.settings = json.loads(json.dumps(settings))   # as it reads back from disk
@@ -699,6 +709,7 @@ class RunDirectory:
         self.names = list(names)
         self.flag = flag
         self.legacy = legacy
+        self.resume = resume
         self.resuming = False
 
     # -- checks ---------------------------------------------------------------------------
@@ -727,16 +738,23 @@ class RunDirectory:
             raise OutputError(f"{name} holds kbert's {marker['kind']} output; choose another "
                               f"directory for this {self.kind} run")
         if marker is not None and marker.get("kind") == self.kind:
-            if not own or marker.get("run") == self.settings:
-                return ("resume" if own else "new"), marker
-            if not self.overwrite:
-                changed = sorted(k for k in set(marker.get("run") or {}) | set(self.settings)
-                                 if (marker.get("run") or {}).get(k) != self.settings.get(k))
-                raise OutputError(f"{name} holds a {self.kind} run with other settings "
-                                  f"({', '.join(changed) or 'unknown'}); choose another "
-                                  f"directory, or pass --overwrite to start afresh (kbert's "
-                                  f"files of that run are replaced, any others stay)")
-            return "restart", marker
+            same = marker.get("run") in (None, self.settings)   # None: a legacy run
+            if not own:
+                return "new", marker
+            if self.overwrite:
+                return "restart", marker
+            if same and self.resume:
+                return "resume", marker
+            if same:
+                raise OutputError(f"{name} holds an earlier {self.kind} run; pass --resume to "
+                                  f"continue it or --overwrite to start afresh (kbert's files "
+                                  f"of that run are replaced, any others stay)")
+            changed = sorted(k for k in set(marker.get("run") or {}) | set(self.settings)
+                             if (marker.get("run") or {}).get(k) != self.settings.get(k))
+            raise OutputError(f"{name} holds a {self.kind} run with other settings "
+                              f"({', '.join(changed) or 'unknown'}); choose another "
+                              f"directory, or pass --overwrite to start afresh (kbert's "
+                              f"files of that run are replaced, any others stay)")
         if others and not self.overwrite:
             raise OutputError(f"{name} exists and was not written by kbert; choose another "
                               f"directory, or pass --overwrite to add kbert's files beside "
@@ -772,20 +790,100 @@ class RunDirectory:
                     if read_marker(self.root) is None:      # a legacy run: mark it now
                         _write_marker(self.root, marker)
                     return self
+                fresh = _new_marker(self.kind, self.settings)
                 if plan == "restart":
                     own = _own_entries(self.root, marker)
                     self._check_clashes(own)
-                    for entry in sorted(own, reverse=True):
-                        logging.info("removing %s of the earlier run",
-                                     os.path.join(self.root, entry))
-                        _remove(os.path.join(self.root, entry))
+                    fresh["replaces"] = self._set_earlier_run_aside(marker, own)
                 else:
                     self._check_clashes({})
-                _write_marker(self.root, _new_marker(self.kind, self.settings))
+                try:
+                    _write_marker(self.root, fresh)
+                except OSError:     # a full disk: the earlier run goes back as it was
+                    aside = fresh.get("replaces")
+                    if aside and not marker.get("replaces"):
+                        self._put_back(os.path.join(os.path.dirname(_real(self.root)), aside))
+                    raise
         except OSError as e:
             raise _as_output_error(self.root, e) from e
         self.resuming = False
         return self
+
+    def _set_earlier_run_aside(self, marker: dict, own: dict) -> str | None:
+        """Move the earlier run's own entries (and its marker) to a hidden sibling, kept
+        until this run finishes (`finish`) or put back if it fails on a fault (`abandon`).
+        Only renames: it needs no free space. An earlier run that was itself an unfinished
+        restart is dropped; what it replaced stays aside. Returns the sibling's name."""
+        if marker.get("replaces"):
+            for entry in sorted(own, reverse=True):
+                _remove(self.path(entry))
+            return marker["replaces"]
+        if not own:
+            return None
+        aside = _hidden_sibling(self.root, _REPLACED)
+        os.makedirs(aside)
+        for entry in sorted(own):
+            target = os.path.join(aside, entry)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            os.replace(self.path(entry), target)
+        if os.path.exists(self.path(MARKER_NAME)):
+            os.replace(self.path(MARKER_NAME), os.path.join(aside, MARKER_NAME))
+        else:                                   # a legacy run: its marker is written now
+            _write_marker(aside, marker)
+        logging.info("the earlier run in %s is kept aside in %s until this one ends",
+                     self.root, aside)
+        return os.path.basename(aside)
+
+    def _put_back(self, aside: str) -> None:
+        """Move the earlier run kept in `aside` back (its marker last) and drop `aside`."""
+        earlier = read_marker(aside)
+        for entry in sorted((earlier or {}).get("entries", {})):
+            source = os.path.join(aside, entry)
+            if os.path.lexists(source) and not os.path.lexists(self.path(entry)):
+                os.makedirs(os.path.dirname(self.path(entry)), exist_ok=True)
+                os.replace(source, self.path(entry))
+        os.replace(os.path.join(aside, MARKER_NAME), self.path(MARKER_NAME))
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def _aside(self) -> str | None:
+        name = (read_marker(self.root) or {}).get("replaces")
+        return os.path.join(os.path.dirname(_real(self.root)), name) if name else None
+
+    def finish(self) -> None:
+        """The run ended well: the earlier run it replaced (kept aside) is removed."""
+        aside = self._aside()
+        if aside:
+            shutil.rmtree(aside, ignore_errors=True)
+            with _locked(self.root):
+                marker = read_marker(self.root)
+                marker.pop("replaces", None)
+                _write_marker(self.root, marker)
+
+    def abandon(self) -> None:
+        """The run failed on a fault: its own files go and the earlier run it replaced comes
+        back as it was (nothing when it replaced none). Renames and removals only."""
+        aside = self._aside()
+        if not aside or not os.path.isdir(aside):
+            return
+        with _locked(self.root):
+            for entry in sorted(_own_entries(self.root, read_marker(self.root)), reverse=True):
+                _remove(self.path(entry))
+            self._put_back(aside)
+        logging.warning("the earlier run in %s is back as it was", self.root)
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Around the run's work: on success `finish`; on a fault of the place written to
+        (disk full, read-only, permission) `abandon`, so the earlier run is intact; on any
+        other error both stay (this run resumable, the earlier one aside)."""
+        try:
+            yield self
+        except BaseException as e:
+            if is_environment_fault(e) or (isinstance(e, OutputError)
+                                           and str(e).startswith("cannot write")):
+                self.abandon()
+            raise
+        self.finish()
 
     # -- entries --------------------------------------------------------------------------
     def path(self, name: str) -> str:
@@ -811,13 +909,15 @@ class RunDirectory:
             raise OutputError(f"{path} was not written by kbert (or was changed since); move "
                               f"it away to continue this run")
 
-    def claim(self, name: str) -> str:
-        """Record `name` (a folder a library fills, e.g. checkpoints/) as kbert's; create it.
-        Returns its path. A user's folder there is refused."""
+    def claim(self, name: str, folder: bool = True) -> str:
+        """Record `name` as kbert's: a folder a library fills (e.g. checkpoints/, created
+        here), or (`folder=False`) a file written as it goes (a log). Returns its path. A
+        user's file or folder there is refused."""
         self._refuse_foreign(name)
         path = self.path(name)
         try:
-            os.makedirs(path, exist_ok=True)
+            if folder:
+                os.makedirs(path, exist_ok=True)
             self._record(name, {"kind": self.kind, "tree": True})
         except OSError as e:
             raise _as_output_error(path, e) from e

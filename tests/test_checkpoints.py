@@ -477,7 +477,8 @@ def test_convert_cli_disk_full_keeps_previous_output(hf_dir, tmp_path, capsys, m
             f.write("{half")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), directory)
     monkeypatch.setattr(saving, "write_model_files", disk_full)
-    assert convert_main(["--source", hf_dir, "--output", output, "--no_verify"]) == 2
+    assert convert_main(["--source", hf_dir, "--output", output, "--no_verify",
+                         "--overwrite"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"kbert.convert: error: cannot write {output}: No space left on device"]
     assert open(os.path.join(output, "model.weights.h5"), "rb").read() == good

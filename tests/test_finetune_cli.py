@@ -199,9 +199,9 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
         "not a model": (base_args(workspace, out, init_model=str(not_a_model)),
                         "is not a kbert model directory, Hugging Face or Google BERT"),
         "foreign output_dir": (base_args(workspace, foreign),
-                               "was not written by trainers.finetune"),
+                               "exists and was not written by kbert"),
         "foreign file with a kbert name": (base_args(workspace, clashing) + ["--overwrite"],
-                                           "holds eval.json, which a run would replace"),
+                                           "eval.json was not written by kbert"),
         "output_dir contains an input": (base_args(workspace, holds_input,
                                                    train_file=str(inner_train)),
                                          "--output_dir " + str(tmp_path / "bad")

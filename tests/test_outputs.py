@@ -393,3 +393,28 @@ def test_a_run_that_wrote_nothing_does_not_block_the_corrected_run(tmp_path):
     root = str(tmp_path / "run")
     RunDirectory(root, "demo", {"max_seq_length": 1000}).open()     # then the run failed
     assert not RunDirectory(root, "demo", {"max_seq_length": 128}).open().resuming
+
+
+def test_overwrite_keeps_the_earlier_run_until_the_new_one_ends(tmp_path):
+    """Old code: --overwrite removed the earlier run first; a full disk then lost both."""
+    root = str(tmp_path / "run")
+    first = RunDirectory(root, "demo", {"lr": 0.1}).open()
+    first.write_text("eval.json", "first")
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    before = snapshot(root)
+    second = RunDirectory(root, "demo", {"lr": 0.2}, overwrite=True).open()
+    assert not os.path.exists(os.path.join(root, "eval.json"))      # aside while it runs
+    with pytest.raises(OSError):
+        with second.guard():
+            second.write_text("eval.json", "second, half")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert {k: v for k, v in snapshot(root).items() if k != outputs.MARKER_NAME} == {
+        k: v for k, v in before.items() if k != outputs.MARKER_NAME}
+    assert (tmp_path / "run" / "eval.json").read_text() == "first"
+    assert RunDirectory(root, "demo", {"lr": 0.1}).check()               # the first run, whole
+    third = RunDirectory(root, "demo", {"lr": 0.3}, overwrite=True).open()
+    with third.guard():
+        third.write_text("eval.json", "third")
+    assert (tmp_path / "run" / "eval.json").read_text() == "third"
+    assert (tmp_path / "run" / "notes.txt").read_text() == "mine"
+    assert [n for n in os.listdir(tmp_path) if "kbert-" in n] == []         # nothing aside

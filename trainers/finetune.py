@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import app, flags, logging  # noqa: E402
+
+from kbert import console  # noqa: E402
+
+console.quiet_tensorflow()   # before anything imports TensorFlow
 
 from trainers import finetune_flags  # noqa: E402
 
@@ -34,55 +35,50 @@ FLAGS = flags.FLAGS
 finetune_flags.define_finetune_flags(FLAGS)
 
 EXIT_BAD_INPUT = 2
-RUN_MARKER = "finetune_run.json"
+RUN_KIND = "finetune"
+LEGACY_RUN_MARKER = "finetune_run.json"   # what marked a run before kbert.outputs' marker
 MODEL_DIR = "model"
 BACKUP_DIR = "backup"
-BEST_WEIGHTS = "best.weights.h5"
-BEST_STATE = "best.json"
+BEST_DIR = "best"            # best.weights.h5 + best.json of the best epoch, swapped in whole
+BEST_WEIGHTS = "model.weights.h5"
+BEST_STATE = "state.json"
 SPLITS = ("train", "validation", "test")
-KBERT_OUTPUTS = (RUN_MARKER, MODEL_DIR, BACKUP_DIR, BEST_WEIGHTS, BEST_STATE, "eval.json",
-                 "tensorboard") + tuple(f"predictions_{s}.jsonl" for s in SPLITS)
+KBERT_OUTPUTS = (MODEL_DIR, BACKUP_DIR, BEST_DIR, "eval.json", "tensorboard") + tuple(
+    f"predictions_{s}.jsonl" for s in SPLITS)
 
 
-# ----------------------------------------------------------------------------- checks
-def check_output_dir(fv) -> None:
-    """Refuse an existing, non-empty --output_dir that kbert did not make (unless
-    --overwrite); one made by kbert with other flags is refused too (it would resume)."""
-    from kbert import outputs
-    path = fv.output_dir
+# ----------------------------------------------------------------------------- the run directory
+def _legacy_run(directory: str) -> dict | None:
+    """A run written before kbert.outputs' marker (it had finetune_run.json)."""
     try:
-        outputs.check_not_overlapping(path, [fv.init_model, fv.train_file, fv.validation_file,
-                                             fv.test_file], what="--output_dir")
+        with open(os.path.join(directory, LEGACY_RUN_MARKER), encoding="utf-8") as f:
+            settings = json.load(f).get("flags")
+    except (OSError, ValueError, AttributeError):
+        return None
+    names = [n for n in (*KBERT_OUTPUTS, LEGACY_RUN_MARKER, "best.weights.h5", "best.json")
+             if os.path.lexists(os.path.join(directory, n))]
+    return {"format": "kbert.outputs/2", "kind": RUN_KIND, "run": settings, "pending": {},
+            "entries": {n: {"kind": RUN_KIND, "tree": True} for n in names}}
+
+
+def run_directory(fv):
+    """--output_dir as a kbert.outputs.RunDirectory: the same flags resume (or report a
+    finished run), other flags need --overwrite (a fresh start: kbert's files of the earlier
+    run go, the user's stay), a user's file where the run writes one is refused."""
+    from kbert import outputs
+    return outputs.RunDirectory(
+        fv.output_dir, RUN_KIND, run_flags(fv),
+        inputs=[fv.init_model, fv.train_file, fv.validation_file, fv.test_file],
+        overwrite=fv.overwrite, names=KBERT_OUTPUTS, legacy=_legacy_run)
+
+
+def check_output_dir(fv) -> None:
+    """Refuse an unusable --output_dir before anything is loaded (see `run_directory`)."""
+    from kbert import outputs
+    try:
+        run_directory(fv).check()
     except outputs.OutputError as e:
         raise finetune_flags.FlagError(str(e)) from e
-    if not os.path.exists(path):
-        return
-    if not os.path.isdir(path):
-        raise finetune_flags.FlagError(f"--output_dir={path} exists and is not a directory")
-    entries = os.listdir(path)
-    if not entries:
-        return
-    marker = os.path.join(path, RUN_MARKER)
-    if not os.path.isfile(marker):
-        clashes = sorted(set(entries) & set(KBERT_OUTPUTS))
-        if fv.overwrite and clashes:
-            raise finetune_flags.FlagError(
-                f"--output_dir={path} was not written by trainers.finetune but holds "
-                f"{', '.join(clashes)}, which a run would replace; move them or choose another "
-                "directory (--overwrite replaces only kbert's own files)")
-        if fv.overwrite:
-            return
-        raise finetune_flags.FlagError(
-            f"--output_dir={path} exists and was not written by trainers.finetune; choose "
-            f"another directory or pass --overwrite (only kbert's files are replaced)")
-    with open(marker, encoding="utf-8") as f:
-        previous = json.load(f).get("flags", {})
-    if previous != run_flags(fv) and not fv.overwrite:
-        changed = sorted(k for k in set(previous) | set(run_flags(fv))
-                         if previous.get(k) != run_flags(fv).get(k))
-        raise finetune_flags.FlagError(
-            f"--output_dir={path} holds a run with other flags ({', '.join(changed)}); use "
-            f"another directory or --overwrite to start over")
 
 
 def run_flags(fv) -> dict:
@@ -91,27 +87,16 @@ def run_flags(fv) -> dict:
             "aggregation", "max_answer_length", "n_best_size", "train_batch_size",
             "learning_rate", "weight_decay", "num_train_epochs", "warmup_proportion",
             "dropout", "seed", "mixed_precision", "jit_compile", "max_train_examples",
-            "max_eval_examples")
+            "max_eval_examples", "quoting")
     return {k: fv[k].value for k in keys}
 
 
-def clear_stale_state(out: str, flags_now: dict) -> None:
-    """Start fresh unless an unfinished run with these flags left a backup: remove kbert's
-    own training state (backup, best-epoch files) from an earlier or other run."""
-    import shutil
-    marker = os.path.join(out, RUN_MARKER)
-    same_run = False
-    if os.path.isfile(marker):
-        with open(marker, encoding="utf-8") as f:
-            same_run = json.load(f).get("flags") == flags_now
-    backup = os.path.join(out, BACKUP_DIR)
-    if same_run and os.path.isdir(backup):
-        logging.info("resuming the unfinished run in %s", out)
-        return
-    shutil.rmtree(backup, ignore_errors=True)
-    for name in (BEST_WEIGHTS, BEST_STATE):
-        if os.path.exists(os.path.join(out, name)):
-            os.remove(os.path.join(out, name))
+def finished_report(run) -> dict | None:
+    """eval.json of a run that finished (its model is there and no backup is pending)."""
+    if not (run.owns("eval.json") and run.owns(MODEL_DIR)) or run.owns(BACKUP_DIR):
+        return None
+    with open(run.path("eval.json"), encoding="utf-8") as f:
+        return json.load(f)
 
 
 def read_splits(fv, adapter):
@@ -124,7 +109,9 @@ def read_splits(fv, adapter):
             continue
         rows = read_task_file(path, required=adapter.required,
                               optional=getattr(adapter, "optional", ()),
-                              skip_empty=adapter.skip_empty)
+                              skip_empty=adapter.skip_empty,
+                              label_columns=getattr(adapter, "label_columns", ()),
+                              quoting=fv.quoting)
         limit = fv.max_train_examples if split == "train" else fv.max_eval_examples
         if limit:
             rows.rows, rows.lines = rows.rows[:limit], rows.lines[:limit]
@@ -156,32 +143,32 @@ def _callbacks():
                          {k: v for k, v in result.items() if isinstance(v, float)})
 
     class KeepBest(keras.callbacks.Callback):
-        """Saves the weights of the best epoch (state on disk, so a resumed run knows it)."""
+        """Saves the weights of the best epoch with its state (one folder swapped in whole,
+        so a resumed run knows it and a kill never pairs one epoch's weights with another's
+        score)."""
 
-        def __init__(self, monitor, directory):
+        def __init__(self, monitor, run):
             super().__init__()
-            self.monitor = monitor
-            self.weights = os.path.join(directory, BEST_WEIGHTS)
-            self.state = os.path.join(directory, BEST_STATE)
+            self.monitor, self.run = monitor, run
 
         def best(self):
-            if not os.path.isfile(self.state):
+            state = self.run.path(os.path.join(BEST_DIR, BEST_STATE))
+            if not self.run.owns(BEST_DIR) or not os.path.isfile(state):
                 return None
-            with open(self.state, encoding="utf-8") as f:
+            with open(state, encoding="utf-8") as f:
                 return json.load(f)
 
         def on_epoch_end(self, epoch, logs=None):
-            from kbert import fileio
-            from kbert.models.saving import save_model_weights
+            from kbert.models.saving import require_room_for_weights, save_model_weights
             value = logs.get(self.monitor)
             best = self.best()
             if value is None or (best is not None and value <= best["value"]):
                 return
-            with fileio.atomic_path(self.weights) as tmp:
-                save_model_weights(self.model, tmp + ".weights.h5")
-                os.replace(tmp + ".weights.h5", tmp)
-            fileio.atomic_write_text(self.state, json.dumps(
-                {"epoch": epoch + 1, "monitor": self.monitor, "value": value}) + "\n")
+            require_room_for_weights(self.model, self.run.root)
+            with self.run.directory(BEST_DIR, "best_epoch") as staging:
+                save_model_weights(self.model, os.path.join(staging, BEST_WEIGHTS))
+                with open(os.path.join(staging, BEST_STATE), "w", encoding="utf-8") as f:
+                    json.dump({"epoch": epoch + 1, "monitor": self.monitor, "value": value}, f)
 
     class EpochScalars(keras.callbacks.Callback):
         """Epoch metrics as TensorBoard scalars (train/ and validation/), no tensorboard
@@ -209,11 +196,16 @@ def _callbacks():
 def run(fv) -> dict:
     import keras
 
-    from kbert import fileio
     from kbert.tasks.base import load_encoder_and_preprocessor
     from kbert.tasks.task_data import Columns, adapter_for
     from kbert.training.distribution import create_strategy
 
+    finished = finished_report(run_directory(fv)) if _same_run(fv) and not fv.overwrite \
+        else None
+    if finished is not None:
+        logging.warning("the run in %s has finished (eval.json); pass --overwrite to train "
+                        "again", fv.output_dir)
+        return finished
     text, pair, label = finetune_flags.columns_for(fv)
     adapter = adapter_for(fv.task, Columns(text, pair, label))
     splits = read_splits(fv, adapter)
@@ -242,47 +234,56 @@ def run(fv) -> dict:
                       jit_compile=fv.jit_compile)
 
     # Everything is checked: from here on the output directory is written.
-    out = fv.output_dir
-    os.makedirs(out, exist_ok=True)
-    clear_stale_state(out, run_flags(fv))
-    fileio.atomic_write_text(os.path.join(out, RUN_MARKER),
-                             json.dumps({"flags": run_flags(fv)}, indent=2) + "\n")
-    from kbert.tasks.batching import EpochSetter
-    ValidationMetrics, KeepBest, EpochScalars = _callbacks()
-    callbacks = [EpochSetter(batches)]
-    if "validation" in splits:
-        callbacks.append(ValidationMetrics(adapter, splits["validation"], fv.eval_batch_size))
-        callbacks.append(KeepBest(f"val_{adapter.monitor}", out))
-    callbacks += [EpochScalars(os.path.join(out, "tensorboard")),
-                  keras.callbacks.BackupAndRestore(os.path.join(out, BACKUP_DIR))]
-    logging.info("training on %d rows (%d examples), %d steps", encoded.num_windows,
-                 encoded.num_examples, steps)
-    started = time.time()
-    model.fit(batches.dataset(), epochs=fv.num_train_epochs, callbacks=callbacks, verbose=1)
-    train_seconds = time.time() - started
-    best = None
-    best_path = os.path.join(out, BEST_WEIGHTS)
-    if "validation" in splits and os.path.isfile(best_path):
-        model.load_weights(best_path)
-        with open(os.path.join(out, BEST_STATE), encoding="utf-8") as f:
-            best = json.load(f)
+    run = run_directory(fv).open()
+    with run.guard():
+        if run.resuming:
+            logging.info("resuming the run in %s", run.root)
+        from kbert.tasks.batching import EpochSetter
+        from kbert.training.fit_backup import SafeBackupAndRestore
+        ValidationMetrics, KeepBest, EpochScalars = _callbacks()
+        callbacks = [EpochSetter(batches)]
+        keep_best = None
+        if "validation" in splits:
+            callbacks.append(ValidationMetrics(adapter, splits["validation"], fv.eval_batch_size))
+            keep_best = KeepBest(f"val_{adapter.monitor}", run)
+            callbacks.append(keep_best)
+        backup = SafeBackupAndRestore(run, BACKUP_DIR)
+        callbacks += [EpochScalars(run.claim("tensorboard")), backup]
+        logging.info("training on %d rows (%d examples), %d steps", encoded.num_windows,
+                     encoded.num_examples, steps)
+        started = time.time()
+        model.fit(batches.dataset(), epochs=fv.num_train_epochs, callbacks=callbacks, verbose=1)
+        train_seconds = time.time() - started
+        best = keep_best.best() if keep_best else None
+        if best is not None:
+            model.load_weights(run.path(os.path.join(BEST_DIR, BEST_WEIGHTS)))
 
-    report = {"task": fv.task, "init_model": fv.init_model, "best_epoch": best,
-              "epochs": fv.num_train_epochs, "train_seconds_last_run": round(train_seconds, 1),
-              "train": {"examples": encoded.num_examples, "windows": encoded.num_windows,
-                        "truncated": int(encoded.truncated), "skipped": dict(train.skipped)}}
-    for split in ("validation", "test"):
-        if split not in splits:
-            continue
-        result, records = adapter.evaluate(model, splits[split], fv.eval_batch_size)
-        report[split] = result
-        fileio.atomic_write_text(os.path.join(out, f"predictions_{split}.jsonl"), "".join(
-            json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        logging.info("%s: %s", split, result)
-    model.save_pretrained(os.path.join(out, MODEL_DIR),
-                          extra={"trained_epochs": fv.num_train_epochs, "best_epoch": best})
-    fileio.atomic_write_text(os.path.join(out, "eval.json"), json.dumps(report, indent=2) + "\n")
-    return report
+        report = {"task": fv.task, "init_model": fv.init_model, "best_epoch": best,
+                  "restarted": backup.restarted_because,
+                  "epochs": fv.num_train_epochs, "train_seconds_last_run": round(train_seconds, 1),
+                  "train": {"examples": encoded.num_examples, "windows": encoded.num_windows,
+                            "truncated": int(encoded.truncated), "skipped": dict(train.skipped)}}
+        for split in ("validation", "test"):
+            if split not in splits:
+                continue
+            result, records = adapter.evaluate(model, splits[split], fv.eval_batch_size)
+            report[split] = result
+            run.write_text(f"predictions_{split}.jsonl", "".join(
+                json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+            logging.info("%s: %s", split, result)
+        with run.directory(MODEL_DIR, "model") as staging:
+            model.save_pretrained(staging, extra={"trained_epochs": fv.num_train_epochs,
+                                                  "best_epoch": best})
+        run.write_text("eval.json", json.dumps(report, indent=2) + "\n")
+        run.release_missing()
+        return report
+
+
+def _same_run(fv) -> bool:
+    from kbert.outputs import read_marker
+    marker = read_marker(fv.output_dir) if os.path.isdir(fv.output_dir) else None
+    return bool(marker) and marker.get("kind") == RUN_KIND and \
+        marker.get("run") == json.loads(json.dumps(run_flags(fv)))
 
 
 def main(argv) -> int:
@@ -292,17 +293,21 @@ def main(argv) -> int:
         finetune_flags.validate_finetune_flags(FLAGS)
         check_output_dir(FLAGS)
     except finetune_flags.FlagError as e:
-        print(f"finetune: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return console.report_error("finetune", e, FLAGS.verbosity)
+    console.import_tensorflow()
     from kbert.checkpoints import CheckpointError
     from kbert.configs import ConfigError
     from kbert.data.task_files import TaskFileError
+    from kbert.outputs import OutputError, is_environment_fault
     try:
         report = run(FLAGS)
     except (finetune_flags.FlagError, TaskFileError, CheckpointError, ConfigError,
-            FileNotFoundError) as e:
-        print(f"finetune: error: {e}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+            FileNotFoundError, OutputError) as e:
+        return console.report_error("finetune", e, FLAGS.verbosity)
+    except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        if not is_environment_fault(e):
+            raise
+        return console.report_error("finetune", e, FLAGS.verbosity)
     summary = {s: {k: v for k, v in report[s].items() if isinstance(v, float)}
                for s in ("validation", "test") if s in report}
     print(json.dumps(summary))

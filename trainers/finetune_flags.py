@@ -67,8 +67,14 @@ def define_finetune_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                         "Writes model/, eval.json, predictions_<split>.jsonl, tensorboard/.",
                         flag_values=fv)
     flags.DEFINE_bool("overwrite", False,
-                      "Use an existing --output_dir that kbert did not create (only kbert's "
-                      "own files in it are replaced).", flag_values=fv)
+                      "Start afresh in an --output_dir holding an earlier run, or use one kbert "
+                      "did not create (only kbert's own files in it are replaced; a user's "
+                      "file where the run writes one is refused).", flag_values=fv)
+    flags.DEFINE_enum("quoting", "auto", ["auto", "none"],
+                      "CSV/TSV quoting: auto (double quotes delimit fields, as Python's csv "
+                      "and pandas read them; lines merged by a stray quote are refused) or "
+                      "none (no quote processing, as google-research/bert reads TSV files).",
+                      flag_values=fv)
     flags.DEFINE_integer("max_seq_length", 128, "Tokens per row, [CLS]/[SEP] included.",
                          lower_bound=8, upper_bound=4096, flag_values=fv)
     flags.DEFINE_integer("doc_stride", 64,

@@ -229,6 +229,10 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_bool("resume", True,
                       "Continue from the newest checkpoint in --output_dir when there is one "
                       "(weights, optimizer, step and input position).", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False,
+                      "Start afresh in an --output_dir that holds an earlier run (kbert's files "
+                      "of that run are removed, any others stay), or write into a directory "
+                      "kbert did not make (its files stay).", flag_values=fv)
     flags.DEFINE_integer("eval_every_steps", 0,
                          "Held-out evaluation every this many steps (0: only at the end).",
                          lower_bound=0, flag_values=fv)

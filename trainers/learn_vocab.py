@@ -21,6 +21,8 @@ from kbert import tokenizers  # noqa: E402
 FLAGS = flags.FLAGS
 flags.DEFINE_list("input", None, "Text files or directories (*.txt, searched recursively).")
 flags.DEFINE_string("output", None, "Where to write vocab.txt (atomically).")
+flags.DEFINE_bool("overwrite", False, "Replace the vocabulary kbert wrote there earlier (a "
+                  "file kbert did not write is never replaced).")
 flags.DEFINE_integer("vocab_size", 8000, "Largest vocabulary size wanted.", lower_bound=16)
 flags.DEFINE_bool("do_lower_case", True, "Uncased: lower-case and strip accents.")
 flags.DEFINE_integer("num_unused_tokens", 0, "[unusedN] tokens after the specials.",
@@ -33,13 +35,21 @@ flags.mark_flags_as_required(["input", "output"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    from kbert import outputs
     try:
-        tokens = tokenizers.learn_vocabulary(
-            FLAGS.input, vocab_size=FLAGS.vocab_size, lower_case=FLAGS.do_lower_case,
-            num_unused_tokens=FLAGS.num_unused_tokens, min_count=FLAGS.min_count)
-    except (FileNotFoundError, ValueError) as e:
-        raise app.UsageError(f"--input: {e}") from e
-    tokenizers.write_vocab(tokens, FLAGS.output)
+        outputs.check_output(FLAGS.output, "vocabulary", FLAGS.input, FLAGS.overwrite,
+                             is_file=True, flag="--output")
+        try:
+            tokens = tokenizers.learn_vocabulary(
+                FLAGS.input, vocab_size=FLAGS.vocab_size, lower_case=FLAGS.do_lower_case,
+                num_unused_tokens=FLAGS.num_unused_tokens, min_count=FLAGS.min_count)
+        except (FileNotFoundError, ValueError) as e:
+            raise ValueError(f"--input: {e}") from e
+        with outputs.replace_file(FLAGS.output, "vocabulary", FLAGS.input, FLAGS.overwrite,
+                                  flag="--output") as tmp:
+            tokenizers.write_vocab(tokens, tmp)
+    except (ValueError, outputs.OutputError, OSError) as e:
+        return console.report_error("learn_vocab", e, FLAGS.verbosity)
     logging.info("wrote %d tokens to %s (vocab_hash %s)", len(tokens), FLAGS.output,
                  tokenizers.vocab_hash(tokens))
 

@@ -22,6 +22,7 @@ optimizer state, step and input position come from the newest checkpoint). At th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -37,6 +38,7 @@ FLAGS = flags.FLAGS
 pretrain_flags.define_pretrain_flags(FLAGS)
 
 PRETRAINED_MODEL_DIR = "pretrained_model"
+RUN_KIND = "pretrain"
 EXIT_BAD_INPUT = 2
 EXIT_NON_FINITE = 3
 
@@ -159,7 +161,8 @@ def _read_paths(fv) -> list[str]:
     """Files and directories the run reads (an output may not overlap them)."""
     paths = [fv.vocab_file, fv.init_checkpoint, fv.bert_config_file]
     for patterns in (fv.input_file, fv.eval_input_file, fv.phase2_input_file):
-        if patterns:
+        if patterns:   # a directory named as input is an input too, not only its files
+            paths.extend(p.strip() for p in patterns.split(",") if os.path.isdir(p.strip()))
             try:
                 paths.extend(_input_files(patterns, fv.raw_text))
             except Exception:   # noqa: BLE001 (bad patterns are reported where they are read)
@@ -206,26 +209,73 @@ def weights_fingerprint(model) -> str:
     return f"sha1={digest.hexdigest()} l2={total ** 0.5:.6f}"
 
 
+# ----------------------------------------------------------------------------- the run directory
+def _run_names(fv) -> list[str]:
+    """What a run writes into --output_dir (the loop's files, a learned vocabulary, the model)."""
+    from kbert.tokenizers.families import TOKENIZER_FILES
+    from kbert.training.metrics_logging import HISTORY_FILE
+    names = ["checkpoints", "tensorboard", ".scratch", HISTORY_FILE, "loss.png",
+             PRETRAINED_MODEL_DIR]
+    if fv.learn_vocab_size and not fv.vocab_file:
+        names += TOKENIZER_FILES[fv.model]
+    return names
+
+
+def _legacy_run(directory: str) -> dict | None:
+    """A run written before kbert.outputs' marker (recognised by its checkpoints' run config)."""
+    if not os.path.isfile(os.path.join(directory, "checkpoints", "run_config.json")):
+        return None
+    from kbert.tokenizers.families import TOKENIZER_FILES
+    from kbert.training.metrics_logging import HISTORY_FILE
+    known = {"checkpoints", "tensorboard", ".scratch", HISTORY_FILE, "loss.png",
+             PRETRAINED_MODEL_DIR, *(n for names in TOKENIZER_FILES.values() for n in names)}
+    return {"format": "kbert.outputs/2", "kind": RUN_KIND, "run": None, "pending": {},
+            "entries": {n: {"kind": RUN_KIND, "tree": True} for n in sorted(known)
+                        if os.path.lexists(os.path.join(directory, n))}}
+
+
+def run_directory(fv):
+    """--output_dir as a kbert.outputs.RunDirectory. Its settings are empty: whether a
+    checkpoint fits this run is the loop's run-config guard's call (model, vocabulary,
+    optimizer); --noresume refuses an earlier run, --overwrite starts afresh."""
+    from kbert.outputs import RunDirectory
+    return RunDirectory(fv.output_dir, RUN_KIND, {}, inputs=_read_paths(fv),
+                        overwrite=fv.overwrite, names=_run_names(fv), legacy=_legacy_run,
+                        resume=fv.resume)
+
+
+def _finished_model(fv, run_dir) -> str | None:
+    """The model directory of a run with these settings that reached --num_train_steps (its
+    newest checkpoint and pretrained_model/ are there): started again, it changes nothing."""
+    if not fv.resume or fv.overwrite or not run_dir.owns(PRETRAINED_MODEL_DIR):
+        return None
+    from kbert.training.checkpointing import checkpoint_step
+    import tensorflow as tf
+    latest = tf.train.latest_checkpoint(os.path.join(fv.output_dir, "checkpoints"))
+    try:
+        done = latest is not None and checkpoint_step(latest) >= fv.num_train_steps
+    except Exception:   # noqa: BLE001 — an unreadable checkpoint: the loop decides
+        return None
+    return run_dir.path(PRETRAINED_MODEL_DIR) if done else None
+
+
 # ----------------------------------------------------------------------------- the run
 def run(fv) -> str:
     """Pre-train as the flags say; returns the pretrained model directory."""
     from kbert.data import check_records
-    from kbert.models.saving import MODEL_KIND
-    from kbert.outputs import check_output
     from kbert.tokenizers import families
 
     # Checks on files first: they need no TensorFlow runtime, so they fail fast, and the
     # runtime must not start before the strategy has split the CPU into logical devices.
-    os.makedirs(fv.output_dir, exist_ok=True)
+    # The output directory may not overlap an input, hold a user's file where the run
+    # writes one, or be unwritable: say so now, not after hours of training.
+    run_dir = run_directory(fv).check()
     train_patterns, eval_patterns = _train_and_eval_inputs(fv)
     tokenizer_files = _tokenizer_files(fv)
     learn_vocab = not tokenizer_files
+    config = None   # known once the vocabulary is learned
     if not learn_vocab:
         config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
-    # The model directory written at the end may not be foreign or overlap an input: say so
-    # now, not after hours of training.
-    check_output(os.path.join(fv.output_dir, PRETRAINED_MODEL_DIR), MODEL_KIND,
-                 _read_paths(fv))
     phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
     if not fv.raw_text:
         from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
@@ -244,8 +294,28 @@ def run(fv) -> str:
                           max_predictions_per_seq=pretrain_flags.phase2_max_predictions(fv),
                           **records)
 
-    from kbert.training.distribution import create_strategy, is_chief, worker_id
+    from kbert.training.distribution import create_strategy, is_chief
     strategy = create_strategy(fv.distribution, fv.num_cpu_devices, fv.tpu_address)
+    finished = _finished_model(fv, run_dir)
+    if finished:
+        logging.warning("the run in %s has finished (%s); pass --overwrite to train again",
+                        fv.output_dir, finished)
+        return finished
+    if is_chief(strategy):     # the chief marks the directory; the other workers only read it
+        run_dir.open()
+    with run_dir.guard() if is_chief(strategy) else contextlib.nullcontext():
+        if is_chief(strategy):
+            for name in _run_names(fv):
+                run_dir.claim(name, folder=name in ("checkpoints", "tensorboard"))
+        return _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab,
+                      train_patterns, eval_patterns, phase2_patterns)
+
+
+def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_patterns,
+           eval_patterns, phase2_patterns) -> str:
+    """Build, train, evaluate and write the model directory (the run directory is open)."""
+    from kbert.tokenizers import families
+    from kbert.training.distribution import is_chief, worker_id
 
     import keras
 
@@ -330,6 +400,7 @@ def run(fv) -> str:
                               do_lower_case=fv.do_lower_case,
                               extra={"task": "pretraining", "trained_steps": fv.num_train_steps},
                               inputs=_read_paths(fv))
+        run_dir.release_missing()
         logging.info("pre-trained model written to %s", model_dir)
     return model_dir
 

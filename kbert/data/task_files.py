@@ -3,6 +3,15 @@
 Every row keeps its 1-based line number, so later checks (an unseen label, a label that is
 not a number, an answer outside its context) can point at the exact place too.
 
+CSV and TSV files are read as Python's `csv` module and pandas read them (double quotes
+delimit a field, which may then span lines), with a row-count check: when quotes merged
+lines into fewer rows while the same file read without quoting has the header's number of
+fields on every line (a TSV text that merely starts with `"`), the file is refused naming
+the line, and `quoting="none"` reads it without quote processing (google-research/bert's
+TSV reader). Labels are the strings as written (JSON `1.0` is "1.0", `true` is "true"); a
+null or non-scalar label is an error naming file:line. Null or empty texts are skipped and
+counted (`TaskRows.skipped`), the same for fine-tuning and every export command.
+
 Example:
     >>> rows = read_task_file("train.jsonl", required=["text", "label"])   # doctest: +SKIP
     >>> rows.rows[0]["text"], rows.lines[0]                               # doctest: +SKIP
@@ -18,6 +27,9 @@ import json
 import os
 
 EXTENSIONS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".json": "jsonl"}
+QUOTING = ("auto", "none")
+# Python's csv module stops at 131,072 characters a field by default; texts may be longer.
+FIELD_SIZE_LIMIT = 2 ** 31 - 1
 
 
 class TaskFileError(ValueError):
@@ -74,16 +86,48 @@ def _decode(path: str) -> str:
     return text
 
 
-def _read_delimited(path: str, text: str, delimiter: str):
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+def _records(text: str, delimiter: str, quoting: str):
+    """(record, first line, last line) of a delimited text."""
+    if csv.field_size_limit() < FIELD_SIZE_LIMIT:
+        csv.field_size_limit(FIELD_SIZE_LIMIT)
+    options = {"quoting": csv.QUOTE_NONE, "quotechar": None} if quoting == "none" else {}
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, **options)
+    line = 0
+    for record in reader:
+        yield record, line + 1, reader.line_num
+        line = reader.line_num
+
+
+def _check_no_swallowed_lines(path: str, text: str, delimiter: str, header: list) -> None:
+    """Refuse a file whose quotes merged lines when, read without quoting, every line has
+    the header's number of fields (a text that starts with `"` in an unquoted file)."""
+    merged = None
+    for record, first, last in _records(text, delimiter, "auto"):
+        if last > first:
+            merged = (first, last)
+            break
+    if merged is None:
+        return
+    plain = [r for r, _, _ in _records(text, delimiter, "none") if r and r != [""]]
+    if all(len(r) == len(header) for r in plain):
+        first, last = merged
+        raise TaskFileError(
+            f"{path}:{first}: a double quote at the start of a field joins lines {first}-{last} "
+            f"into one row ({len(plain) - 1} rows without quoting); if the file uses no "
+            f"quoting, pass --quoting=none")
+
+
+def _read_delimited(path: str, text: str, delimiter: str, quoting: str = "auto"):
+    reader = (record for record, _, _ in _records(text, delimiter, quoting))
     header = next(reader)
     if len(set(header)) != len(header):
         raise TaskFileError(f"{path}:1: duplicate column names in header {header}")
+    if quoting == "auto":
+        _check_no_swallowed_lines(path, text, delimiter, header)
     rows, lines = [], []
-    line = reader.line_num
-    for record in reader:
-        start = line + 1
-        line = reader.line_num
+    for record, start, _ in _records(text, delimiter, quoting):
+        if start == 1:
+            continue                               # the header
         if not record or (len(record) == 1 and not record[0].strip()):
             continue
         if len(record) != len(header):
@@ -111,20 +155,40 @@ def _read_jsonl(path: str, text: str):
     return None, rows, lines
 
 
-def read_task_file(path: str, required=(), optional=(), skip_empty=()) -> TaskRows:
+def label_text(value, path: str, line: int, column: str) -> str:
+    """A label as written: a string as is, a JSON number or boolean as its JSON text; null
+    or a list/object is an error naming the place."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        raise TaskFileError(f"{where(path, line, column)}: the label is null")
+    if isinstance(value, (bool, int, float)):
+        return json.dumps(value)
+    raise TaskFileError(f"{where(path, line, column)}: the label is a "
+                        f"{'list' if isinstance(value, list) else 'JSON object'}, not one value")
+
+
+def read_task_file(path: str, required=(), optional=(), skip_empty=(), label_columns=(),
+                   quoting: str = "auto") -> TaskRows:
     """Read `path`; every `required` column must be present in every row.
 
     Args:
         required: column names each row must have.
         optional: names kept when present.
-        skip_empty: columns whose empty value makes a row skipped (counted in `skipped`).
+        skip_empty: columns whose null or empty value makes a row skipped (counted in
+            `skipped`).
+        label_columns: columns holding one label each (kept as the text written).
+        quoting: "auto" (CSV quoting, with the row-count check) or "none" (CSV/TSV).
     """
+    if quoting not in QUOTING:
+        raise ValueError(f"quoting must be one of {QUOTING}, got {quoting!r}")
     kind = file_format(path)
     text = _decode(path)
     if kind == "jsonl":
         header, rows, lines = _read_jsonl(path, text)
     else:
-        header, rows, lines = _read_delimited(path, text, "," if kind == "csv" else "\t")
+        header, rows, lines = _read_delimited(path, text, "," if kind == "csv" else "\t",
+                                              quoting)
     if header is not None:
         missing = [c for c in required if c not in header]
         if missing:
@@ -141,6 +205,9 @@ def read_task_file(path: str, required=(), optional=(), skip_empty=()) -> TaskRo
             key = "empty_" + "_or_".join(skip_empty)
             kept.skipped[key] = kept.skipped.get(key, 0) + 1
             continue
+        for column in label_columns:
+            if column in row:
+                row[column] = label_text(row[column], path, line, column)
         kept.rows.append({c: row[c] for c in (*required, *optional) if c in row})
         kept.lines.append(line)
     if not kept.rows:

@@ -306,7 +306,10 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
             directory, manifest_lib.worker_manifest_name(shard_index, num_shards))
     from kbert.tokenizers.families import files_beside
     tokenizer_files = files_beside(settings.family, vocab_file)
-    inputs = [*files, *tokenizer_files]
+    patterns = input_patterns.split(",") if isinstance(input_patterns, str) else input_patterns
+    # A directory named as input is an input too, not only the files found in it.
+    inputs = [*files, *tokenizer_files,
+              *(p.strip() for p in patterns if os.path.isdir(p.strip()))]
     # One machine writing into --output_dir: the whole directory is staged and swapped in.
     whole_directory = num_shards == 1 and not output_files
     if whole_directory:

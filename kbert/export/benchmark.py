@@ -141,7 +141,8 @@ def plot(entries, path, threads=1) -> None:
 
 
 def to_json(entries) -> list:
-    return [{"name": e.name, "runtime": e.runtime, "path": e.path, "bytes": os.path.getsize(e.path),
+    return [{"name": e.name, "runtime": e.runtime, "file": os.path.basename(e.path),
+             "bytes": os.path.getsize(e.path),
              "accuracy": e.accuracy, "results": {str(t): r for t, r in e.results.items()}}
             for e in entries]
 

@@ -46,6 +46,9 @@ def evaluate_tflite(path, texts, labels, use_strings=False, num_threads=2, batch
                           f"signature (a {meta.get('family', 'bert')} model exported without "
                           f"--with_tokenizer); evaluate through serving_default instead")
     y = label_ids(labels, meta["labels"], "--test_file")
+    if max_seq_length and max_seq_length > meta["max_seq_length"]:
+        raise ExportError(f"--max_seq_length={max_seq_length} exceeds the {path}'s input "
+                          f"length {meta['max_seq_length']}")
     runner = LiteRTClassifier(path, num_threads=num_threads)
     if use_strings:
         logits = text_signature_logits(runner, list(texts), batch_size)

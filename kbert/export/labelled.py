@@ -14,8 +14,7 @@ Example:
 
 from __future__ import annotations
 
-import csv
-import json
+import logging
 import os
 
 import numpy as np
@@ -23,50 +22,34 @@ import numpy as np
 from kbert.export.task_model import ExportError
 from kbert.tasks.preprocessing import aggregate_windows, window_starts
 
-EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json")
-
-
-def _rows(path):
-    ext = os.path.splitext(path)[1].lower()
-    if ext not in EXTENSIONS:
-        raise ExportError(f"{path}: unknown extension {ext!r}; use one of {', '.join(EXTENSIONS)}")
-    with open(path, encoding="utf-8", newline="") as f:
-        if ext in (".jsonl", ".json"):
-            for number, line in enumerate(f, start=1):
-                if line.strip():
-                    try:
-                        yield number, json.loads(line)
-                    except json.JSONDecodeError as e:
-                        raise ExportError(f"{path}, line {number}, column {e.colno}: "
-                                          f"invalid JSON: {e.msg}") from e
-        else:
-            reader = csv.DictReader(f, delimiter="\t" if ext == ".tsv" else ",")
-            for row in reader:
-                yield reader.line_num, row
+def read_labelled_rows(path: str, text_column: str = "text",
+                       label_column: str | None = "label", quoting: str = "auto"):
+    """The rows of a task file as `kbert.data.task_files.TaskRows` (the parser fine-tuning
+    uses: null or empty texts skipped and counted in `.skipped`, labels as written)."""
+    from kbert.data.task_files import TaskFileError, read_task_file
+    if not os.path.isfile(path):
+        raise ExportError(f"file not found: {path}")
+    required = [text_column] + ([label_column] if label_column is not None else [])
+    try:
+        return read_task_file(path, required=required, skip_empty=[text_column],
+                              label_columns=[label_column] if label_column else [],
+                              quoting=quoting)
+    except TaskFileError as e:
+        raise ExportError(str(e)) from None
 
 
 def read_labelled_file(path: str, text_column: str = "text", label_column: str | None = "label",
-                       limit: int | None = None):
-    """`(texts, labels)` from a task file; `labels` is None when `label_column` is None."""
-    if not os.path.isfile(path):
-        raise ExportError(f"file not found: {path}")
-    texts, labels = [], []
-    try:
-        for number, row in _rows(path):
-            if not isinstance(row, dict) or text_column not in row:
-                raise ExportError(f"{path}, line {number}: no column {text_column!r}")
-            if label_column is not None and label_column not in row:
-                raise ExportError(f"{path}, line {number}: no column {label_column!r}")
-            texts.append(str(row[text_column]))
-            if label_column is not None:
-                labels.append(str(row[label_column]))
-            if limit and len(texts) >= limit:
-                break
-    except UnicodeDecodeError as e:
-        raise ExportError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
-    if not texts:
-        raise ExportError(f"{path} holds no examples")
-    return texts, (labels if label_column is not None else None)
+                       limit: int | None = None, quoting: str = "auto"):
+    """`(texts, labels)` from a task file; `labels` is None when `label_column` is None.
+    Rows with a null or empty text are skipped as fine-tuning skips them (logged)."""
+    rows = read_labelled_rows(path, text_column, label_column, quoting)
+    if rows.skipped:
+        logging.warning("%s: skipped %s (as fine-tuning does)", path,
+                        ", ".join(f"{n} rows with {k.replace('_', ' ')}"
+                                  for k, n in rows.skipped.items()))
+    texts = [str(t) for t in rows.column(text_column)][:limit]
+    labels = rows.column(label_column)[:limit] if label_column is not None else None
+    return texts, labels
 
 
 def label_ids(labels, label_names, path: str = "labels") -> np.ndarray:

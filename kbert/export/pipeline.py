@@ -18,7 +18,7 @@ import time
 
 import numpy as np
 
-from kbert import fileio
+from kbert import outputs
 from kbert.export import converter, flatbuffer, metadata, qat
 from kbert.export.labelled import batches, encode_texts, label_ids
 from kbert.export.signatures import ExportModule
@@ -40,21 +40,17 @@ class ExportSettings:
     overwrite: bool = False
 
 
-def check_output_path(output: str, overwrite: bool) -> None:
-    """The output's directory must exist; an existing file that kbert did not write is
-    replaced only with `overwrite`."""
+TFLITE_KIND = "tflite"
+
+
+def check_output_path(output: str, overwrite: bool, inputs=()) -> None:
+    """The output's directory must exist; the rest is the output contract
+    (`kbert.outputs`): not an input, kbert's own earlier file only with `overwrite`, a file
+    kbert did not write never."""
     directory = os.path.dirname(os.path.abspath(output))
     if not os.path.isdir(directory):
         raise ExportError(f"--output directory does not exist: {directory}")
-    if os.path.isdir(output):
-        raise ExportError(f"--output is a directory: {output}")
-    if os.path.exists(output) and not overwrite:
-        try:
-            with open(output, "rb") as f:
-                metadata.read_tflite_metadata(f.read())
-        except (ValueError, OSError):
-            raise ExportError(f"--output {output} exists and was not written by kbert; "
-                              f"pass --overwrite to replace it") from None
+    outputs.check_output(output, TFLITE_KIND, inputs, overwrite, is_file=True, flag="--output")
 
 
 # Why a family's tokenizer cannot be the in-graph strings signature (see docs/EDGE.md).
@@ -144,12 +140,15 @@ def _qat(model, tokenizer, info, texts, labels, settings):
 
 
 def export_tflite(model_dir: str, output: str, settings: ExportSettings,
-                  representative=None, validation=None, log=logging.info) -> dict:
+                  representative=None, validation=None, log=logging.info,
+                  inputs=()) -> dict:
     """Convert, verify and write; returns the report (also stored in the metadata).
 
-    `representative` / `validation` are `(texts, labels or None)`.
+    `representative` / `validation` are `(texts, labels or None)`; `inputs`: the files they
+    came from (with `model_dir`, never written over).
     """
-    check_output_path(output, settings.overwrite)
+    inputs = [model_dir, *inputs]
+    check_output_path(output, settings.overwrite, inputs)
     started = time.time()
     model, info = load_task_model(model_dir, settings.max_seq_length)
     if settings.with_tokenizer:
@@ -195,6 +194,9 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     data = metadata.embed_metadata(data, info, settings.mode, module.signature_names(),
                                    extra={"verification": report["verification"]},
                                    tokenizer=tokenizer)
-    fileio.atomic_write_bytes(output, data)
+    with outputs.replace_file(output, TFLITE_KIND, inputs, settings.overwrite,
+                              flag="--output") as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
     report["bytes"] = len(data)
     return report

@@ -78,9 +78,11 @@ def write_model_files(model, directory: str, vocab_file=None,
     # h5py may crash the interpreter when the disk fills mid-write: check the room first.
     outputs.require_free_space(directory, _weights_file_size(model) + sum(
         os.path.getsize(path) for path in vocab_files) + 2 ** 16)
+    save_model_weights(model, os.path.join(directory, WEIGHTS_FILE))
+    # What `load` checks: a damaged or truncated weights file is refused, not half-read.
+    config["kbert"]["weights_sha256"] = file_sha256(os.path.join(directory, WEIGHTS_FILE))
     with open(os.path.join(directory, CONFIG_FILE), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2, sort_keys=True)
-    save_model_weights(model, os.path.join(directory, WEIGHTS_FILE))
     for path in vocab_files:
         name = VOCAB_FILE if len(vocab_files) == 1 and str(path).endswith(".txt") \
             else os.path.basename(path)
@@ -94,6 +96,21 @@ def _weights_file_size(model) -> int:
     import numpy as np
     return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize + 2048
                for w in model.weights)
+
+
+def require_room_for_weights(model, directory: str) -> None:
+    """OSError(ENOSPC) naming both sizes when `directory` cannot hold `model`'s weights
+    (h5py can crash the interpreter on a disk that fills during a write)."""
+    outputs.require_free_space(directory, _weights_file_size(model) + 2 ** 16)
+
+
+def file_sha256(path: str) -> str:
+    import hashlib
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def save_pretrained(model, directory: str, vocab_file=None,
@@ -164,6 +181,11 @@ def load(directory: str):
     weights = os.path.join(directory, WEIGHTS_FILE)
     if not os.path.isfile(weights):
         raise FileNotFoundError(f"model directory has no {WEIGHTS_FILE}: {directory}")
+    expected = config["kbert"].get("weights_sha256")   # directories before it have none
+    if expected and file_sha256(weights) != expected:
+        raise ValueError(f"{weights} does not match the checksum in "
+                         f"{os.path.join(directory, CONFIG_FILE)} ({os.path.getsize(weights)} "
+                         f"bytes): the file is damaged or truncated")
     try:
         model = keras.saving.deserialize_keras_object(config["kbert"]["model"])
         model(_example_inputs(model))

@@ -121,7 +121,12 @@ def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=No
         except ValueError:
             is_kbert = False
     if is_kbert:
-        encoder = _encoder_of(kbert.load(path))
+        try:
+            encoder = _encoder_of(kbert.load(path))
+        except TypeError as e:
+            from kbert.configs import ConfigError
+            raise ConfigError(f"--init_model: {path}: {e} (fine-tuning starts from a "
+                              f"pre-trained or task model kbert wrote)") from e
         lower_case = read_directory_config(path)["kbert"].get("do_lower_case", True)
         vocab_dir = path
     else:
@@ -145,6 +150,11 @@ def load_encoder_and_preprocessor(path: str, max_seq_length: int = 128, dtype=No
     for file in tokenizer_files(family, vocab_dir):
         if not os.path.isfile(file):
             raise FileNotFoundError(f"--init_model: {path} has no {os.path.basename(file)}")
+    if max_seq_length > encoder.config.max_sequence_length:
+        from kbert.configs import ConfigError
+        raise ConfigError(f"--max_seq_length={max_seq_length} exceeds the "
+                          f"{encoder.config.max_sequence_length} positions of {path} "
+                          f"(max_position_embeddings {encoder.config.max_position_embeddings})")
     if dtype is not None:
         rebuilt = BertEncoder(encoder.config, dtype=dtype)
         rebuilt.set_weights(encoder.get_weights())

@@ -72,6 +72,11 @@ class ClassificationAdapter:
         return (self.columns.text,)
 
     @property
+    def label_columns(self) -> tuple:
+        """Columns holding one label a row (read as the text written)."""
+        return (self.columns.label,)
+
+    @property
     def monitor(self) -> str:
         return "pearson" if self.regression else "accuracy"
 
@@ -81,6 +86,11 @@ class ClassificationAdapter:
             self.check(train)
             return
         names = {str(v) for v in train.column(self.columns.label)}
+        if len(names) < 2:
+            raise TaskFileError(
+                f"{train.path}: column {self.columns.label!r}: every training row has the "
+                f"label {next(iter(names))!r}; classification needs at least two labels "
+                f"(for numbers, --task=regression)")
         self.label_names = sorted(names)
 
     def check(self, rows: TaskRows) -> None:
