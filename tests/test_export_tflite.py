@@ -232,9 +232,14 @@ def _tflite(argv):
 def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
     common = [f"--train_file={task['train']}", f"--validation_file={task['validation']}"]
     # Not a model directory.
-    assert _tflite([f"--model_dir={tmp_path}", "--mode=fp32",
+    (tmp_path / "not_a_model").mkdir()
+    assert _tflite([f"--model_dir={tmp_path / 'not_a_model'}", "--mode=fp32",
                     f"--output={tmp_path / 'a.tflite'}", *common]) == 2
     assert "tflite: error: not a kbert model directory" in capsys.readouterr().err
+    # An output inside its own model directory is refused before any work.
+    assert _tflite([f"--model_dir={task['model']}", "--mode=fp32",
+                    f"--output={task['model']}/model.tflite", *common]) == 2
+    assert "inside the input" in capsys.readouterr().err
     # Output in a missing directory.
     assert _tflite([f"--model_dir={task['model']}", "--mode=fp32",
                     f"--output={tmp_path / 'missing' / 'a.tflite'}", *common]) == 2
@@ -245,15 +250,15 @@ def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
     assert _tflite([f"--model_dir={task['model']}", "--mode=full_int8",
                     f"--representative_file={empty}", f"--output={tmp_path / 'b.tflite'}",
                     *common]) == 2
-    assert "empty.jsonl holds no examples" in capsys.readouterr().err
+    assert "empty.jsonl: empty file" in capsys.readouterr().err
     # A foreign file at --output is kept.
     foreign = tmp_path / "foreign.tflite"
     foreign.write_bytes(b"not mine")
     assert _tflite([f"--model_dir={task['model']}", "--mode=fp32", f"--output={foreign}",
                     *common]) == 2
-    assert "pass --overwrite" in capsys.readouterr().err
+    assert "was not written by kbert" in capsys.readouterr().err
     assert foreign.read_bytes() == b"not mine"
-    assert sorted(os.listdir(tmp_path)) == ["empty.jsonl", "foreign.tflite"]
+    assert sorted(os.listdir(tmp_path)) == ["empty.jsonl", "foreign.tflite", "not_a_model"]
     # Through the real entry point: exit status 2 and one line; the metadata reader too.
     run = _cli("export.tflite", f"--model_dir={task['model']}", "--mode=qat",
                f"--output={tmp_path / 'c.tflite'}", "--validation_file=nowhere.jsonl")
@@ -278,7 +283,7 @@ def test_road_refuses_a_foreign_output_dir(tmp_path, capsys):
     status, _ = fx.run_in_process("export.road", define_road_flags,
                                   [f"--output_dir={tmp_path}"])
     assert status == 2
-    assert "holds files kbert did not write" in capsys.readouterr().err
+    assert "was not written by kbert" in capsys.readouterr().err
     assert sorted(os.listdir(tmp_path)) == ["notes.txt"]
 
 

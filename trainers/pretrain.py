@@ -23,6 +23,7 @@ optimizer state, step and input position come from the newest checkpoint). At th
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 
@@ -244,10 +245,29 @@ def run_directory(fv):
                         resume=fv.resume)
 
 
-def _finished_model(fv, run_dir) -> str | None:
+def _same_run_config(fv, config) -> bool:
+    """Whether the run's stored settings (checkpoints/run_config.json) are the ones asked for
+    now; a run asked with another model config or optimizer is not 'the same run, finished'
+    (the training loop then refuses it, naming the difference)."""
+    from kbert.training.checkpointing import RUN_CONFIG_FILE
+    if config is None:
+        return False
+    try:
+        with open(os.path.join(fv.output_dir, "checkpoints", RUN_CONFIG_FILE)) as f:
+            stored = json.load(f)
+    except (OSError, ValueError):
+        return False
+    return isinstance(stored, dict) and stored.get("model_config") == config.to_dict() and \
+        stored.get("optimizer") == fv.optimizer and \
+        stored.get("mixed_precision") == fv.mixed_precision
+
+
+def _finished_model(fv, run_dir, config) -> str | None:
     """The model directory of a run with these settings that reached --num_train_steps (its
     newest checkpoint and pretrained_model/ are there): started again, it changes nothing."""
     if not fv.resume or fv.overwrite or not run_dir.owns(PRETRAINED_MODEL_DIR):
+        return None
+    if not _same_run_config(fv, config):
         return None
     from kbert.training.checkpointing import checkpoint_step
     import tensorflow as tf
@@ -296,7 +316,7 @@ def run(fv) -> str:
 
     from kbert.training.distribution import create_strategy, is_chief
     strategy = create_strategy(fv.distribution, fv.num_cpu_devices, fv.tpu_address)
-    finished = _finished_model(fv, run_dir)
+    finished = _finished_model(fv, run_dir, config)
     if finished:
         logging.warning("the run in %s has finished (%s); pass --overwrite to train again",
                         fv.output_dir, finished)
