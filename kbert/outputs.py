@@ -37,6 +37,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -387,6 +388,18 @@ def _settle_pending(directory: str) -> None:
     _write_marker(directory, marker)
 
 
+def _entries_with_leftovers(directory: str) -> list[str]:
+    """Names inside a kbert output directory that a killed writer left staging or backup
+    copies of (`.<name>.kbert-staging-<pid>-…`): a run directory's own entries."""
+    pattern = re.compile(rf"^\.(.+)\.(?:{_STAGING}|{_BACKUP})-\d+-[0-9a-f]+$")
+    try:
+        entries = os.listdir(directory)
+    except OSError:
+        return []
+    return sorted({m.group(1) for m in map(pattern.match, entries)
+                   if m and "." + m.group(1) != MARKER_NAME})
+
+
 def clean_leftovers(output: str) -> None:
     """Remove the staging files and directories of killed runs at `output`; finish or undo
     an interrupted commit.
@@ -394,7 +407,16 @@ def clean_leftovers(output: str) -> None:
     A backup holds the previous output's own files while a directory is swapped (the marker
     moves last). A kill during the swap leaves it: with the output gone or unmarked, the old
     files go back where they are missing; with the new marker in place, the backup is removed.
+    Inside a kbert output directory (a run directory), the leftovers of its entries' writes
+    are cleaned the same way.
     """
+    if os.path.isdir(output) and os.path.exists(os.path.join(output, MARKER_NAME)):
+        for name in _entries_with_leftovers(output):
+            _clean_leftovers_of(os.path.join(output, name))
+    _clean_leftovers_of(output)
+
+
+def _clean_leftovers_of(output: str) -> None:
     parent = os.path.dirname(_real(output))
     for staging in _leftovers(output, _STAGING):
         logging.info("removing %s, left by an interrupted run", staging)

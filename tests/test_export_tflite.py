@@ -3,6 +3,7 @@ strings signature's ids, metadata round trip, and the command's bad inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -267,6 +268,53 @@ def test_cli_bad_inputs_fail_cleanly(task, tmp_path, capsys):
         "tflite: error: --mode=qat needs --representative_file (or --train_file)")
     run = _cli("export.metadata", str(foreign))
     assert run.returncode == 2 and "metadata: error:" in run.stderr
+
+
+def test_evaluate_skips_null_texts_and_refuses_bad_inputs_in_one_line(task, tmp_path, capsys):
+    """Issue 15: null and empty texts were scored as "None" and ""; an over-long
+    --max_seq_length and a truncated .tflite were tracebacks; --output_json replaced any file,
+    its own inputs included."""
+    from export.flags import define_evaluate_flags
+    model = tmp_path / "m.tflite"
+    _export(task, "fp32", model)
+    rows = [json.loads(line) for line in open(task["validation"])][:12]
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps(r) + "\n" for r in rows)
+                    + '{"text": null, "label": "food"}\n{"text": "  ", "label": "food"}\n')
+
+    def evaluate(*extra):
+        return fx.run_in_process("export.evaluate", define_evaluate_flags,
+                                 [f"--tflite={model}", f"--test_file={test}", *extra])
+    status, result = evaluate()
+    assert status == 0 and result["examples"] == 12, result
+    assert result["skipped"] == {"empty_text": 2}
+    capsys.readouterr()
+    status, _ = evaluate("--max_seq_length=1000")
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "--max_seq_length" in err, err
+    before = model.read_bytes()
+    for target in (test, model):                    # an input as --output_json
+        status, _ = evaluate(f"--output_json={target}", "--overwrite")
+        err = capsys.readouterr().err.strip()
+        assert status == 2 and "error:" in err and len(err.splitlines()) == 1, err
+    assert model.read_bytes() == before
+    truncated = tmp_path / "truncated.tflite"
+    truncated.write_bytes(before[: len(before) // 3])
+    status, _ = fx.run_in_process("export.evaluate", define_evaluate_flags,
+                                  [f"--tflite={truncated}", f"--test_file={test}"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "truncated.tflite" in err, err
+    scrambled = tmp_path / "scrambled.tflite"       # 200 KB of noise in the middle
+    middle = len(before) // 2
+    noise = np.random.default_rng(0).integers(0, 256, 200_000, dtype=np.uint8).tobytes()
+    scrambled.write_bytes(before[:middle] + noise + before[middle + len(noise):])
+    status, _ = fx.run_in_process("export.evaluate", define_evaluate_flags,
+                                  [f"--tflite={scrambled}", f"--test_file={test}"])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert "scrambled.tflite" in err and "damaged" in err, err
+    listed = _cli("export.metadata", str(scrambled))
+    assert listed.returncode == 2 and "damaged" in listed.stderr, listed.stderr[-500:]
 
 
 def _road_module():

@@ -16,6 +16,8 @@ Example:
 from __future__ import annotations
 
 import collections
+import hashlib
+import struct
 
 import flatbuffers
 import numpy as np
@@ -28,10 +30,53 @@ _TENSOR_TYPE_NAMES = {value: name for name, value in vars(schema.TensorType).ite
 FILE_IDENTIFIER = b"TFL3"
 
 
+class DamagedModelError(ValueError):
+    """A `.tflite` whose flatbuffer cannot be read: truncated or damaged."""
+
+
 def _model(data: bytes):
     if len(data) < 8 or data[4:8] != FILE_IDENTIFIER:
         raise ValueError("not a .tflite flatbuffer (no TFL3 identifier)")
     return schema.Model.GetRootAsModel(data, 0)
+
+
+def _readable(read):
+    """Run a flatbuffer read; a truncated or damaged file (offsets past its end) becomes one
+    `DamagedModelError` instead of `struct.error`/`IndexError` from deep in the reader."""
+    try:
+        return read()
+    except (struct.error, IndexError, UnicodeDecodeError, OverflowError) as e:
+        raise DamagedModelError(f"truncated or damaged .tflite flatbuffer ({e})") from None
+
+
+def _buffer_bytes(data: bytes, buffer) -> bytes:
+    if buffer.Offset() > 1:   # stored after the flatbuffer (models over 2 GB)
+        end = buffer.Offset() + buffer.Size()
+        if end > len(data):
+            raise DamagedModelError(f"a buffer ends at byte {end}, past the file's "
+                                    f"{len(data)} bytes (truncated)")
+        return bytes(data[buffer.Offset():end])
+    return buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
+
+
+def weights_sha256(data: bytes) -> str:
+    """SHA-256 over every buffer a tensor uses (weights, constants), in order:
+    what export.tflite verified, independent of metadata added afterwards. A file damaged
+    in its weights no longer matches; one damaged in its structure fails to parse."""
+    def read():
+        model = _model(data)
+        used = set()
+        for g in range(model.SubgraphsLength()):
+            subgraph = model.Subgraphs(g)
+            used.update(subgraph.Tensors(t).Buffer() for t in range(subgraph.TensorsLength()))
+        metadata = {model.Metadata(i).Buffer() for i in range(model.MetadataLength())}
+        digest = hashlib.sha256()
+        for i in sorted(used - metadata):
+            chunk = _buffer_bytes(data, model.Buffers(i))
+            digest.update(len(chunk).to_bytes(8, "little"))
+            digest.update(chunk)
+        return digest.hexdigest()
+    return _readable(read)
 
 
 def _opcode_name(opcode) -> str:
@@ -75,17 +120,14 @@ def op_kernel_types(data: bytes) -> collections.Counter:
 
 def read_metadata_buffers(data: bytes) -> dict:
     """The model's metadata entries: name -> raw bytes."""
-    model = _model(data)
-    entries = {}
-    for i in range(model.MetadataLength()):
-        entry = model.Metadata(i)
-        buffer = model.Buffers(entry.Buffer())
-        name = entry.Name().decode()
-        if buffer.Offset() > 1:  # stored after the flatbuffer (models over 2 GB)
-            entries[name] = bytes(data[buffer.Offset():buffer.Offset() + buffer.Size()])
-        else:
-            entries[name] = buffer.DataAsNumpy().tobytes() if buffer.DataLength() else b""
-    return entries
+    def read():
+        model = _model(data)
+        entries = {}
+        for i in range(model.MetadataLength()):
+            entry = model.Metadata(i)
+            entries[entry.Name().decode()] = _buffer_bytes(data, model.Buffers(entry.Buffer()))
+        return entries
+    return _readable(read)
 
 
 def add_metadata(data: bytes, entries: dict) -> bytes:
@@ -98,6 +140,9 @@ def add_metadata(data: bytes, entries: dict) -> bytes:
             buffer.data = np.frombuffer(data[buffer.offset:buffer.offset + buffer.size],
                                         dtype=np.uint8)
             buffer.offset = buffer.size = 0
+    replaced = [m for m in (model.metadata or []) if m.name.decode() in entries]
+    for m in replaced:               # the old bytes go; indices stay as they are
+        model.buffers[m.buffer].data = None
     model.metadata = [m for m in (model.metadata or [])
                       if m.name.decode() not in entries]
     for name, value in entries.items():

@@ -78,7 +78,9 @@ def build_metadata(info, mode: str, signatures, extra: dict | None = None,
 
 def embed_metadata(data: bytes, info, mode: str, signatures, extra: dict | None = None,
                    tokenizer=None) -> bytes:
-    """`data` with kbert's metadata and the family's tokenizer files inside."""
+    """`data` with kbert's metadata and the family's tokenizer files inside. The metadata
+    records `weights_sha256` (`flatbuffer.weights_sha256`), checked by every reader."""
+    extra = {**(extra or {}), "weights_sha256": flatbuffer.weights_sha256(data)}
     entries = {METADATA_NAME: json.dumps(build_metadata(info, mode, signatures, extra,
                                                         tokenizer),
                                          indent=1, sort_keys=True).encode()}
@@ -115,15 +117,25 @@ def _token_list(found: dict) -> list:
 
 def read_tflite_metadata(path_or_bytes) -> dict:
     """kbert's metadata of a `.tflite` (path or bytes), with `vocab` as a token list and
-    `tokenizer_files` as {file name: bytes}."""
+    `tokenizer_files` as {file name: bytes}. A truncated or damaged file (its weights no
+    longer match the `weights_sha256` export.tflite recorded) is a ValueError naming it."""
     data = path_or_bytes
+    name = "this .tflite"
     if isinstance(path_or_bytes, str):
+        name = path_or_bytes
         with open(path_or_bytes, "rb") as f:
             data = f.read()
-    buffers = flatbuffer.read_metadata_buffers(data)
-    if METADATA_NAME not in buffers:
-        raise ValueError("this .tflite holds no kbert metadata (not written by export.tflite)")
-    found = json.loads(buffers[METADATA_NAME].decode("utf-8"))
+    try:
+        buffers = flatbuffer.read_metadata_buffers(data)
+        if METADATA_NAME not in buffers:
+            raise ValueError("holds no kbert metadata (not written by export.tflite)")
+        found = json.loads(buffers[METADATA_NAME].decode("utf-8"))
+        recorded = found.get("weights_sha256")
+        if recorded and flatbuffer.weights_sha256(data) != recorded:
+            raise ValueError("is damaged: its weights no longer match the checksum "
+                             "export.tflite recorded (weights_sha256); export it again")
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
     found.setdefault("family", "bert")   # files written before families
     files = {name[len(FILE_PREFIX):]: bytes(value) for name, value in buffers.items()
              if name.startswith(FILE_PREFIX)}
