@@ -52,4 +52,16 @@ def test_report_error_is_one_line_unless_verbose(capsys):
     except ValueError as e:
         assert console.report_error("demo", e, verbosity=1) == 2
     err = capsys.readouterr().err
-    assert "Traceback" in err and err.endswith("demo: error: bad value\n")
+    assert "Traceback" in err and err.endswith("demo: error: bad value second line\n")
+
+
+def test_a_multi_line_message_is_joined_into_one_line(capsys):
+    """Old code: kbert.convert's checkpoint mismatch was cut at 'does not match the model:'."""
+    from kbert import console
+    error = ValueError("model.safetensors does not match the model:\n  missing: a.bias\n"
+                       "  unexpected: b.weight")
+    assert console.report_error("convert", error) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1
+    assert "does not match the model:" in err and "missing: a.bias" in err
+    assert "unexpected: b.weight" in err
