@@ -129,7 +129,7 @@ def test_distill_and_evaluate_commands(task, tmp_path, capsys):
     (foreign / "eval.json").write_text("my results")
     assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
                      f"--output_dir={foreign}", "--overwrite"]) == 2
-    assert "eval.json kbert did not write" in capsys.readouterr().err
+    assert "eval.json was not written by kbert" in capsys.readouterr().err
     assert (foreign / "eval.json").read_text() == "my results"
     # An output inside an input (here the teacher's directory) is refused.
     inside = os.path.join(task["model"], "student")

@@ -313,6 +313,8 @@ def test_evaluate_skips_null_texts_and_refuses_bad_inputs_in_one_line(task, tmp_
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1, err
     assert "scrambled.tflite" in err and "damaged" in err, err
+    with pytest.raises(ValueError, match="scrambled.tflite: is damaged"):
+        LiteRTClassifier(str(scrambled))             # the runtime wrapper checks it too
     listed = _cli("export.metadata", str(scrambled))
     assert listed.returncode == 2 and "damaged" in listed.stderr, listed.stderr[-500:]
 

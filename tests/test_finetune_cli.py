@@ -81,6 +81,9 @@ def test_end_to_end_then_killed_run_resumes_to_the_same_metrics(workspace, tmp_p
     full = tmp_path / "full"
     result = run(base_args(workspace, full))
     assert result.returncode == 0, result.stderr[-3000:]
+    # No TensorFlow start-up lines (issue 15: cudart_stub / cuInit lines were printed).
+    from tests.test_console import NOISE
+    assert not NOISE.search(result.stderr), NOISE.search(result.stderr).group(0)
     report = json.load(open(full / "eval.json"))
     assert report["test"]["examples"] == 40 and report["test"]["windows"] >= 40
     assert report["best_epoch"]["epoch"] in (1, 2)

@@ -25,11 +25,24 @@ def make_interpreter(model_path: str | None = None, model_content: bytes | None 
             model_path=model_path, model_content=model_content, num_threads=num_threads)
 
 
+def _check_integrity(path_or_bytes) -> None:
+    """A kbert `.tflite` whose weights no longer match its recorded `weights_sha256`, or a
+    truncated one, is refused before the interpreter reads it (ValueError naming it).
+    Files without kbert's metadata (another tool's) load as they are."""
+    from kbert.export import metadata
+    try:
+        metadata.read_tflite_metadata(path_or_bytes)
+    except ValueError as e:
+        if "holds no kbert metadata" not in str(e):
+            raise
+
+
 class LiteRTClassifier:
     """A `.tflite` classifier's two signatures as numpy functions."""
 
     def __init__(self, model_path: str | None = None, model_content: bytes | None = None,
                  num_threads: int = 1):
+        _check_integrity(model_path if model_content is None else model_content)
         self.interpreter = make_interpreter(model_path, model_content, num_threads)
         self.signatures = self.interpreter.get_signature_list()
         self._runners = {}
