@@ -136,6 +136,11 @@ ROWS = [
                     "kbert.outputs.RunDirectory (tests/test_outputs.py); a road run takes "
                     "minutes" for case in ("user_file_inside", "full_disk", "kill")}
         | {"foreign_dir+overwrite": "starts a whole road run (minutes)"}),
+    Row("kbert.inspect", {"output_dir": "dir"},
+        args=lambda ws, out: _flags(model=ws["encoder"], text="a small text", output_dir=out)
+        + ["--attention"],
+        inputs=lambda ws: {"model": ws["encoder"]}, input_dir=lambda ws: ws["encoder"],
+        kill_points=("dir:half-swapped", "dir:swapped")),
     Row("export.metadata", {}),
     Row("export.latency_probe", {}),
 ]
@@ -256,7 +261,7 @@ def _check(name, row, flag, case, result):
     """Refused: one error line, exit 2, every watched path exactly as before. Written:
     exit 0, the inputs and the user's files exactly as before."""
     kind = row.outputs[flag]
-    command = {"convert": "kbert.convert"}.get(row.module.split(".")[-1],
+    command = {"convert": "kbert.convert", "inspect": "kbert.inspect"}.get(row.module.split(".")[-1],
                                                row.module.split(".")[-1])
     assert not result["traceback"], (name, result["stderr"][-2000:])
     errors = _error_lines(result["stderr"], command)
