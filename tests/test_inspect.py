@@ -50,11 +50,15 @@ def workspace(tmp_path_factory):
     kbert.save_pretrained(encoder, str(root / "encoder"), vocab_file=gt_vocab_file())
     (root / "senses.txt").write_text(SENSES, encoding="utf-8")
     (root / "empty.txt").write_text("\n  \n# only a comment\n", encoding="utf-8")
+    (root / "one.txt").write_text("The bank of the river.\n", encoding="utf-8")
+    (root / "mixed.txt").write_text("river\tThe bank of the river.\nThe bank.\n",
+                                    encoding="utf-8")
     (root / "missing.txt").write_text("The bank of the river.\nNo such word here.\n",
                                       encoding="utf-8")
     return {"root": root, "pretrained": str(root / "pretrained"),
             "encoder": str(root / "encoder"), "senses": str(root / "senses.txt"),
-            "empty": str(root / "empty.txt"), "missing": str(root / "missing.txt"),
+            "empty": str(root / "empty.txt"), "one": str(root / "one.txt"),
+            "mixed": str(root / "mixed.txt"), "missing": str(root / "missing.txt"),
             "pretrainer": pretrainer}
 
 
@@ -262,6 +266,10 @@ def test_command_writes_tables_and_pictures(workspace, capsys):
     ("missing_in_one", ["--word=bank", "--sentences={missing}"],
      "missing.txt:2: the word 'bank' is not in this sentence"),
     ("empty_file", ["--word=bank", "--sentences={empty}"], "empty.txt: no sentence in the file"),
+    ("one_sentence", ["--word=bank", "--sentences={one}"],
+     "one.txt: need at least two sentences to compare, found 1"),
+    ("senses_mixed", ["--word=bank", "--sentences={mixed}"],
+     "mixed.txt:2: give every sentence a sense or none"),
     ("no_file", ["--word=bank", "--sentences={root}/nope.txt"], "nope.txt: No such file"),
     ("no_mlm_head", ["--fill=The man went to the [MASK].", "--model={encoder}"],
      "has no masked-LM head"),

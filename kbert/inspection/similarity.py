@@ -82,9 +82,10 @@ class SimilarityTable:
 
 
 def word_vectors(model, word: str, sentences) -> tuple:
-    """(vectors [layers+2, n, hidden-or-E] as a list of arrays, pieces per sentence): the
-    input-embedding vector then the hidden state at each layer, each averaged over the
-    word's pieces. InspectionError naming the sentence's line when the word is missing."""
+    """(static [n, E], contextual [layers+1, n, hidden], pieces per sentence): the word's
+    token-embedding rows and its hidden states at every layer (the embedding layer's output
+    first), each averaged over its pieces. InspectionError naming the sentence's line when
+    the word is missing."""
     max_length = model.config.max_position_embeddings
     static, contextual, pieces = [], [], []
     for sentence in sentences:
@@ -102,13 +103,18 @@ def word_vectors(model, word: str, sentences) -> tuple:
     return np.stack(static), np.stack(contextual, axis=1), pieces   # [n,E], [L+1,n,H]
 
 
-def word_similarities(model, word: str, sentences) -> SimilarityTable:
-    """The cosine similarity of `word`'s vectors between every two sentences, per layer
-    (see the module docstring). Needs at least two sentences."""
+def require_two(sentences) -> None:
+    """InspectionError naming the file when there are fewer than two sentences to compare."""
     if len(sentences) < 2:
         raise InspectionError(f"{sentences[0].source if sentences else '--sentences'}: "
                               f"need at least two sentences to compare, found "
                               f"{len(sentences)}")
+
+
+def word_similarities(model, word: str, sentences) -> SimilarityTable:
+    """The cosine similarity of `word`'s vectors between every two sentences, per layer
+    (see the module docstring). Needs at least two sentences."""
+    require_two(sentences)
     static, contextual, pieces = word_vectors(model, word, sentences)
     matrices = [cosine_matrix(static)] + [cosine_matrix(layer) for layer in contextual]
     layers = [INPUT_LAYER] + list(range(len(contextual)))
