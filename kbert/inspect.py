@@ -38,6 +38,10 @@ def _parser():
     parser.add_argument("--word", help="the word whose vectors to compare (with --sentences)")
     parser.add_argument("--sentences", help="UTF-8 file, one sentence a line, optionally "
                                             "`sense<TAB>sentence`")
+    parser.add_argument("--match", choices=("word", "word_start"), default="word",
+                        help="word: --word / --attend_from must be a whole word of the "
+                             "sentence; word_start: it may begin a longer word (a Korean "
+                             "noun with its particle: 배 in 배를)")
     parser.add_argument("--layers", default="",
                         help="layers to draw as heat maps: 'all', or numbers (0 = embedding "
                              "layer, 'input' = static token embedding), e.g. '0,3,6'; "
@@ -137,7 +141,7 @@ def run(args) -> dict:
     layers = chosen_layers(args.layers, model.num_layers) if sentences else []
     files = {}    # name -> function(path) writing it
     if sentences:
-        table = word_similarities(model, args.word, sentences)
+        table = word_similarities(model, args.word, sentences, args.match)
         summary = format_summary(table)
         print(f"# cosine similarity of {args.word!r} between {len(sentences)} sentences, "
               f"per layer (input = static token embedding, 0 = embedding layer)")
@@ -152,9 +156,11 @@ def run(args) -> dict:
     if args.attention:
         maps = attention_maps(model, args.text)
         word = args.attend_from
-        if word is None and args.word and maps.tokens.find_word(model.tokenizer, args.word):
+        if word is None and args.word and maps.tokens.find_word(model.tokenizer, args.word,
+                                                                 args.match):
             word = args.word
-        text = format_most_attended(maps, query_positions(maps, model.tokenizer, word))
+        text = format_most_attended(maps, query_positions(maps, model.tokenizer, word,
+                                                          args.match))
         print(text, end="")
         files["attention_most.tsv"] = lambda p, s=text: _write(p, s)
         files["attention.png"] = lambda p: plots.plot_attention_grid(maps, p)

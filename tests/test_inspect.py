@@ -141,6 +141,31 @@ def test_word_split_across_words_and_missing_word(tiny):
     assert tokens.find_word(tiny.tokenizer, "ban") is None    # a word, not a prefix
 
 
+def test_word_start_match_and_sentencepiece_word_with_its_full_stop(tiny):
+    from kbert.inspection.encoding import Tokens
+    tokens = tokenize_with_words(tiny.tokenizer, "Pay by cheque.")
+    assert [tokens.pieces[p] for p in tokens.find_word(tiny.tokenizer, "cheque")] == [
+        "che", "##que"]
+    assert tokens.find_word(tiny.tokenizer, "che") is None
+    assert [tokens.pieces[p] for p in tokens.find_word(tiny.tokenizer, "che",
+                                                       match="word_start")] == ["che"]
+
+    class SentencePieceLike:      # "bank." kept together as "▁b an k ."; "bank" is "▁bank"
+        word_start_prefix = "\u2581"
+        vocab = ["<s>", "\u2581the", "\u2581b", "an", "k", ".", "\u2581bank", "\u2581bankrupt"]
+
+        def id_to_token(self, i):
+            return self.vocab[i]
+
+        def tokenize_words(self, texts):
+            import tensorflow as tf
+            return tf.ragged.constant([[[6]]] if texts == ["bank"] else [[[1]]])
+
+    tokens = Tokens([0, 1, 2, 3, 4, 5, 0], [], [[1], [2, 3, 4, 5]])
+    assert tokens.find_word(SentencePieceLike(), "bank") == [2, 3, 4]
+    assert Tokens([0, 7, 0], [], [[1]]).find_word(SentencePieceLike(), "bank") is None
+
+
 # ----------------------------------------------------------------------------- references
 def test_hidden_states_and_attentions_match_transformers():
     torch = pytest.importorskip("torch")

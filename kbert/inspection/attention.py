@@ -36,11 +36,12 @@ def attention_maps(model, text: str, where: str = "--text") -> AttentionMaps:
     return AttentionMaps(tokens, encode(model, tokens.ids)["attentions"])
 
 
-def query_positions(maps: AttentionMaps, tokenizer, word: str | None) -> list:
+def query_positions(maps: AttentionMaps, tokenizer, word: str | None,
+                    match: str = "word") -> list:
     """Positions of `word`'s pieces in the text (None: the first token after [CLS])."""
     if word is None:
         return [1]
-    positions = maps.tokens.find_word(tokenizer, word)
+    positions = maps.tokens.find_word(tokenizer, word, match)
     if positions is None:
         raise InspectionError(f"--attend_from: the word {word!r} is not in --text (its "
                               f"tokens: {' '.join(maps.pieces[1:-1])})")

@@ -16,6 +16,9 @@ import numpy as np
 from kbert.inspection.errors import InspectionError
 
 
+MATCHES = ("word", "word_start")
+
+
 @dataclasses.dataclass
 class Tokens:
     """`[CLS] pieces [SEP]` ids, their vocabulary strings, and each word's piece positions
@@ -24,33 +27,56 @@ class Tokens:
     pieces: list
     words: list          # per word: the positions of its pieces
 
-    def find_word(self, tokenizer, word: str) -> list | None:
-        """Positions of the pieces of the first occurrence of `word` (one or several words
-        of the tokenizer), or None."""
-        forms = word_forms(tokenizer, word)
-        for start in range(len(self.words)):
-            for form in forms:
-                end = start + len(form)
-                if end <= len(self.words) and all(
-                        [self.ids[p] for p in self.words[start + k]] == form[k]
-                        for k in range(len(form))):
-                    return [p for w in self.words[start:end] for p in w]
+    def find_word(self, tokenizer, word: str, match: str = "word") -> list | None:
+        """Positions of the pieces of the first occurrence of `word`, or None.
+
+        The word is compared as text (the pieces' strings without their `##` / `Ġ` / `▁`
+        marks, normalised as the tokenizer normalises), so a word that the tokenizer cuts
+        differently in context still matches (SentencePiece keeps `bank.` together). It
+        must start at a word; it must end where the text's word ends or before punctuation
+        (`match="word"`), or may end inside a longer word at a piece boundary
+        (`match="word_start"`: a Korean noun with its particle, 배 in 배를).
+        """
+        if match not in MATCHES:
+            raise ValueError(f"match must be one of {MATCHES}, got {match!r}")
+        target = "".join(piece_text(tokenizer, i) for w in _words(tokenizer, word) for i in w)
+        if not target:
+            raise InspectionError(f"--word={word!r} gives no token")
+        starts = {w[0] for w in self.words}
+        last = self.words[-1][-1] if self.words else 0
+        for first in sorted(starts):
+            joined, position = "", first
+            while len(joined) < len(target) and position <= last:
+                joined += piece_text(tokenizer, self.ids[position])
+                position += 1
+            if not joined.startswith(target):
+                continue
+            rest = joined[len(target):]
+            following = piece_text(tokenizer, self.ids[position]) if position <= last else ""
+            if rest:       # the word ends inside a piece: only before punctuation
+                ok = not rest[0].isalnum()
+            else:
+                ok = (position > last or position in starts or not following[:1].isalnum()
+                      or match == "word_start")
+            if ok:
+                return list(range(first, position))
         return None
+
+
+def piece_text(tokenizer, token_id: int) -> str:
+    """A piece's text without the marks of word starts (`Ġ`, `▁`) or continuations (`##`)."""
+    token = tokenizer.id_to_token(int(token_id))
+    prefix = getattr(tokenizer, "word_start_prefix", "")
+    if prefix and token.startswith(prefix):
+        return token[len(prefix):]
+    if not prefix and token.startswith("##") and len(token) > 2:
+        return token[2:]
+    return token
 
 
 def _words(tokenizer, text: str) -> list:
     from kbert.tokenizers.wordpiece import to_lists
     return to_lists(tokenizer.tokenize_words([text]))[0]
-
-
-def word_forms(tokenizer, word: str) -> list:
-    """The piece-id forms `word` takes in a sentence: alone, and after another word
-    (byte-level BPE and SentencePiece mark a word that follows a space)."""
-    alone = _words(tokenizer, word)
-    if not alone:
-        raise InspectionError(f"--word={word!r} gives no token")
-    after = _words(tokenizer, "a " + word)[len(_words(tokenizer, "a")):]
-    return [alone] if after == alone or not after else [alone, after]
 
 
 def tokenize_with_words(tokenizer, text: str, max_length: int | None = None,

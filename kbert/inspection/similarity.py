@@ -81,7 +81,7 @@ class SimilarityTable:
         return self.matrices[self.layers.index(layer)]
 
 
-def word_vectors(model, word: str, sentences) -> tuple:
+def word_vectors(model, word: str, sentences, match: str = "word") -> tuple:
     """(static [n, E], contextual [layers+1, n, hidden], pieces per sentence): the word's
     token-embedding rows and its hidden states at every layer (the embedding layer's output
     first), each averaged over its pieces. InspectionError naming the sentence's line when
@@ -91,7 +91,7 @@ def word_vectors(model, word: str, sentences) -> tuple:
     for sentence in sentences:
         tokens = tokenize_with_words(model.tokenizer, sentence.text, max_length,
                                      sentence.where)
-        positions = tokens.find_word(model.tokenizer, word)
+        positions = tokens.find_word(model.tokenizer, word, match)
         if positions is None:
             shown = " ".join(tokens.pieces[1:-1])
             raise InspectionError(f"{sentence.where}: the word {word!r} is not in this "
@@ -111,11 +111,12 @@ def require_two(sentences) -> None:
                               f"{len(sentences)}")
 
 
-def word_similarities(model, word: str, sentences) -> SimilarityTable:
+def word_similarities(model, word: str, sentences, match: str = "word") -> SimilarityTable:
     """The cosine similarity of `word`'s vectors between every two sentences, per layer
-    (see the module docstring). Needs at least two sentences."""
+    (see the module docstring). Needs at least two sentences. `match`: see
+    `Tokens.find_word`."""
     require_two(sentences)
-    static, contextual, pieces = word_vectors(model, word, sentences)
+    static, contextual, pieces = word_vectors(model, word, sentences, match)
     matrices = [cosine_matrix(static)] + [cosine_matrix(layer) for layer in contextual]
     layers = [INPUT_LAYER] + list(range(len(contextual)))
     return SimilarityTable(word, list(sentences), layers, np.stack(matrices), pieces)
