@@ -222,6 +222,38 @@ def test_fill_matches_transformers_masked_lm(tmp_path):
         np.testing.assert_allclose([p for _, p in row], probabilities[best], atol=1e-5)
 
 
+def test_google_checkpoint_fill_and_attention_match_transformers(tmp_path):
+    """A Google TF1 checkpoint (google-research/bert names, tanh GELU) through inspection:
+    masked-word probabilities and attention maps equal transformers' on the same weights."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from kbert.inspection.attention import attention_maps
+    from tests.test_checkpoints import google_variables, random_hf_model, write_google_checkpoint
+    hf = random_hf_model(seed=5, hidden_act="gelu_new")      # Google's tanh GELU
+    state = {k: v.detach().numpy().copy() for k, v in hf.state_dict().items()}
+    directory = write_google_checkpoint(str(tmp_path / "uncased_L-2_H-32_A-4"),
+                                        google_variables(state))
+    model = load_for_inspection(directory)                   # casing from the release name
+    vocab = open(os.path.join(directory, "vocab.txt")).read().split()
+    guesses = fill_masks(model, "w8 [MASK] w9", top_k=3)
+    maps = attention_maps(model, "w8 w1 w9")
+    ids = [2, vocab.index("w8"), 4, vocab.index("w9"), 3]
+    with torch.no_grad():
+        out = hf(input_ids=torch.tensor([ids]))
+    logits = out.prediction_logits[0, 2].numpy().astype("float64")
+    probabilities = np.exp(logits - logits.max())
+    probabilities /= probabilities.sum()
+    best = np.argsort(-probabilities)[:3]
+    assert [t for t, _ in guesses[0]] == [vocab[i] for i in best]
+    np.testing.assert_allclose([p for _, p in guesses[0]], probabilities[best], atol=1e-5)
+    ids[2] = vocab.index("w1")
+    hf.set_attn_implementation("eager")      # SDPA returns no attention maps
+    with torch.no_grad():
+        attentions = hf(input_ids=torch.tensor([ids]), output_attentions=True).attentions
+    np.testing.assert_allclose(maps.weights, np.stack([a[0].numpy() for a in attentions]),
+                               atol=1e-5)
+
+
 def test_fill_matches_the_pretrainers_own_logits(workspace, tiny):
     guesses = fill_masks(tiny, "The man went to the [MASK].", top_k=3)
     tokenizer = tiny.tokenizer
