@@ -178,6 +178,9 @@ def test_general_distillation_lowers_soft_loss(tmp_path, capsys):
     soft = report["history"]["soft"]
     assert soft[-1] < soft[0], soft
     assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
+    # Scored on held-out text (every 20th document, which training leaves out).
+    assert report["held_out"]["batches"] > 0 and "every 20th" in report["held_out"]["text"]
+    assert 0 <= report["student"]["mlm_accuracy"] <= 1
     import kbert
     assert type(kbert.load(str(out / "model"))).__name__ == "BertPretrainer"
     # A teacher without an MLM head is refused with one line.

@@ -68,7 +68,8 @@ def run_directory(fv):
     from kbert import outputs
     return outputs.RunDirectory(
         fv.output_dir, RUN_KIND, run_flags(fv),
-        inputs=[fv.init_model, fv.train_file, fv.validation_file, fv.test_file],
+        inputs=[fv.init_model, fv.train_file, fv.validation_file, fv.test_file]
+        + ([fv.labels] if fv.labels and os.path.isfile(fv.labels) else []),
         overwrite=fv.overwrite, names=KBERT_OUTPUTS, legacy=_legacy_run)
 
 
@@ -87,7 +88,7 @@ def run_flags(fv) -> dict:
             "aggregation", "max_answer_length", "n_best_size", "train_batch_size",
             "learning_rate", "weight_decay", "num_train_epochs", "warmup_proportion",
             "dropout", "seed", "mixed_precision", "jit_compile", "max_train_examples",
-            "max_eval_examples", "quoting")
+            "max_eval_examples", "quoting", "labels")
     return {k: fv[k].value for k in keys}
 
 
@@ -116,7 +117,7 @@ def read_splits(fv, adapter):
         if limit:
             rows.rows, rows.lines = rows.rows[:limit], rows.lines[:limit]
         splits[split] = rows
-    adapter.fit_labels(splits["train"])
+    adapter.fit_labels(splits["train"], finetune_flags.label_set(fv))
     for split in ("validation", "test"):
         if split in splits:
             adapter.check(splits[split])

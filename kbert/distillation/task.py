@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from kbert.distillation.losses import hidden_state_loss, soft_target_loss
 from kbert.distillation.students import encoder_of, with_sequence_output
-from kbert.export.labelled import pad_rows as pad_id_rows
+from kbert.tasks.batching import pad_id_rows
 from kbert.tasks.optimization import fine_tuning_optimizer
 
 HIDDEN_LOSSES = ("none", "cosine", "mse")
