@@ -206,6 +206,16 @@ def test_onnx_peer_matches_keras(task, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4)
     quantize_onnx_dynamic(path, str(tmp_path / "q.onnx"))
     assert os.path.getsize(tmp_path / "q.onnx") < os.path.getsize(path)
+    # Per channel: each quantized MatMul weight carries one scale per output column.
+    import onnx
+    quantized = onnx.load(str(tmp_path / "q.onnx"))
+    scales = [init for init in quantized.graph.initializer
+              if init.name.endswith("_scale") and "MatMul" in init.name]
+    assert scales and all(len(init.dims) == 1 and init.dims[0] > 1 for init in scales), \
+        [(init.name, list(init.dims)) for init in scales[:5]]
+    q = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    got_q = q.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": 0 * ids})[0]
+    assert got_q.argmax(-1) == want.argmax(-1)
 
 
 def test_pruned_vocabulary_student(task, tmp_path):
