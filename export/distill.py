@@ -33,6 +33,17 @@ from export.distill_common import check_output_dir, make_student, output_staging
 FLAGS = flags.FLAGS
 export_flags.define_distill_flags(FLAGS)
 MODEL_DIR = "model"
+PROGRESS_ENV = "KBERT_PROGRESS_FILE"
+
+def progress_reporter():
+    """`ProgressFile.update` when a parent (export.road) asks for progress through the
+    KBERT_PROGRESS_FILE environment variable, else None."""
+    path = os.environ.get(PROGRESS_ENV)
+    if not path:
+        return None
+    from kbert.training.progress import ProgressFile
+    return ProgressFile(path).update
+
 
 def evaluate_split(model, tokenizer, path, fv, info) -> dict:
     """Accuracy / macro-F1 on a labelled file; long texts as averaged windows."""
@@ -93,7 +104,7 @@ def run_task(fv, log) -> dict:
         max_seq_length=info.max_seq_length, cache_teacher_logits=fv.cache_teacher_logits,
         seed=fv.seed)
     history = distill_task(teacher, student, tokenizer, texts, y, settings, log=log,
-                           student_tokenizer=student_tokenizer)
+                           student_tokenizer=student_tokenizer, progress=progress_reporter())
     report = {"teacher_model": os.path.abspath(fv.teacher_model),
               "teacher": {"layers": t_cfg.num_hidden_layers, "hidden_size": t_cfg.hidden_size,
                           "parameters": int(teacher.count_params())},

@@ -218,15 +218,21 @@ def test_onnx_peer_matches_keras(task, tmp_path):
     assert got_q.argmax(-1) == want.argmax(-1)
 
 
-def test_pruned_vocabulary_student(task, tmp_path):
+def test_pruned_vocabulary_student(task, tmp_path, monkeypatch):
     """--prune_vocabulary: a smaller embedding, the kept rows equal the teacher's, and the
-    student directory carries the pruned vocab.txt."""
+    student directory carries the pruned vocab.txt. (Also: the steps reach the progress file
+    a parent such as export.road names in KBERT_PROGRESS_FILE.)"""
     import kbert
+    from kbert.training.progress import read_progress
+    progress = str(tmp_path / "progress.json")
+    monkeypatch.setenv("KBERT_PROGRESS_FILE", progress)
     out = tmp_path / "pruned"
     assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
                      f"--validation_file={task['validation']}", "--student_num_layers=1",
                      "--prune_vocabulary", "--num_train_epochs=2", "--learning_rate=1e-9",
                      f"--output_dir={out}"]) == 0
+    state = read_progress(progress)
+    assert state["done"] == state["total"] > 2 and state["epoch"] == state["epochs"] == 2
     vocab = (out / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     full = BertTokenizer(fx.minilm_vocab())
     assert 1000 < len(vocab) < 5000 and "[MASK]" in vocab and "##z" in vocab

@@ -242,7 +242,8 @@ def test_mirrored_over_two_cpu_devices_with_mixed_precision(workspace, tmp_path)
     assert 0.0 <= report["test"]["accuracy"] <= 1.0
 
 
-def test_rare_class_is_named_by_labels_and_the_stride_follows_the_window(workspace, tmp_path):
+def test_rare_class_is_named_by_labels_and_the_stride_follows_the_window(workspace, tmp_path,
+                                                                        monkeypatch):
     """Issue 17: a validation label missing from the training rows stopped the run with no
     way out; `--labels` now names the full set (ids in its order). And `--max_seq_length=24`
     alone works: the window stride defaults to half the window (it was fixed at 64)."""
@@ -258,8 +259,12 @@ def test_rare_class_is_named_by_labels_and_the_stride_follows_the_window(workspa
     assert not (tmp_path / "refused").exists()
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("politics\nfood\ncomputers\nstartrek\n")
+    progress = tmp_path / "progress.json"          # what export.road shows while it waits
+    monkeypatch.setenv("KBERT_PROGRESS_FILE", str(progress))
     done = run(base_args(workspace, tmp_path / "out", labels=str(labels_file), **short))
     assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(progress.read_text())
+    assert state["done"] == state["total"] > 1 and state["epoch"] == state["epochs"] == 1
     config = json.load(open(tmp_path / "out" / "model" / "config.json"))
     assert "['politics', 'food', 'computers', 'startrek']" in str(config) or \
         json.dumps(["politics", "food", "computers", "startrek"]) in json.dumps(config), config

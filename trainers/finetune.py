@@ -43,6 +43,7 @@ BEST_DIR = "best"            # best.weights.h5 + best.json of the best epoch, sw
 BEST_WEIGHTS = "model.weights.h5"
 BEST_STATE = "state.json"
 SPLITS = ("train", "validation", "test")
+PROGRESS_ENV = "KBERT_PROGRESS_FILE"   # where to report steps for a waiting parent
 KBERT_OUTPUTS = (MODEL_DIR, BACKUP_DIR, BEST_DIR, "eval.json", "tensorboard") + tuple(
     f"predictions_{s}.jsonl" for s in SPLITS)
 
@@ -250,6 +251,10 @@ def run(fv) -> dict:
             callbacks.append(keep_best)
         backup = SafeBackupAndRestore(run, BACKUP_DIR)
         callbacks += [EpochScalars(run.claim("tensorboard")), backup]
+        if os.environ.get(PROGRESS_ENV):     # a parent (export.road) shows our progress
+            from kbert.training.progress import ProgressFile
+            callbacks.append(ProgressFile(os.environ[PROGRESS_ENV]).keras_callback(
+                len(batches), fv.num_train_epochs))
         logging.info("training on %d rows (%d examples), %d steps", encoded.num_windows,
                      encoded.num_examples, steps)
         started = time.time()
