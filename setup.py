@@ -32,6 +32,7 @@ setup(
             "pytest>=8",
             "torch==2.13.0",
             "transformers==5.23.0",
+            "accelerate==1.16.0",   # transformers.Trainer, the fine-tuning benchmark's peer
             "tokenizers>=0.21",
             "scipy",
             "scikit-learn",   # scripts/tfidf_baseline.py (fine-tuning baseline) and tests

@@ -1,6 +1,8 @@
 """`python -m export.distill --distillation=general`: the DistilBERT recipe on raw text.
 
 Kept apart from export/distill.py (the task road) because it reads a corpus, not task files.
+Teacher and student are scored on held-out text: --validation_corpus, or else every
+HOLD_OUT_EVERY-th document of --corpus, which training then leaves out.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ import os
 
 import numpy as np
 
+HOLD_OUT_EVERY = 20
+HELD_OUT_BATCHES = 8
+
 
 def run_general(fv, log) -> dict:
     import kbert
-    from export.distill import check_output_dir, make_student, output_staging
+    from export.distill_common import check_output_dir, make_student, output_staging
     from export import flags as export_flags
     from kbert.distillation.general import distill_general, masked_lm_scores
     from kbert.export.task_model import ExportError
@@ -22,7 +27,8 @@ def run_general(fv, log) -> dict:
     from kbert.models.saving import read_directory_config
     from kbert.tokenizers.families import tokenizer_files
     export_flags.require(fv, "teacher_model", "corpus", "output_dir")
-    inputs = [fv.teacher_model, *fv.corpus.split(","), fv.student_init]
+    inputs = [fv.teacher_model, *fv.corpus.split(","), fv.student_init,
+              *(fv.validation_corpus or "").split(",")]
     check_output_dir(fv.output_dir, fv.overwrite, inputs)
     try:
         teacher = kbert.load(fv.teacher_model)
@@ -34,18 +40,30 @@ def run_general(fv, log) -> dict:
     tokenizer = kbert.load_tokenizer(fv.teacher_model)
     student = make_student(teacher, fv)
     length = fv.max_seq_length or 128
-    data = lambda training, seed: raw_text_dataset(  # noqa: E731
-        fv.corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
-        seed=seed, is_training=training,
+    every = 0 if fv.validation_corpus else HOLD_OUT_EVERY
+    data = lambda corpus, training, seed, held_out=False: raw_text_dataset(  # noqa: E731
+        corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
+        seed=seed, is_training=training, hold_out_every=every, held_out=held_out,
         sentence_objective=teacher.sentence_objective)   # the family's (RoBERTa: none)
+    try:
+        training_data = data(fv.corpus, True, fv.seed)
+        held_out = list((data(fv.validation_corpus, False, fv.seed + 1) if fv.validation_corpus
+                         else data(fv.corpus, False, fv.seed + 1, held_out=True))
+                        .take(HELD_OUT_BATCHES))
+    except ValueError as e:      # PretrainingDataError: too little text on one side
+        where = "--validation_corpus" if fv.validation_corpus else \
+            f"--corpus (every {HOLD_OUT_EVERY}th document is held out for scoring)"
+        raise ExportError(f"{where}: {e}") from e
     log(f"teacher {teacher.encoder.config.num_hidden_layers} layers → student "
         f"{student.encoder.config.num_hidden_layers} layers, {fv.num_train_steps} steps")
-    history = distill_general(teacher, student, data(True, fv.seed), fv.num_train_steps,
+    history = distill_general(teacher, student, training_data, fv.num_train_steps,
                               fv.temperature, fv.alpha_soft, fv.alpha_hard, fv.alpha_hidden,
                               fv.learning_rate, fv.warmup_proportion, log=log,
                               log_every=max(1, fv.num_train_steps // 10))
-    held_out = list(data(False, fv.seed + 1).take(8))
-    report = {"teacher_model": os.path.abspath(fv.teacher_model), "history": history}
+    report = {"teacher_model": os.path.abspath(fv.teacher_model), "history": history,
+              "held_out": {"text": fv.validation_corpus if fv.validation_corpus
+                           else f"every {HOLD_OUT_EVERY}th document of --corpus (not trained on)",
+                           "batches": len(held_out)}}
     for name, model in (("teacher", teacher), ("student", student)):
         values = np.array([masked_lm_scores(model, f) for f in held_out]) if held_out else None
         report[name] = {"layers": model.encoder.config.num_hidden_layers,

@@ -185,6 +185,10 @@ def define_distill_flags(fv=None) -> None:
     flags.DEFINE_integer("train_batch_size", 32, "Batch size.", lower_bound=1, flag_values=fv)
     flags.DEFINE_string("corpus", None, "general: raw text files (comma-separated globs).",
                         flag_values=fv)
+    flags.DEFINE_string("validation_corpus", None,
+                        "general: held-out raw text the teacher and student are scored on "
+                        "(default: every 20th document of --corpus, left out of training).",
+                        flag_values=fv)
     flags.DEFINE_integer("seed", 12345, "Seed for the student, data order and masks.",
                          flag_values=fv)
     flags.DEFINE_string("output_dir", None,

@@ -73,16 +73,39 @@ class Road:
         if folder:       # the stage's output folder is the road's (the stage marks its files)
             self.run_dir.claim(folder)
         log_path = self.run_dir.claim(f"{name}.log", folder=False)
+        progress_path = self.run_dir.claim(f"{name}.progress.json", folder=False)
+        env["KBERT_PROGRESS_FILE"] = progress_path
         with open(log_path, "w", encoding="utf-8") as log:
-            done = subprocess.run([sys.executable, "-m", *args], stdout=log,
-                                  stderr=subprocess.STDOUT, env=env)
+            process = subprocess.Popen([sys.executable, "-m", *args], stdout=log,
+                                       stderr=subprocess.STDOUT, env=env)
+            self.follow(name, process, progress_path, begun)
         self.timings[name] = round(time.time() - begun, 1)
-        if done.returncode != 0:
+        if process.returncode != 0:
             with open(log_path, encoding="utf-8") as f:
                 tail = [line.rstrip() for line in f if "error" in line.lower()][-1:]
-            raise RuntimeError(f"stage {name} failed (exit {done.returncode}; log {log_path}): "
+            raise RuntimeError(f"stage {name} failed (exit {process.returncode}; log {log_path}): "
                                f"{tail[0] if tail else ''}")
         self.say(f"{name}: done in {self.timings[name]:.0f} s")
+
+    def follow(self, name, process, progress_path, begun):
+        """Wait for a stage, showing its epoch/step and an ETA on one updating line (a plain
+        line every 30 s when stdout is not a terminal), as Keras' own bar does."""
+        from kbert.training.progress import ProgressLine, describe, read_progress
+        line = ProgressLine()
+        try:
+            while process.poll() is None:
+                state = read_progress(progress_path)
+                elapsed = time.time() - begun
+                if state is not None:
+                    line.show(f"[road {time.time() - self.started:6.0f} s] {name}: "
+                              f"{describe(state, state.get('elapsed', elapsed))}")
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            process.terminate()
+            process.wait()
+            raise
+        finally:
+            line.clear()
 
     def prepare(self):
         """Claim --output_dir (kbert.outputs.RunDirectory): --resume keeps a road run with

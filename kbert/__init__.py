@@ -18,7 +18,10 @@ __version__ = "0.1.0"
 
 def __getattr__(name):
     # TensorFlow-heavy pieces load on first use, so `import kbert.configs` stays light.
-    if name in ("load", "load_tokenizer", "save_pretrained"):
+    if name == "load":
+        from kbert.loading import load
+        return load
+    if name in ("load_tokenizer", "save_pretrained"):
         from kbert.models import saving
         return getattr(saving, name)
     if name == "import_checkpoint":

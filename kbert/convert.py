@@ -99,7 +99,8 @@ def convert_checkpoint(source: str, output: str, do_lower_case: bool | None = No
     source; an existing directory kbert did not write is refused unless `overwrite` (see
     `kbert.outputs`).
     """
-    from kbert.models.saving import MODEL_KIND, load, write_model_files
+    from kbert.loading import load
+    from kbert.models.saving import MODEL_KIND, write_model_files
 
     source_format = detect_format(source)
     directory = _source_directory(source, source_format)

@@ -178,6 +178,9 @@ def test_general_distillation_lowers_soft_loss(tmp_path, capsys):
     soft = report["history"]["soft"]
     assert soft[-1] < soft[0], soft
     assert report["student"]["layers"] == 1 and report["teacher"]["layers"] == 2
+    # Scored on held-out text (every 20th document, which training leaves out).
+    assert report["held_out"]["batches"] > 0 and "every 20th" in report["held_out"]["text"]
+    assert 0 <= report["student"]["mlm_accuracy"] <= 1
     import kbert
     assert type(kbert.load(str(out / "model"))).__name__ == "BertPretrainer"
     # A teacher without an MLM head is refused with one line.
@@ -203,17 +206,33 @@ def test_onnx_peer_matches_keras(task, tmp_path):
     np.testing.assert_allclose(got, want, atol=1e-4)
     quantize_onnx_dynamic(path, str(tmp_path / "q.onnx"))
     assert os.path.getsize(tmp_path / "q.onnx") < os.path.getsize(path)
+    # Per channel: each quantized MatMul weight carries one scale per output column.
+    import onnx
+    quantized = onnx.load(str(tmp_path / "q.onnx"))
+    scales = [init for init in quantized.graph.initializer
+              if init.name.endswith("_scale") and "MatMul" in init.name]
+    assert scales and all(len(init.dims) == 1 and init.dims[0] > 1 for init in scales), \
+        [(init.name, list(init.dims)) for init in scales[:5]]
+    q = ort.InferenceSession(str(tmp_path / "q.onnx"), providers=["CPUExecutionProvider"])
+    got_q = q.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": 0 * ids})[0]
+    assert got_q.argmax(-1) == want.argmax(-1)
 
 
-def test_pruned_vocabulary_student(task, tmp_path):
+def test_pruned_vocabulary_student(task, tmp_path, monkeypatch):
     """--prune_vocabulary: a smaller embedding, the kept rows equal the teacher's, and the
-    student directory carries the pruned vocab.txt."""
+    student directory carries the pruned vocab.txt. (Also: the steps reach the progress file
+    a parent such as export.road names in KBERT_PROGRESS_FILE.)"""
     import kbert
+    from kbert.training.progress import read_progress
+    progress = str(tmp_path / "progress.json")
+    monkeypatch.setenv("KBERT_PROGRESS_FILE", progress)
     out = tmp_path / "pruned"
     assert _distill([f"--teacher_model={task['model']}", f"--train_file={task['train']}",
                      f"--validation_file={task['validation']}", "--student_num_layers=1",
                      "--prune_vocabulary", "--num_train_epochs=2", "--learning_rate=1e-9",
                      f"--output_dir={out}"]) == 0
+    state = read_progress(progress)
+    assert state["done"] == state["total"] > 2 and state["epoch"] == state["epochs"] == 2
     vocab = (out / "model" / "vocab.txt").read_text(encoding="utf-8").splitlines()
     full = BertTokenizer(fx.minilm_vocab())
     assert 1000 < len(vocab) < 5000 and "[MASK]" in vocab and "##z" in vocab

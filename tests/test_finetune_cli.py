@@ -184,7 +184,8 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
         "unknown extension": (base_args(workspace, out, train_file=bad["data.txt"]),
                               "--train_file=" + bad["data.txt"] + ": unknown extension"),
         "unseen label": (base_args(workspace, out, validation_file=bad["unseen_label.jsonl"]),
-                         "unseen_label.jsonl:2: column 'label': label 'gardening' never"),
+                         "unseen_label.jsonl:2: column 'label': label 'gardening' is not "
+                         "among the 4 labels"),
         "regression label": (base_args(workspace, out, task="regression",
                                        train_file=bad["regression.csv"], validation_file=None,
                                        test_file=None),
@@ -239,3 +240,37 @@ def test_mirrored_over_two_cpu_devices_with_mixed_precision(workspace, tmp_path)
     report = json.load(open(out / "eval.json"))
     assert report["test"]["examples"] == 40 and report["best_epoch"] is None
     assert 0.0 <= report["test"]["accuracy"] <= 1.0
+
+
+def test_rare_class_is_named_by_labels_and_the_stride_follows_the_window(workspace, tmp_path,
+                                                                        monkeypatch):
+    """Issue 17: a validation label missing from the training rows stopped the run with no
+    way out; `--labels` now names the full set (ids in its order). And `--max_seq_length=24`
+    alone works: the window stride defaults to half the window (it was fixed at 64)."""
+    rows = [json.loads(line) for line in open(workspace["train"])]
+    train = _write_jsonl(tmp_path / "no_food.jsonl", [r for r in rows if r["label"] != "food"])
+    short = dict(train_file=train, test_file=None, doc_stride=None, max_seq_length=24,
+                 num_train_epochs=1, max_eval_examples=24)
+    refused = run(base_args(workspace, tmp_path / "refused", **short))
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    err = refused.stderr.strip().splitlines()
+    assert len(err) == 1 and "validation.jsonl" in err[0] and "'food'" in err[0] \
+        and "--labels" in err[0], err
+    assert not (tmp_path / "refused").exists()
+    labels_file = tmp_path / "labels.txt"
+    labels_file.write_text("politics\nfood\ncomputers\nstartrek\n")
+    progress = tmp_path / "progress.json"          # what export.road shows while it waits
+    monkeypatch.setenv("KBERT_PROGRESS_FILE", str(progress))
+    done = run(base_args(workspace, tmp_path / "out", labels=str(labels_file), **short))
+    assert done.returncode == 0, done.stderr[-3000:]
+    state = json.loads(progress.read_text())
+    assert state["done"] == state["total"] > 1 and state["epoch"] == state["epochs"] == 1
+    config = json.load(open(tmp_path / "out" / "model" / "config.json"))
+    assert "['politics', 'food', 'computers', 'startrek']" in str(config) or \
+        json.dumps(["politics", "food", "computers", "startrek"]) in json.dumps(config), config
+    predictions = [json.loads(line) for line in open(tmp_path / "out" /
+                                                      "predictions_validation.jsonl")]
+    assert {p["label"] for p in predictions} >= {"food"}
+    bad = run(base_args(workspace, tmp_path / "bad", labels="politics,politics", **short))
+    assert bad.returncode == 2 and "--labels=politics,politics" in bad.stderr, bad.stderr[-800:]
+    assert not (tmp_path / "bad").exists()

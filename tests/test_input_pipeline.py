@@ -369,3 +369,29 @@ def test_pipelines_share_nothing_in_training_mode_whatever_the_seed(static_dir, 
         for b in range(a + 1, 3):
             assert not seen[a] & seen[b], (a, b)
     assert set().union(*seen) == everything
+
+
+def test_held_out_documents_never_reach_training(tmp_path, tokenizer):
+    """`hold_out_every=k`: documents 0, k, 2k, ... feed only the held-out dataset (general
+    distillation scores there; issue 16 found it scored on its training corpus)."""
+    words = [w for w in ("river", "money", "apple", "table", "music", "water", "green",
+                         "house", "night", "paper", "train", "cloud")
+             if w in tokenizer.vocab]
+    assert len(words) == 12
+    corpus = tmp_path / "words.txt"
+    corpus.write_text("\n\n".join(
+        "\n".join(f"the {w} is here and the {w} stays ." for _ in range(4)) for w in words)
+        + "\n")
+    ids = {w: tokenizer.token_to_id(w) for w in words}
+
+    def seen(held_out):
+        batches = ptd.raw_text_dataset(str(corpus), tokenizer, 2, 24, 3, seed=1,
+                                       is_training=False, hold_out_every=5, held_out=held_out)
+        found = set()
+        for batch in batches:
+            restored, _ = originals_from_batch(batch)
+            found |= {w for w, i in ids.items() if (restored == i).any()}
+        return found
+
+    assert seen(True) == {words[0], words[5], words[10]}
+    assert seen(False) == set(words) - {words[0], words[5], words[10]}

@@ -319,3 +319,25 @@ def test_string_input_functional_model_matches_predict():
     texts = ["good cat", "bad no dog"]
     np.testing.assert_allclose(string_model(tf.constant(texts))["logits"],
                                model.predict(texts)["logits"], atol=1e-6)
+
+
+def test_float16_encoder_gets_loss_scaling_and_still_learns():
+    """Issue 17: under --mixed_precision=mixed_float16 only the encoder took the policy, so
+    Keras added no LossScaleOptimizer (float16 gradients underflow). Now compile wraps it."""
+    rng = np.random.default_rng(0)
+    labels = ["pos" if i % 2 else "neg" for i in range(64)]
+    texts = [" ".join(rng.choice(POSITIVE if lab == "pos" else NEGATIVE, size=5))
+             for lab in labels]
+    config = micro_encoder().config
+    half = TextClassifier(BertEncoder(config, dtype="mixed_float16"), 2,
+                          preprocessor=preprocessor(), label_names=["neg", "pos"])
+    assert half.needs_loss_scaling()
+    history = _fit_and_check(half, texts, labels)
+    assert isinstance(half.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert np.isfinite(history["loss"]).all()
+    for dtype in (None, "mixed_bfloat16"):      # no float16, no loss scaling
+        model = TextClassifier(BertEncoder(config, dtype=dtype), 2,
+                               preprocessor=preprocessor(), label_names=["neg", "pos"])
+        model.compile()
+        assert not model.needs_loss_scaling()
+        assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)

@@ -114,8 +114,11 @@ def test_run_then_resume_continues_the_uninterrupted_curve(tmp_path):
     # ...equals one that stops at step 3 and is resumed by fresh objects (as a new process
     # would), dropout included: its random state is in the checkpoint too.
     make_loop(tmp_path / "split").run([Phase("p", 3, BATCH, synthetic_dataset_fn())])
-    resumed = make_loop(tmp_path / "split")
+    steps_seen = []       # a parent's progress line follows every step, counted from resume
+    resumed = make_loop(tmp_path / "split",
+                        step_callback=lambda step, total: steps_seen.append((step, total)))
     continued = train_losses(resumed.run([Phase("p", 6, BATCH, synthetic_dataset_fn())]))
+    assert steps_seen == [(4, 6), (5, 6), (6, 6)]
     assert sorted(continued) == [1, 2, 3, 4, 5, 6]     # history kept across the restart
     for step in range(1, 7):
         assert continued[step] == pytest.approx(expected[step], rel=1e-5), step

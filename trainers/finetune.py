@@ -43,6 +43,7 @@ BEST_DIR = "best"            # best.weights.h5 + best.json of the best epoch, sw
 BEST_WEIGHTS = "model.weights.h5"
 BEST_STATE = "state.json"
 SPLITS = ("train", "validation", "test")
+PROGRESS_ENV = "KBERT_PROGRESS_FILE"   # where to report steps for a waiting parent
 KBERT_OUTPUTS = (MODEL_DIR, BACKUP_DIR, BEST_DIR, "eval.json", "tensorboard") + tuple(
     f"predictions_{s}.jsonl" for s in SPLITS)
 
@@ -68,7 +69,8 @@ def run_directory(fv):
     from kbert import outputs
     return outputs.RunDirectory(
         fv.output_dir, RUN_KIND, run_flags(fv),
-        inputs=[fv.init_model, fv.train_file, fv.validation_file, fv.test_file],
+        inputs=[fv.init_model, fv.train_file, fv.validation_file, fv.test_file]
+        + ([fv.labels] if fv.labels and os.path.isfile(fv.labels) else []),
         overwrite=fv.overwrite, names=KBERT_OUTPUTS, legacy=_legacy_run)
 
 
@@ -87,7 +89,7 @@ def run_flags(fv) -> dict:
             "aggregation", "max_answer_length", "n_best_size", "train_batch_size",
             "learning_rate", "weight_decay", "num_train_epochs", "warmup_proportion",
             "dropout", "seed", "mixed_precision", "jit_compile", "max_train_examples",
-            "max_eval_examples", "quoting")
+            "max_eval_examples", "quoting", "labels")
     return {k: fv[k].value for k in keys}
 
 
@@ -116,7 +118,7 @@ def read_splits(fv, adapter):
         if limit:
             rows.rows, rows.lines = rows.rows[:limit], rows.lines[:limit]
         splits[split] = rows
-    adapter.fit_labels(splits["train"])
+    adapter.fit_labels(splits["train"], finetune_flags.label_set(fv))
     for split in ("validation", "test"):
         if split in splits:
             adapter.check(splits[split])
@@ -249,6 +251,10 @@ def run(fv) -> dict:
             callbacks.append(keep_best)
         backup = SafeBackupAndRestore(run, BACKUP_DIR)
         callbacks += [EpochScalars(run.claim("tensorboard")), backup]
+        if os.environ.get(PROGRESS_ENV):     # a parent (export.road) shows our progress
+            from kbert.training.progress import ProgressFile
+            callbacks.append(ProgressFile(os.environ[PROGRESS_ENV]).keras_callback(
+                len(batches), fv.num_train_epochs))
         logging.info("training on %d rows (%d examples), %d steps", encoded.num_windows,
                      encoded.num_examples, steps)
         started = time.time()

@@ -12,7 +12,7 @@ Example:
     >>> values(["finetune", "--task=classification"])
     ['finetune']
     >>> values.max_seq_length, values.doc_stride
-    (128, 64)
+    (128, None)
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ def define_finetune_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_string("label_column", None,
                         "Label column (default: label; QA: answers; tagging: tags).",
                         flag_values=fv)
+    flags.DEFINE_string("labels", None,
+                        "The full label set, ids in this order: a comma-separated list, or a "
+                        "file with one label a line. Default: the labels of --train_file, "
+                        "sorted. Needed when a class the validation or test rows use is "
+                        "missing from the training rows (classification and tagging).",
+                        flag_values=fv)
     flags.DEFINE_string("output_dir", None,
                         "Writes model/, eval.json, predictions_<split>.jsonl, tensorboard/.",
                         flag_values=fv)
@@ -77,9 +83,10 @@ def define_finetune_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_integer("max_seq_length", 128, "Tokens per row, [CLS]/[SEP] included.",
                          lower_bound=8, upper_bound=4096, flag_values=fv)
-    flags.DEFINE_integer("doc_stride", 64,
+    flags.DEFINE_integer("doc_stride", None,
                          "Pieces between the starts of overlapping windows of a long input "
-                         "(run_squad.py's meaning).", lower_bound=1, flag_values=fv)
+                         "(run_squad.py's meaning; default: half the window, as the export "
+                         "commands use).", lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("long_inputs", "windows", ["windows", "truncate"],
                       "Long inputs: overlapping windows (nothing lost) or truncation "
                       "(counted in eval.json).", flag_values=fv)
@@ -140,6 +147,32 @@ def _check_file(flag: str, path: str | None, required: bool) -> None:
         raise FlagError(f"--{flag}={path}: file not found")
 
 
+def label_set(fv) -> list[str] | None:
+    """`--labels` as a list: the lines of the file it names, else its comma-separated names.
+
+    Example:
+        >>> class F: labels, task = "neg,neutral,pos", "classification"
+        >>> label_set(F)
+        ['neg', 'neutral', 'pos']
+    """
+    if not fv.labels:
+        return None
+    if fv.task not in ("classification", "pair_classification", "token_classification"):
+        raise FlagError(f"--labels applies to classification and tagging, not --task={fv.task}")
+    if os.path.isfile(fv.labels):
+        try:
+            with open(fv.labels, encoding="utf-8") as f:
+                names = [line.strip() for line in f if line.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise FlagError(f"--labels={fv.labels}: cannot be read ({e})") from None
+    else:
+        names = [name.strip() for name in fv.labels.split(",")]
+    if len(names) < 2 or len(set(names)) != len(names) or "" in names:
+        raise FlagError(f"--labels={fv.labels}: needs two or more distinct, non-empty labels "
+                        f"(got {names!r})")
+    return names
+
+
 def validate_finetune_flags(fv=flags.FLAGS) -> None:
     """Flag checks that need no TensorFlow; FlagError names the flag."""
     if not fv.output_dir:
@@ -151,6 +184,7 @@ def validate_finetune_flags(fv=flags.FLAGS) -> None:
     _check_file("train_file", fv.train_file, True)
     _check_file("validation_file", fv.validation_file, False)
     _check_file("test_file", fv.test_file, False)
-    if fv.doc_stride >= fv.max_seq_length - 2:
+    label_set(fv)
+    if fv.doc_stride is not None and fv.doc_stride >= fv.max_seq_length - 2:
         raise FlagError(f"--doc_stride={fv.doc_stride} must be below --max_seq_length - 2 "
                         f"({fv.max_seq_length - 2}), or windows would skip text")

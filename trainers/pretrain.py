@@ -245,6 +245,15 @@ def run_directory(fv):
                         resume=fv.resume)
 
 
+def _progress_reporter():
+    """Steps to the file a waiting parent (export.road) names in KBERT_PROGRESS_FILE."""
+    path = os.environ.get("KBERT_PROGRESS_FILE")
+    if not path:
+        return None
+    from kbert.training.progress import ProgressFile
+    return ProgressFile(path).update
+
+
 def _same_run_config(fv, config) -> bool:
     """Whether the run's stored settings (checkpoints/run_config.json) are the ones asked for
     now; a run asked with another model config or optimizer is not 'the same run, finished'
@@ -407,7 +416,8 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
         keep_checkpoints=fv.keep_checkpoints, eval_every_steps=fv.eval_every_steps,
         eval_steps=fv.eval_steps, jit_compile=fv.jit_compile, resume=fv.resume,
         run_config={"model_config": config.to_dict(), "vocab_hash": tokenizer.vocab_hash(),
-                    "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision})
+                    "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision},
+        step_callback=_progress_reporter())
     loop = PretrainingLoop(strategy, model, optimizer, settings, eval_dataset_fn=eval_fn,
                            eval_batch_size=fv.eval_batch_size)
     loop.run(phases)

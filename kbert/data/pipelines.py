@@ -354,7 +354,8 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                      do_whole_word_mask: bool = False,
                      shuffle_buffer_size: int = 1000,
                      sentence_splitting: str = "auto", sentence_objective: str = "nsp",
-                     max_ngram: int = 1) -> tf.data.Dataset:
+                     max_ngram: int = 1, hold_out_every: int = 0,
+                     held_out: bool = False) -> tf.data.Dataset:
     """Batches of pre-training features built on the fly from raw text.
 
     NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
@@ -379,6 +380,9 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         sentence_splitting: see `PretrainingDataSettings` ("auto" splits one-line documents).
         sentence_objective: "nsp", "sop" or "none" (see above).
         max_ngram: ALBERT's n-gram masking up to this many words (1: off).
+        hold_out_every: with k > 0, every k-th document (0, k, 2k, ...) is held out: left
+            out of this dataset, or (`held_out=True`) the only documents in it. Scores on
+            the held-out part measure text the model did not train on.
 
     Raises PretrainingDataError (counting documents and sentences) when the text gives no
     sentence pair (or, with objective "none", no text), instead of looking for one forever.
@@ -391,6 +395,9 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
     num_pipelines, pipeline_id = _pipeline(input_context)
     files = expand_input_patterns(input_patterns, flag="input_patterns")
     documents, _ = split_documents(read_documents(files), sentence_splitting)
+    if hold_out_every:
+        documents = [d for i, d in enumerate(documents)
+                     if (i % hold_out_every == 0) == held_out]
     documents = documents[pipeline_id::num_pipelines]
     tokenized = tokenize_documents(documents, tokenizer)
     if sentence_objective not in ("nsp", "sop", "none"):

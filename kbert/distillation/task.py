@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from kbert.distillation.losses import hidden_state_loss, soft_target_loss
 from kbert.distillation.students import encoder_of, with_sequence_output
-from kbert.export.labelled import pad_rows as pad_id_rows
+from kbert.tasks.batching import pad_id_rows
 from kbert.tasks.optimization import fine_tuning_optimizer
 
 HIDDEN_LOSSES = ("none", "cosine", "mse")
@@ -97,7 +97,7 @@ def predict_logits(model, rows, batch_size=64) -> np.ndarray:
 
 
 def distill_task(teacher, student, tokenizer, texts, labels, settings: DistillationSettings,
-                 log=logging.info, student_tokenizer=None) -> dict:
+                 log=logging.info, student_tokenizer=None, progress=None) -> dict:
     """Train `student` on `(texts, labels)` (label ids) against `teacher`; returns a history
     of per-epoch mean losses (`soft`, `hard`, `hidden`, `total`). A `student_tokenizer`
     (a pruned vocabulary) tokenizes the student's inputs; the teacher keeps `tokenizer`."""
@@ -181,6 +181,9 @@ def distill_task(teacher, student, tokenizer, texts, labels, settings: Distillat
             sums += [float(v) for v in values]
             count += 1
             done += 1
+            if progress is not None:    # e.g. kbert.training.progress.ProgressFile.update
+                progress(done, total_steps, epoch=epoch,
+                         epochs=-(-total_steps // steps_per_epoch))
         for key, value in zip(history, sums / max(count, 1)):
             history[key].append(float(value))
         log(f"distill epoch {epoch}: soft {history['soft'][-1]:.4f} hard "

@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from kbert.export.task_model import ExportError
+from kbert.tasks.batching import pad_id_rows as pad_rows
 from kbert.tasks.preprocessing import aggregate_windows, window_starts
 
 def read_labelled_rows(path: str, text_column: str = "text",
@@ -78,17 +79,6 @@ def batches(tokenizer, texts, max_seq_length: int, batch_size: int = 32):
     """Encoded batches (padded per batch) over `texts`, in order."""
     for start in range(0, len(texts), batch_size):
         yield encode_texts(tokenizer, texts[start:start + batch_size], max_seq_length)
-
-
-def pad_rows(rows, pad_id: int = 0):
-    """`(ids, mask, token types)` int32 [rows, longest] from id lists."""
-    width = max(len(r) for r in rows)
-    ids = np.full((len(rows), width), pad_id, np.int32)
-    mask = np.zeros((len(rows), width), np.int32)
-    for i, row in enumerate(rows):
-        ids[i, :len(row)] = row
-        mask[i, :len(row)] = 1
-    return ids, mask, np.zeros_like(ids)
 
 
 def window_rows(tokenizer, texts, max_seq_length: int, stride: int | None = None):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from kbert.loading import load
 from kbert.models import saving
 from kbert.tokenizers.families import TOKENIZER_FILES, load_family_tokenizer, tokenizer_files
 
@@ -100,7 +101,7 @@ def load_task_model(directory: str, max_seq_length: int | None = None):
     """`(model, TaskInfo)` from a fine-tuned (or distilled) model directory."""
     info = read_task_info(directory, max_seq_length)
     try:
-        model = saving.load(directory)
+        model = load(directory)
     except Exception as e:  # noqa: BLE001 - any load failure is one clear line
         raise ExportError(f"cannot load the model in {directory}: {e}") from e
     return model, info

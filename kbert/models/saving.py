@@ -173,9 +173,9 @@ def _check_vocabulary(directory: str, config: dict) -> None:
 
 
 def load(directory: str):
-    """Rebuild the model saved in `directory` and load its weights."""
+    """Rebuild the model saved in `directory` and load its weights. Task models need their
+    classes registered: `kbert.load` (kbert/loading.py) imports `kbert.tasks` first."""
     import kbert.models  # noqa: F401  (registers every kbert class for deserialization)
-    import kbert.tasks  # noqa: F401
     config = read_directory_config(directory)
     _check_vocabulary(directory, config)
     weights = os.path.join(directory, WEIGHTS_FILE)

@@ -248,7 +248,21 @@ class TaskModel(keras.Model):
         if metrics == "auto":
             metrics = self.default_metrics()
         kwargs.setdefault("loss_weights", self.default_loss_weights())
+        if self.needs_loss_scaling() and not isinstance(
+                optimizer, (str, keras.optimizers.LossScaleOptimizer)):
+            # Keras wraps the optimizer only when the *model's* policy is mixed_float16; a task
+            # model keeps float32 (its head and loss are float32) while its encoder computes
+            # in float16, whose small gradients underflow without loss scaling.
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def needs_loss_scaling(self) -> bool:
+        """Whether the encoder computes in float16 (`mixed_float16`): then `compile` wraps
+        the optimizer in a dynamic `LossScaleOptimizer`."""
+        encoder = getattr(self, "encoder", None)
+        # The encoder is a functional model: its layers carry the policy, not the model.
+        return encoder is not None and any(
+            layer.dtype_policy.compute_dtype == "float16" for layer in encoder._flatten_layers())
 
     def default_loss_weights(self):
         return None

@@ -41,6 +41,23 @@ def _row_length(row) -> int:
     return len(row)
 
 
+def pad_id_rows(rows, pad_id: int = 0):
+    """`(ids, mask, token types)` int32 [rows, longest] from id lists.
+
+    Example:
+        >>> ids, mask, types = pad_id_rows([[2, 7, 3], [2, 3]])
+        >>> ids.tolist(), mask.tolist()
+        ([[2, 7, 3], [2, 3, 0]], [[1, 1, 1], [1, 1, 0]])
+    """
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, np.int32)
+    mask = np.zeros((len(rows), width), np.int32)
+    for i, row in enumerate(rows):
+        ids[i, :len(row)] = row
+        mask[i, :len(row)] = 1
+    return ids, mask, np.zeros_like(ids)
+
+
 def pad_rows(rows, length: int, value: int = 0, dtype="int32") -> np.ndarray:
     """Pad a list of sequences (or of lists of sequences, e.g. choices) to `length`."""
     if len(rows) and len(rows[0]) and isinstance(rows[0][0], (list, tuple, np.ndarray)):

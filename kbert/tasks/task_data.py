@@ -30,6 +30,31 @@ class Columns:
     label: str = "label"
 
 
+def checked_label_set(labels, learned, path) -> list[str]:
+    """`labels` as a list of distinct, non-empty names that holds every `learned` name.
+
+    Example:
+        >>> checked_label_set(["neg", "neutral", "pos"], {"neg", "pos"}, "train.tsv")
+        ['neg', 'neutral', 'pos']
+    """
+    labels = [str(label) for label in labels]
+    if len(labels) < 2 or len(set(labels)) != len(labels) or "" in labels:
+        raise TaskFileError(f"the label set {labels!r} needs two or more distinct, non-empty "
+                            "names")
+    missing = sorted(set(learned) - set(labels))
+    if missing:
+        raise TaskFileError(f"{path}: label {missing[0]!r} is not in the given label set "
+                            f"{labels!r}")
+    return labels
+
+
+def unknown_label_hint(rows, label_names) -> str:
+    """The end of the message for a label outside `label_names`."""
+    return (f"is not among the {len(label_names)} labels {list(label_names)[:10]!r}; a class "
+            "that the training rows lack can be added by naming the full label set "
+            "(trainers.finetune --labels=a,b,c or --labels=FILE, one a line)")
+
+
 class ColumnAdapter:
     """Base of the adapters that read fixed columns: `required_fields` and
     `nonempty_fields` name `Columns` fields; `fit_labels` only checks the rows."""
@@ -49,7 +74,9 @@ class ColumnAdapter:
     def skip_empty(self) -> tuple:
         return tuple(getattr(self.columns, field) for field in self.nonempty_fields)
 
-    def fit_labels(self, train: TaskRows) -> None:
+    def fit_labels(self, train: TaskRows, labels=None) -> None:
+        if labels is not None:
+            raise ValueError(f"{type(self).__name__} takes no label set")
         self.check(train)
 
 
@@ -80,17 +107,25 @@ class ClassificationAdapter:
     def monitor(self) -> str:
         return "pearson" if self.regression else "accuracy"
 
-    def fit_labels(self, train: TaskRows) -> None:
-        """Learn label names from training rows (sorted, so ids do not depend on order)."""
+    def fit_labels(self, train: TaskRows, labels=None) -> None:
+        """Learn label names from training rows (sorted, so ids do not depend on order), or
+        take `labels` (the full set, ids in its order: for a rare class that a training
+        sample lacks); a training label outside `labels` is refused."""
         if self.regression:
+            if labels is not None:
+                raise ValueError("regression takes no label set")
             self.check(train)
             return
         names = {str(v) for v in train.column(self.columns.label)}
+        if labels is not None:
+            self.label_names = checked_label_set(labels, names, train.path)
+            self.check(train)
+            return
         if len(names) < 2:
             raise TaskFileError(
                 f"{train.path}: column {self.columns.label!r}: every training row has the "
                 f"label {next(iter(names))!r}; classification needs at least two labels "
-                f"(for numbers, --task=regression)")
+                f"(for numbers, --task=regression; for a fixed label set, --labels)")
         self.label_names = sorted(names)
 
     def check(self, rows: TaskRows) -> None:
@@ -107,7 +142,7 @@ class ClassificationAdapter:
                                         f"regression label {value!r} is not finite")
             elif str(value) not in self.label_names:
                 raise TaskFileError(f"{where(rows.path, line, self.columns.label)}: label "
-                                    f"{value!r} never appears in the training file")
+                                    f"{value!r} {unknown_label_hint(rows, self.label_names)}")
 
     def build_model(self, encoder, preprocessor, **settings):
         from kbert.tasks.text_classifier import TextClassifier

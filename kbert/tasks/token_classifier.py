@@ -25,7 +25,7 @@ from kbert.tasks import metrics as task_metrics
 from kbert.tasks.base import TaskModel, classifier_layers, encoder_input_layers
 from kbert.tasks.batching import IGNORE_LABEL
 from kbert.tasks.preprocessing import EncoderRows, window_starts
-from kbert.tasks.task_data import ColumnAdapter
+from kbert.tasks.task_data import ColumnAdapter, checked_label_set, unknown_label_hint
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -186,9 +186,12 @@ class TokenClassificationAdapter(ColumnAdapter):
     def labels(self, rows: TaskRows):
         return [[str(t) for t in self._split(v)] for v in rows.column(self.columns.label)]
 
-    def fit_labels(self, train: TaskRows) -> None:
+    def fit_labels(self, train: TaskRows, labels=None) -> None:
+        """Tag names from the training rows (sorted), or `labels` (the full set, in order)."""
         self._check_lengths(train)
-        self.label_names = sorted({t for tags in self.labels(train) for t in tags})
+        learned = {t for tags in self.labels(train) for t in tags}
+        self.label_names = (sorted(learned) if labels is None
+                            else checked_label_set(labels, learned, train.path))
 
     def _check_lengths(self, rows):
         for words, tags, line in zip(self.inputs(rows), self.labels(rows), rows.lines):
@@ -203,7 +206,8 @@ class TokenClassificationAdapter(ColumnAdapter):
             unknown = [t for t in tags if t not in known]
             if unknown:
                 raise TaskFileError(f"{where(rows.path, line, self.columns.label)}: tag "
-                                    f"{unknown[0]!r} never appears in the training file")
+                                    f"{unknown[0]!r} "
+                                    f"{unknown_label_hint(rows, self.label_names)}")
 
     def build_model(self, encoder, preprocessor, **settings):
         return TokenClassifier(encoder, len(self.label_names), preprocessor=preprocessor,

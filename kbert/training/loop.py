@@ -86,6 +86,9 @@ class LoopSettings:
     resume: bool = True
     run_config: dict = dataclasses.field(default_factory=dict)
     write_plot: bool = True
+    # Called as step_callback(step, total_steps) after every step on the chief, e.g.
+    # kbert.training.progress.ProgressFile.update for a parent showing the run's progress.
+    step_callback: Callable | None = None
 
     @property
     def checkpoint_dir(self) -> str:
@@ -363,6 +366,8 @@ class PretrainingLoop:
                     # A step the loss scaler skipped does not advance the optimizer's
                     # iterations; the schedule (and its phases) must follow the loop's step.
                     self.optimizer.iterations.assign(step)
+                if settings.step_callback is not None and self.is_chief:
+                    settings.step_callback(step, total_steps)
                 if step % settings.log_every_steps == 0 or step == phase.end_step:
                     metrics = self._named(objective.metrics_from_terms(self._window))
                     metrics["learning_rate"] = self._learning_rate(step)
