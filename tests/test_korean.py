@@ -1,0 +1,157 @@
+"""Korean (issue 18): the shipped Korean corpus, cased WordPiece on NFC text keeping Hangul
+syllables whole (the uncased default decomposes them into Jamo), the same ids through every
+tokenizer path (Hugging Face's Python-side tokenizer, kbert's in-graph exact and fast
+tokenizers, a `.tflite` strings signature), and `trainers.learn_vocab --nodo_lower_case`."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import unicodedata
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from kbert import text, tokenizers
+from kbert.tokenizers.wordpiece import keep_first_pieces
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CORPUS = os.path.join(ROOT, "data", "corpus_ko")
+TRAIN = [os.path.join(CORPUS, name) for name in
+         ("constitution.txt", "libreoffice_help_00.txt", "libreoffice_help_01.txt")]
+HELD_OUT = os.path.join(CORPUS, "libreoffice_help_02.txt")
+# Hangul Jamo (conjoining, what NFD gives) and Hangul Compatibility Jamo.
+JAMO = re.compile(r"[\u1100-\u11FF\u3130-\u318F]")
+EDGE_CASES = ["대한민국은 민주공화국이다.", "제1조 ① 대한민국은 민주공화국이다.",
+              "LibreOffice Calc에서 셀 A1을 선택합니다!", "배를 타고 배를 먹었더니 배가 아프다",
+              "“따옴표” 그리고 (괄호)…", "숫자 3.14와 1,000", "", "한" * 120]
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    return list(text.iter_lines(HELD_OUT))
+
+
+@pytest.fixture(scope="module")
+def vocabs(tmp_path_factory):
+    """Cased (the Korean choice) and uncased (today's default) vocabularies of 3,000 tokens
+    learned from the Korean training files."""
+    directory = tmp_path_factory.mktemp("korean_vocab")
+    paths = {}
+    for lower_case in (False, True):
+        tokens = tokenizers.learn_vocabulary(TRAIN, 3000, lower_case=lower_case)
+        paths[lower_case] = str(directory / f"vocab_{lower_case}.txt")
+        tokenizers.write_vocab(tokens, paths[lower_case])
+    return paths
+
+
+def _jamo_share(tokenizer, lines):
+    ids = tokenizer.tokenize(lines).flat_values.numpy()
+    return np.mean([bool(JAMO.search(tokenizer.vocab[i])) for i in ids]), len(ids)
+
+
+def test_corpus_is_nfc_sentences_with_licences(held_out):
+    for path in TRAIN + [HELD_OUT]:
+        with open(path, encoding="utf-8") as f:
+            content = f.read()
+        assert content == unicodedata.normalize("NFC", content), path
+        assert not JAMO.search(content), path
+    assert len(held_out) > 1000
+    # kiwipiepy splits at Korean sentence endings: a line holds one sentence.
+    ends = re.compile(r"(니다|이다)\. [\uAC00-\uD7A3]")
+    assert not [line for line in held_out if ends.search(line)]
+    readme = open(os.path.join(CORPUS, "README.md"), encoding="utf-8").read()
+    for needed in ("konlpy==0.6.0", "Copyright Act", "MPL-2.0", "kiwipiepy 0.24.1"):
+        assert needed in readme
+    assert os.path.isfile(os.path.join(CORPUS, "LICENSE.MPL-2.0"))
+
+
+def test_cased_nfc_keeps_syllables_whole_uncased_decomposes_them(vocabs, held_out):
+    cased = tokenizers.BertTokenizer(vocabs[False], lower_case=False)
+    uncased = tokenizers.BertTokenizer(vocabs[True], lower_case=True)
+    assert not [t for t in cased.vocab if JAMO.search(t)]
+    cased_share, cased_pieces = _jamo_share(cased, held_out)
+    uncased_share, uncased_pieces = _jamo_share(uncased, held_out)
+    assert cased_share == 0.0
+    assert uncased_share > 0.5          # NFD: most pieces hold Jamo
+    assert cased_pieces < uncased_pieces
+    # NFD input is decomposed text again: the cased path expects NFC (documented).
+    nfd = unicodedata.normalize("NFD", "대한민국")
+    assert JAMO.search(nfd) and not JAMO.search(unicodedata.normalize("NFC", nfd))
+
+
+def test_learned_cased_vocabulary_tokenizes_every_training_word(vocabs):
+    """Every character of the training text is in the vocabulary, plain and as "##":
+    no training word becomes [UNK] (a cut learner list used to drop "##" syllables)."""
+    cased = tokenizers.BertTokenizer(vocabs[False], lower_case=False)
+    lines = list(text.iter_lines(TRAIN))
+    ids = cased.tokenize(lines).flat_values.numpy()
+    assert (ids == cased.unk_id).sum() == 0
+    assert len(cased.vocab) == 3000
+
+
+def test_keep_first_pieces_keeps_reserved_and_single_characters():
+    tokens = ["[PAD]", "[UNK]", "가", "나", "가나", "나가", "가나다", "##가", "##나"]
+    assert keep_first_pieces(tokens, 7, 2) == ["[PAD]", "[UNK]", "가", "나", "가나",
+                                               "##가", "##나"]
+    assert keep_first_pieces(tokens, 9, 2) == tokens
+    assert keep_first_pieces(tokens, 3, 2) == tokens[:3]   # alphabet alone too large
+
+
+def test_same_ids_through_every_tokenizer_path(vocabs, held_out):
+    """Hugging Face BertTokenizerFast (cased), kbert's exact in-graph tokenizer (also
+    inside tf.function) and the LiteRT-ready fast one give the same ids."""
+    from transformers import BertTokenizerFast
+
+    lines = held_out[::4] + EDGE_CASES
+    exact = tokenizers.BertTokenizer(vocabs[False], lower_case=False)
+    fast = tokenizers.BertTokenizer(vocabs[False], lower_case=False, normalization="fast")
+    hf = BertTokenizerFast(vocabs[False], do_lower_case=False)
+    want = hf(lines, add_special_tokens=False)["input_ids"]
+    assert exact.tokenize(lines).to_list() == want
+    assert fast.tokenize(lines).to_list() == want
+    graph = tf.function(exact.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
+    assert graph(tf.constant(lines)).to_list() == want
+
+
+class _EchoIds(keras.Model):
+    """Returns its token ids as float 'logits', so a signature's ids can be read back."""
+
+    def call(self, features):
+        return {"logits": tf.cast(features["token_ids"], tf.float32)}
+
+
+def test_tflite_strings_signature_gives_the_same_ids(vocabs):
+    from kbert.export import converter
+    from kbert.export.runtime import LiteRTClassifier
+    from kbert.export.signatures import ExportModule
+
+    fast = tokenizers.BertTokenizer(vocabs[False], lower_case=False, normalization="fast")
+    exact = tokenizers.BertTokenizer(vocabs[False], lower_case=False)
+    echo = _EchoIds(name="echo_ids")
+    echo({"token_ids": np.ones((1, 2), np.int32)})
+    runner = LiteRTClassifier(model_content=converter.convert(
+        ExportModule(echo, max_seq_length=32, tokenizer=fast), "fp32"))
+    for line in EDGE_CASES:
+        got = runner.classify_texts([line])["logits"][0].astype(int).tolist()
+        want = [exact.cls_id] + exact.tokenize([line]).to_list()[0][:30] + [exact.sep_id]
+        assert got == want, line
+
+
+def test_learn_vocab_command_cased(tmp_path):
+    output = tmp_path / "vocab.txt"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.learn_vocab", f"--input={TRAIN[0]}",
+         f"--output={output}", "--vocab_size=2000", "--nodo_lower_case"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    tokens = tokenizers.load_vocab(str(output))
+    assert "대한민국" in tokens or "대한" in tokens
+    assert not [t for t in tokens if JAMO.search(t)]
+    # Every syllable of the text is there, plain and as a suffix piece.
+    syllables = set(re.findall(r"[\uAC00-\uD7A3]", open(TRAIN[0], encoding="utf-8").read()))
+    assert syllables <= set(tokens) and {"##" + s for s in syllables} <= set(tokens)
