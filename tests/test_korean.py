@@ -155,3 +155,35 @@ def test_learn_vocab_command_cased(tmp_path):
     # Every syllable of the text is there, plain and as a suffix piece.
     syllables = set(re.findall(r"[\uAC00-\uD7A3]", open(TRAIN[0], encoding="utf-8").read()))
     assert syllables <= set(tokens) and {"##" + s for s in syllables} <= set(tokens)
+
+
+def test_corpus_builder_keeps_korean_prose_and_splits_at_korean_endings():
+    """scripts/build_korean_corpus.py: paragraphs of a help page (hidden macOS variants
+    dropped), kiwipiepy sentences (an ending like "-다" ends one without a full stop),
+    chapters of the Constitution as documents."""
+    import importlib.util
+
+    from kiwipiepy import Kiwi
+
+    path = os.path.join(ROOT, "scripts", "build_korean_corpus.py")
+    spec = importlib.util.spec_from_file_location("build_korean_corpus_under_test", path)
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    parser = builder.ParagraphParser()
+    parser.feed('<h1>제목</h1><p class="paragraph" dir="auto">메뉴 <span class="emph">'
+                '<span hidden="true">LibreOffice - 환경 설정</span><span>도구 - 옵션</span>'
+                '</span>을 선택합니다.</p><p class="code">x = 1</p>')
+    assert parser.paragraphs == ["메뉴 도구 - 옵션을 선택합니다."]
+    kiwi = Kiwi()
+    assert builder.split_sentences(kiwi, "대한민국은 민주공화국이다 주권은 국민에게 있다") == [
+        "대한민국은 민주공화국이다", "주권은 국민에게 있다"]
+    decomposed = unicodedata.normalize("NFD", "헌법을 개정한다. 국회가 의결한다.")
+    assert builder.split_sentences(kiwi, decomposed) == ["헌법을 개정한다.", "국회가 의결한다."]
+    assert builder.is_korean_prose("셀을 선택하고 확인을 누릅니다.")
+    assert not builder.is_korean_prose("=SUM(A1:B2) 합계")
+    documents = builder.constitution_documents(
+        kiwi, "대한민국헌법\n\n전문이다.\n\n       제1장 총강\n  제1조 ① 대한민국은 민주공화국이다.\n"
+              "②주권은 국민에게 있다.\n       제2장 국민\n  제10조 모든 국민은 존엄하다.\n")
+    assert documents == [["전문이다."], ["제1조 ① 대한민국은 민주공화국이다.",
+                                         "②주권은 국민에게 있다."],
+                         ["제10조 모든 국민은 존엄하다."]]
