@@ -187,3 +187,24 @@ def test_corpus_builder_keeps_korean_prose_and_splits_at_korean_endings():
     assert documents == [["전문이다."], ["제1조 ① 대한민국은 민주공화국이다.",
                                          "②주권은 국민에게 있다."],
                          ["제10조 모든 국민은 존엄하다."]]
+
+
+def test_demo_flagfile_runs_and_keeps_the_model_cased(tmp_path):
+    """trainers/configs/demo_ko.flags as a new user runs it, cut to 2 steps: a cased
+    4,000-token vocabulary without Jamo, a model directory that says do_lower_case=false,
+    a held-out masked-LM accuracy."""
+    import json
+
+    output = tmp_path / "demo_ko"
+    result = subprocess.run(
+        [sys.executable, "-m", "trainers.pretrain", "--flagfile=trainers/configs/demo_ko.flags",
+         f"--output_dir={output}", "--num_train_steps=2", "--num_warmup_steps=1",
+         "--log_every_steps=1", "--save_checkpoints_steps=2", "--eval_every_steps=2",
+         "--eval_steps=1", "--nojit_compile"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"eval at step 2: .*mlm_accuracy \d", result.stderr)
+    tokens = tokenizers.load_vocab(str(output / "vocab.txt"))
+    assert len(tokens) == 4000 and not [t for t in tokens if JAMO.search(t)]
+    with open(output / "pretrained_model" / "config.json", encoding="utf-8") as f:
+        assert json.load(f)["kbert"]["do_lower_case"] is False
