@@ -377,14 +377,21 @@ def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
 
 
 def _is_single_character(token: str) -> bool:
-    """"a" or "##a": the pieces that keep every word tokenizable."""
-    return len(token) == 1 or (token.startswith(SUFFIX_INDICATOR)
-                               and len(token) == len(SUFFIX_INDICATOR) + 1)
+    """"a", or "##a" for a character that can follow another inside a word (punctuation
+    and CJK ideographs are words of their own, so "##!" never occurs): the pieces that
+    keep every word tokenizable."""
+    if len(token) == 1:
+        return True
+    if token.startswith(SUFFIX_INDICATOR) and len(token) == len(SUFFIX_INDICATOR) + 1:
+        char = token[-1]
+        return not (text.is_punctuation(char) or text.is_cjk(char))
+    return False
 
 
 def keep_first_pieces(tokens: Sequence[str], size: int, num_reserved: int) -> list[str]:
     """The first `size` of a learned vocabulary, keeping every reserved and single-character
-    token ("a" and "##a"), in order: only the rarest longer pieces are dropped.
+    token ("a", and "##a" unless "a" is punctuation or a CJK ideograph), in order: only the
+    rarest other pieces are dropped.
 
     The learner lists "##a" pieces of characters never seen inside a word last (count 1),
     so cutting the list short would drop them and turn every word with such a character
@@ -392,7 +399,7 @@ def keep_first_pieces(tokens: Sequence[str], size: int, num_reserved: int) -> li
     held-out pieces that way).
 
     Example:
-        >>> keep_first_pieces(["[PAD]", "a", "b", "ab", "ba", "##a", "##b"], 6, 1)
+        >>> keep_first_pieces(["[PAD]", "a", "b", "ab", "ba", "##a", "##b", "##!"], 6, 1)
         ['[PAD]', 'a', 'b', 'ab', '##a', '##b']
     """
     tokens = list(tokens)
