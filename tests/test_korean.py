@@ -103,15 +103,22 @@ def test_keep_first_pieces_keeps_reserved_and_single_characters():
 
 
 def test_same_ids_through_every_tokenizer_path(vocabs, held_out):
-    """Hugging Face BertTokenizerFast (cased), kbert's exact in-graph tokenizer (also
-    inside tf.function) and the LiteRT-ready fast one give the same ids."""
+    """Pure Python (kbert.text.basic_tokenize + Google's greedy WordPiece), Hugging Face
+    BertTokenizerFast (cased), kbert's exact in-graph tokenizer (also inside tf.function)
+    and the LiteRT-ready fast one give the same ids."""
     from transformers import BertTokenizerFast
+
+    from tests.test_tokenizers import _google_wordpiece
 
     lines = held_out[::4] + EDGE_CASES
     exact = tokenizers.BertTokenizer(vocabs[False], lower_case=False)
     fast = tokenizers.BertTokenizer(vocabs[False], lower_case=False, normalization="fast")
     hf = BertTokenizerFast(vocabs[False], do_lower_case=False)
     want = hf(lines, add_special_tokens=False)["input_ids"]
+    vocab = set(exact.vocab)
+    python = [[exact.token_to_id(p) for word in text.basic_tokenize(line, lower_case=False)
+               for p in _google_wordpiece(word, vocab)] for line in lines]
+    assert python == want
     assert exact.tokenize(lines).to_list() == want
     assert fast.tokenize(lines).to_list() == want
     graph = tf.function(exact.tokenize, input_signature=[tf.TensorSpec([None], tf.string)])
