@@ -215,3 +215,26 @@ def test_demo_flagfile_runs_and_keeps_the_model_cased(tmp_path):
     assert len(tokens) == 4000 and not [t for t in tokens if JAMO.search(t)]
     with open(output / "pretrained_model" / "config.json", encoding="utf-8") as f:
         assert json.load(f)["kbert"]["do_lower_case"] is False
+
+
+def test_sentencepiece_on_korean_has_no_jamo_and_matches_the_sentencepiece_library(
+        tmp_path, held_out):
+    """ALBERT's normalisation decomposes Hangul (NFKD), but the SentencePiece model's own
+    nmt_nfkc normaliser recomposes it: no Jamo pieces, and kbert's in-graph ids equal the
+    sentencepiece library's on the same normalised text. (Hugging Face's
+    AlbertTokenizerFast does not recompose: Korean becomes <unk> there.)"""
+    import sentencepiece as spm
+
+    from kbert.tokenizers.sentencepiece import (SentencePieceTokenizer, albert_normalize,
+                                                learn_sentencepiece)
+
+    model = learn_sentencepiece(TRAIN[:2], 2000, str(tmp_path), lower_case=True)
+    tokenizer = SentencePieceTokenizer(model)
+    lines = held_out[::4] + EDGE_CASES
+    ids = tokenizer.tokenize(lines).to_list()
+    assert not [i for row in ids for i in row if JAMO.search(tokenizer.vocab[i])]
+    assert np.mean([i == tokenizer.unk_id for row in ids for i in row]) < 0.01
+    processor = spm.SentencePieceProcessor(model_file=model)
+    normalized = [x.decode("utf-8") for x in albert_normalize(tf.constant(lines)).numpy()]
+    assert JAMO.search(normalized[0])          # NFKD: decomposed before the model
+    assert ids == [processor.encode(x) for x in normalized]
