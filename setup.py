@@ -39,6 +39,8 @@ setup(
             # The edge benchmark's peer (ONNX Runtime), also used by the export tests.
             "onnx==1.23.2",
             "onnxruntime==1.32.0",
+            # Korean sentence splitting: scripts/build_korean_corpus.py and its test.
+            "kiwipiepy==0.24.1",
         ],
         # The edge benchmark's peer alone: `pip install -e .[edge]`.
         "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],
