@@ -12,10 +12,19 @@ import textwrap
 import numpy as np
 
 
+# Fonts with Hangul / CJK glyphs, tried after DejaVu Sans (matplotlib falls back per glyph);
+# Debian: fonts-nanum, fonts-noto-cjk.
+CJK_FONTS = ("NanumGothic", "NanumBarunGothic", "Noto Sans CJK KR", "Noto Sans CJK JP",
+             "Noto Sans CJK SC", "Noto Sans KR", "UnDotum", "Baekmuk Gulim")
+
+
 def _pyplot():
     import matplotlib
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    plt.rcParams["font.family"] = ["DejaVu Sans"] + [f for f in CJK_FONTS if f in installed]
     return plt
 
 
