@@ -1,4 +1,7 @@
-r"""Print what a kbert `.tflite` carries: labels, max length, casing, version, signatures.
+r"""Print what a kbert `.tflite` carries: kbert's metadata (labels, max length, casing, version,
+signatures, verification) and, under `tflite_model_metadata`, the standard TFLite Model
+Metadata an app-ready file carries for MediaPipe (tokenizer unit, tensors, labels file,
+the associated files packed at the end; null when the file has none).
 
     python -m export.metadata fortunes.tflite            # JSON (vocabulary summarised)
     python -m export.metadata fortunes.tflite --vocab    # also every vocabulary token
@@ -35,6 +38,9 @@ def main(argv) -> int:
                                     in found.pop("tokenizer_files", {}).items()}
         if FLAGS.vocab:
             found["vocab"] = vocab
+        from kbert.export import app_metadata
+        with open(argv[1], "rb") as f:
+            found["tflite_model_metadata"] = app_metadata.describe(f.read())
         print(json.dumps(found, indent=1, sort_keys=True))
     return export_flags.run_command("metadata", body)
 

@@ -1,8 +1,10 @@
 """One call from a fine-tuned model directory to a verified `.tflite` at its final path.
 
 Steps: load the task model → (mode `qat`: fake-quant fine-tune) → SavedModel → LiteRT
-conversion with builtin ops only → verification on held-out examples → metadata inside →
-atomic write. Nothing reaches `output` unless every step passed.
+conversion with builtin ops only → metadata inside (the standard TFLite Model Metadata too
+for the app-ready signature) → verification of those bytes on held-out examples → the
+report added to kbert's metadata, the final bytes checked to give the verified outputs
+exactly → atomic write. Nothing reaches `output` unless every step passed.
 
 Example:
     >>> report = export_tflite("runs/fortunes/model", "fortunes.tflite", "full_int8",
@@ -23,7 +25,8 @@ from kbert.export import converter, flatbuffer, metadata, qat
 from kbert.export.labelled import batches, encode_texts, label_ids
 from kbert.export.signatures import ExportModule
 from kbert.distillation.students import encoder_of
-from kbert.export.task_model import ExportError, load_task_model, task_tokenizer
+from kbert.export.task_model import (ExportError, load_task_model, read_task_info,
+                                     task_tokenizer)
 from kbert.export.verify import Thresholds, verify_tflite
 
 
@@ -207,11 +210,15 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     inputs = [model_dir, *inputs]
     check_output_path(output, settings.overwrite, inputs)
     started = time.time()
-    model, info = load_task_model(model_dir, settings.max_seq_length)
+    info = read_task_info(model_dir, settings.max_seq_length)   # refusals before loading
     if settings.with_tokenizer:
         check_strings_signature(info)
     if settings.app:
         check_app_profile(info)
+        if not info.do_lower_case and info.is_wordpiece:
+            log("warning: MediaPipe lower-cases ASCII letters before WordPiece, so this cased "
+                "model sees lower-cased text in apps (docs/EDGE.md)")
+    model, info = load_task_model(model_dir, settings.max_seq_length)
     tokenizer = task_tokenizer(info)
     rep_texts, rep_labels = representative or ([], None)
     if settings.mode in ("full_int8", "qat") and not rep_texts:
