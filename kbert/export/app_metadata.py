@@ -141,10 +141,11 @@ def build_model_metadata(name: str, description: str, version: str, author: str,
 def _archive_start(data: bytes) -> int | None:
     """Where the appended zip archive begins (zipfile reports absolute header offsets,
     skipping the model before it), or None without one."""
-    if not zipfile.is_zipfile(io.BytesIO(data)):
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            offsets = [info.header_offset for info in archive.infolist()]
+    except zipfile.BadZipFile:    # no archive (or weights that merely look like its end)
         return None
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        offsets = [info.header_offset for info in archive.infolist()]
     return min(offsets) if offsets else None
 
 
@@ -168,7 +169,7 @@ def strip_archive(data: bytes) -> bytes:
 
 def associated_files(data: bytes) -> dict:
     """{name: bytes} of the archive appended to a `.tflite` (empty when none)."""
-    if not zipfile.is_zipfile(io.BytesIO(data)):
+    if _archive_start(data) is None:
         return {}
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         return {name: archive.read(name) for name in archive.namelist()}
