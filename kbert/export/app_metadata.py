@@ -10,10 +10,11 @@ flatbuffer (identifier `M001`) in the model's `TFLITE_METADATA` buffer, the asso
 in a zip archive appended to the model (what `MetadataPopulator` writes; LiteRT ignores it).
 
 Example:
-    >>> data = populate(data, build_model_metadata(info, inputs, files),      # doctest: +SKIP
-    ...                 {"vocab.txt": vocab, "labels.txt": b"neg\\npos\\n"})
-    >>> describe(data)["subgraph_metadata"][0]["input_process_units"][0]     # doctest: +SKIP
-    {'options_type': 'BertTokenizerOptions', 'options': {'vocab_file': [...]}}
+    >>> buffer = build_model_metadata("fortunes", "Classifies fortunes.", "1", "kbert",
+    ...                               input_order(data), "wordpiece", "vocab.txt", 16)  # doctest: +SKIP
+    >>> data = populate(data, buffer, {"vocab.txt": vocab, "labels.txt": labels})  # doctest: +SKIP
+    >>> describe(data)["subgraph_metadata"][0]["input_process_units"][0]["options_type"]  # doctest: +SKIP
+    'BertTokenizerOptions'
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ METADATA_FIELD = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 LABELS_FILE = "labels.txt"
 # MediaPipe's BertPreprocessorCalculator finds the three inputs by these metadata names.
-INPUT_NAMES = {"ids": "ids", "mask": "mask", "segment_ids": "segment_ids"}
+INPUT_NAMES = ("ids", "mask", "segment_ids")
 INPUT_DESCRIPTIONS = {
     "ids": "Token ids of `[CLS] pieces [SEP]`, padded with 0 ([PAD]).",
     "mask": "1 for every real token ([CLS], pieces, [SEP]), 0 for padding.",
