@@ -69,7 +69,9 @@ def run(fv) -> dict:
                            inputs=[fv.validation_file, fv.representative_file, fv.train_file])
     summary = {k: v for k, v in report.items() if k != "ops"}
     print(json.dumps(summary, indent=1, sort_keys=True))
-    print(f"tflite: wrote {fv.output} ({report['bytes'] / 1e6:.2f} MB, {fv.mode})")
+    kind = ("app-ready: MediaPipe's TextClassifier loads it" if settings.app
+            else f"--signature={settings.signature}")
+    print(f"tflite: wrote {fv.output} ({report['bytes'] / 1e6:.2f} MB, {fv.mode}, {kind})")
     return report
 
 
