@@ -18,6 +18,9 @@ setup(
         "absl-py",
         "ai-edge-litert==2.3.0",
         "ai-edge-quantizer==0.10.0",  # dynamic_int8 export: per-channel int8 matmul weights
+        # The app-ready export writes TFLite Model Metadata with the schema's generated code
+        # from this wheel; its TextClassifier is what the tests load the file in.
+        "mediapipe==1.2.3",
         "matplotlib>=3.8",
         "safetensors>=0.4",
         "numpy>=1.26",

@@ -82,7 +82,14 @@ def define_tflite_flags(fv=None) -> None:
                          flag_values=fv)
     flags.DEFINE_bool("with_tokenizer", False,
                       "Add the `serving_strings` signature (raw UTF-8 text in, tensorflow-text "
-                      "tokenizer inside as LiteRT custom ops).", flag_values=fv)
+                      "tokenizer inside as LiteRT custom ops): --signature=strings.",
+                      flag_values=fv)
+    flags.DEFINE_enum("signature", "app", ["app", "ids", "strings"],
+                      "app: what MediaPipe Tasks' TextClassifier loads (Android, iOS, web): "
+                      "one signature, ids/mask/segment_ids of one text -> probabilities, TFLite "
+                      "Model Metadata with the tokenizer and labels; ids: batched "
+                      "serving_default -> logits, probabilities; strings: ids plus "
+                      "serving_strings (tensorflow-text custom ops).", flag_values=fv)
     flags.DEFINE_float("min_agreement", 0.99,
                        "Quantized modes: least top-1 agreement with the float model.",
                        lower_bound=0.0, upper_bound=1.0, flag_values=fv)

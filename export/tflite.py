@@ -2,8 +2,15 @@ r"""Convert a fine-tuned kbert model directory into a verified `.tflite`.
 
     python -m export.tflite --model_dir=runs/fortunes/model --mode=full_int8 \
         --train_file=data/tasks/fortunes/train.jsonl \
-        --validation_file=data/tasks/fortunes/validation.jsonl \
-        --with_tokenizer --output=fortunes.tflite
+        --validation_file=data/tasks/fortunes/validation.jsonl --output=fortunes.tflite
+
+By default (`--signature=app`) the file is what MediaPipe Tasks' `TextClassifier` loads
+unchanged on Android, iOS, the web and Python: one signature taking the `ids`, `mask` and
+`segment_ids` of one text, probabilities out, and TFLite Model Metadata holding the
+tokenizer (WordPiece or SentencePiece) and the labels (docs/EDGE.md). `--signature=ids`
+gives a batched `serving_default` (logits and probabilities; any family, RoBERTa too);
+`--signature=strings` (or `--with_tokenizer`) adds `serving_strings`, tensorflow-text's
+tokenizer inside as LiteRT custom ops.
 
 Modes: fp32, fp16, dynamic_int8, full_int8 (calibrated on --representative_file, default
 --train_file), qat (fake-quant fine-tuning on it, then conversion). The result holds only
@@ -33,8 +40,12 @@ def run(fv) -> dict:
     from kbert.export.pipeline import ExportSettings, export_tflite
     from kbert.export.verify import Thresholds
     export_flags.require(fv, "model_dir", "output", "validation_file")
+    signature = fv.signature
+    if fv.with_tokenizer and not fv["signature"].present:
+        signature = "strings"
     settings = ExportSettings(
-        mode=fv.mode, with_tokenizer=fv.with_tokenizer, max_seq_length=fv.max_seq_length,
+        mode=fv.mode, with_tokenizer=fv.with_tokenizer, signature=signature,
+        max_seq_length=fv.max_seq_length,
         num_calibration_examples=fv.num_calibration_examples,
         num_verification_examples=fv.num_verification_examples,
         thresholds=Thresholds(fv.fp32_tolerance, fv.min_agreement, fv.max_accuracy_drop),
@@ -58,7 +69,9 @@ def run(fv) -> dict:
                            inputs=[fv.validation_file, fv.representative_file, fv.train_file])
     summary = {k: v for k, v in report.items() if k != "ops"}
     print(json.dumps(summary, indent=1, sort_keys=True))
-    print(f"tflite: wrote {fv.output} ({report['bytes'] / 1e6:.2f} MB, {fv.mode})")
+    kind = ("app-ready: MediaPipe's TextClassifier loads it" if settings.app
+            else f"--signature={settings.signature}")
+    print(f"tflite: wrote {fv.output} ({report['bytes'] / 1e6:.2f} MB, {fv.mode}, {kind})")
     return report
 
 

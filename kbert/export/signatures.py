@@ -2,6 +2,9 @@
 
 - `serving_default(input_ids, attention_mask, token_type_ids)`: int32 [batch, length]
   (any length up to the model's max) -> `logits`, `probabilities` float32 [batch, labels].
+- app-ready (`app=True`, what MediaPipe Tasks' `TextClassifier` loads): the one signature
+  `serving_default(ids, mask, segment_ids)`, int32 [1, length] (one text, any length up to
+  the model's max) -> `probabilities` float32 [1, labels]; nothing else in the file.
 - `serving_strings(text)` (with a tokenizer): string [batch] -> the same outputs, through
   tensorflow-text's `FastBertTokenizer` (LiteRT custom ops) and dense packing
   `[CLS] pieces [SEP]`, truncated to `max_seq_length`, padded to the batch's longest row.
@@ -25,6 +28,9 @@ DEFAULT_SIGNATURE = "serving_default"
 STRINGS_SIGNATURE = "serving_strings"
 ID_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OUTPUTS = ("logits", "probabilities")
+# The app-ready signature's inputs (MediaPipe's BERT preprocessor names) and output.
+APP_INPUTS = ("ids", "mask", "segment_ids")
+APP_OUTPUTS = ("probabilities",)
 
 
 def pack_token_ids(flat_ids, row_splits, max_seq_length, cls_id, sep_id, pad_id):
@@ -57,6 +63,24 @@ def pack_token_ids(flat_ids, row_splits, max_seq_length, cls_id, sep_id, pad_id)
     return ids, mask
 
 
+def truncate_packed(ids, mask, segment_ids, max_seq_length):
+    """`[CLS] pieces [SEP]` rows longer than `max_seq_length` cut as kbert's tokenizer cuts
+    them: the first `max_seq_length - 2` pieces, then the row's last token (`[SEP]`).
+
+    MediaPipe feeds a model with dynamic input shapes the whole text, untruncated; this
+    keeps a long text inside the position embeddings. Shorter rows pass unchanged.
+
+    Example:
+        >>> ids = tf.constant([[1, 7, 8, 9, 2]])
+        >>> truncate_packed(ids, ids, ids, 4)[0].numpy().tolist()
+        [[1, 7, 8, 2]]
+    """
+    length = tf.shape(ids)[1]
+    kept = tf.minimum(length, max_seq_length)
+    index = tf.concat([tf.range(kept - 1), tf.reshape(length - 1, [1])], axis=0)
+    return tuple(tf.gather(t, index, axis=1) for t in (ids, mask, segment_ids))
+
+
 def graph_only(model):
     """`model` without its host-side preprocessor: a `kbert.tasks` model keeps a
     `TextPreprocessor` (tokenizer lookup tables) as an attribute, which the SavedModel would
@@ -76,17 +100,27 @@ class ExportModule:
     Keras 3 model leaves them as uninitialised resource variables in the `.tflite`).
     """
 
-    def __init__(self, model, max_seq_length: int, tokenizer=None):
+    def __init__(self, model, max_seq_length: int, tokenizer=None, app: bool = False):
+        if app and tokenizer is not None:
+            raise ValueError("the app-ready file has one signature: no strings signature")
         self.model = graph_only(model)
         self.max_seq_length = int(max_seq_length)
         self.tokenizer = tokenizer
-        self._id_specs = [tf.TensorSpec([None, None], tf.int32, name) for name in ID_INPUTS]
+        self.app = app
+        self._id_specs = ([tf.TensorSpec([1, None], tf.int32, name) for name in APP_INPUTS]
+                          if app else
+                          [tf.TensorSpec([None, None], tf.int32, name) for name in ID_INPUTS])
 
     def serving_ids(self, input_ids, attention_mask, token_type_ids):
         logits = classifier_logits(
             self.model, encoder_features(input_ids, attention_mask, token_type_ids))
         logits = tf.cast(logits, tf.float32)
         return {"logits": logits, "probabilities": tf.nn.softmax(logits, axis=-1)}
+
+    def serving_app(self, ids, mask, segment_ids):
+        ids, mask, segment_ids = truncate_packed(ids, mask, segment_ids, self.max_seq_length)
+        logits = classifier_logits(self.model, encoder_features(ids, mask, segment_ids))
+        return {"probabilities": tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
     def serving_text(self, text):
         tok = self.tokenizer
@@ -106,7 +140,8 @@ class ExportModule:
         import keras
         archive = keras.export.ExportArchive()
         archive.track(self.model)
-        archive.add_endpoint(DEFAULT_SIGNATURE, self.serving_ids, input_signature=self._id_specs)
+        archive.add_endpoint(DEFAULT_SIGNATURE, self.serving_app if self.app else
+                             self.serving_ids, input_signature=self._id_specs)
         if self.tokenizer is not None:
             archive.track(self.tokenizer)
             archive.add_endpoint(STRINGS_SIGNATURE, self.serving_text,

@@ -48,11 +48,23 @@ def keras_logits(model, tokenizer, texts, max_seq_length, batch_size=32) -> np.n
     return np.concatenate(out).astype(np.float32)
 
 
+def softmax(logits) -> np.ndarray:
+    shifted = np.exp(logits - np.max(logits, -1, keepdims=True))
+    return shifted / np.sum(shifted, -1, keepdims=True)
+
+
+def tflite_outputs(runner: LiteRTClassifier, tokenizer, texts, max_seq_length,
+                   batch_size=32) -> dict:
+    """{output name: float32 array over `texts`} of the ids signature."""
+    out = [runner.classify_ids(ids, mask, types)
+           for ids, mask, types in batches(tokenizer, texts, max_seq_length, batch_size)]
+    return {name: np.concatenate([o[name] for o in out]).astype(np.float32)
+            for name in out[0]}
+
+
 def tflite_logits(runner: LiteRTClassifier, tokenizer, texts, max_seq_length,
                   batch_size=32) -> np.ndarray:
-    out = [runner.classify_ids(ids, mask, types)["logits"]
-           for ids, mask, types in batches(tokenizer, texts, max_seq_length, batch_size)]
-    return np.concatenate(out).astype(np.float32)
+    return tflite_outputs(runner, tokenizer, texts, max_seq_length, batch_size)["logits"]
 
 
 def text_signature_logits(runner: LiteRTClassifier, texts, batch_size=32) -> np.ndarray:
@@ -67,23 +79,29 @@ def _accuracy(logits, labels):
 
 def verify_tflite(data: bytes, model, mode: str, tokenizer, texts, labels=None,
                   max_seq_length: int = 128, thresholds: Thresholds = Thresholds(),
-                  reference_logits=None) -> dict:
-    """Check `data` (a `.tflite`) on `texts`; return the report or raise."""
+                  reference_logits=None, keep: dict | None = None) -> dict:
+    """Check `data` (a `.tflite`) on `texts`; return the report or raise. `keep` (a dict)
+    receives the `.tflite`'s `logits` on `texts`."""
     runner = LiteRTClassifier(model_content=data)
     reference = (keras_logits(model, tokenizer, texts, max_seq_length)
                  if reference_logits is None else reference_logits)
-    converted = tflite_logits(runner, tokenizer, texts, max_seq_length)
+    outputs = tflite_outputs(runner, tokenizer, texts, max_seq_length)
+    converted = outputs["logits"]
+    # An app-ready file outputs probabilities only: fp32 is held to them.
+    compared = "probability" if runner.app_ready else "logit"
+    difference = (outputs["probabilities"] - softmax(reference) if runner.app_ready
+                  else converted - reference)
     report = {"mode": mode, "examples": len(texts),
-              "max_abs_logit_diff": float(np.max(np.abs(converted - reference))),
+              f"max_abs_{compared}_diff": float(np.max(np.abs(difference))),
               "top1_agreement": float(np.mean(np.argmax(converted, -1)
                                               == np.argmax(reference, -1))),
               "thresholds": dataclasses.asdict(thresholds),
               "lowered_thresholds": thresholds.lowered()}
     failures = []
     if mode == "fp32":
-        if report["max_abs_logit_diff"] > thresholds.fp32_tolerance:
-            failures.append(f"fp32 logits differ from Keras by up to "
-                            f"{report['max_abs_logit_diff']:.3g} (allowed "
+        if report[f"max_abs_{compared}_diff"] > thresholds.fp32_tolerance:
+            failures.append(f"fp32 {compared}s differ from Keras by up to "
+                            f"{report[f'max_abs_{compared}_diff']:.3g} (allowed "
                             f"{thresholds.fp32_tolerance:g})")
     elif report["top1_agreement"] < thresholds.min_agreement:
         failures.append(f"top-1 agreement with the float model is "
@@ -105,6 +123,8 @@ def verify_tflite(data: bytes, model, mode: str, tokenizer, texts, labels=None,
         if report["strings_signature_agreement"] < thresholds.min_agreement:
             failures.append(f"the strings signature agrees with the ids signature on only "
                             f"{report['strings_signature_agreement']:.2%} of examples")
+    if keep is not None:
+        keep["logits"] = converted
     report["passed"] = not failures
     if failures:
         raise VerificationError(f"{mode} .tflite failed verification on {len(texts)} "
