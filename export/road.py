@@ -33,6 +33,18 @@ STAGE_DIRS = ("pretrain", "teacher", "student", "benchmark")
 # The flags that change what the road makes: a run with others is another run.
 SETTINGS = ("from_scratch", "init_model", "student_layers", "finetune_epochs",
             "distill_epochs", "prune_vocabulary", "ship_modes", "fallback_min_agreement")
+# What the road ships, recorded with its settings: a road directory from before the app-ready
+# file (it shipped the strings signature) is not resumed into this one without --overwrite.
+SHIPPED_SIGNATURE = "app"
+
+
+def verification_bar(path: str) -> dict:
+    """The agreement bar a shipped `.tflite` passed at, from its own metadata (so a resumed
+    road still knows a file passed only at a lowered bar)."""
+    from kbert.export.metadata import read_tflite_metadata
+    verification = read_tflite_metadata(path).get("verification") or {}
+    return {"min_agreement": (verification.get("thresholds") or {}).get("min_agreement"),
+            "lowered": list(verification.get("lowered_thresholds") or [])}
 
 
 def _legacy_marker(directory: str) -> dict | None:
@@ -116,6 +128,7 @@ class Road:
         from kbert.outputs import RunDirectory
         fv = self.fv
         settings = {name: fv[name].value for name in SETTINGS}
+        settings["shipped_signature"] = SHIPPED_SIGNATURE
         self.run_dir = RunDirectory(
             self.out, "road", settings, inputs=[TASK_DIR, fv.init_model],
             overwrite=fv.overwrite, resume=fv.resume, legacy=_legacy_marker,
@@ -220,16 +233,18 @@ class Road:
                 distilled["test_student_to_teacher_accuracy"],
             "student int8 latency / teacher fp32, 1 thread (goal <= 0.25)":
                 p50(student_int8) / p50(teacher_fp32),
-            "student int8 size / teacher fp32 (goal <= 1/6 = 0.167)":
-                rows[student_int8]["bytes"] / rows[teacher_fp32]["bytes"],
+            "shipped student file size / teacher fp32 (goal <= 1/6 = 0.167)":
+                os.path.getsize(shipped) / rows[teacher_fp32]["bytes"],
             "student fp32 - int8 test accuracy, points (goal <= 1)":
                 100 * (rows[student_fp32]["accuracy"] - rows[student_int8]["accuracy"]),
             "kbert int8 latency / ORT dynamic int8, 1 thread (goal <= 1)":
                 p50(student_int8) / p50(ort_int8),
         }
+        bar = verification_bar(shipped)
         summary = {"seconds": round(time.time() - self.started, 1), "stages": self.timings,
                    "shipped": shipped, "shipped_bytes": os.path.getsize(shipped),
                    "shipped_mode": self.shipped_mode,
+                   "verification_bar": bar,
                    "not_shipped": self.misses,
                    "benchmark_failures": bench["failures"],
                    "teacher_test": distilled["teacher"].get("test"),
@@ -241,9 +256,12 @@ class Road:
             print(f"  {name}: {value:.3f}")
         for miss in self.misses:
             print(f"\nnot shipped, {miss}")
+        passed_at = (f"passed at the LOWERED bar {', '.join(bar['lowered'])}"
+                     if bar["lowered"] else
+                     f"passed at the default {bar['min_agreement']:.0%} agreement bar")
         print(f"\nshipped: {shipped} ({summary['shipped_bytes'] / 1e6:.2f} MB, "
-              f"{self.shipped_mode}, app-ready: MediaPipe's TextClassifier loads it); "
-              f"the road took {summary['seconds'] / 60:.1f} min")
+              f"{self.shipped_mode}, app-ready: MediaPipe's TextClassifier loads it; "
+              f"{passed_at}); the road took {summary['seconds'] / 60:.1f} min")
         return summary
 
 

@@ -373,3 +373,34 @@ def test_road_ships_the_first_mode_that_passes_and_lowers_the_bar_only_explicitl
         run([miss, accuracy_miss])
     with pytest.raises(RuntimeError, match="agreement"):
         run([miss, miss], fallback=None)
+
+
+def test_qat_is_verified_against_the_model_before_fake_quant_training(task, tmp_path,
+                                                                    monkeypatch):
+    """Issue 16: QAT was verified against the QAT-trained model, so a QAT run that lost
+    accuracy still passed. Here the 'training' scrambles the classifier: refused now."""
+    from kbert.export import pipeline
+
+    def ruinous_qat(model, *args, **kwargs):
+        for weight in model.weights:
+            if "classifier" in weight.path:
+                weight.assign(np.random.default_rng(0).normal(
+                    size=weight.shape).astype("float32") * 5)
+        return {"fake_quant_layers": 0}
+    monkeypatch.setattr(pipeline, "_qat", ruinous_qat)
+    output = tmp_path / "qat.tflite"
+    with pytest.raises(VerificationError, match="agreement with the float model"):
+        _export(task, "qat", output)
+    assert not output.exists()
+
+
+def test_a_file_passed_at_a_lowered_bar_says_so_to_a_resumed_road(task, tmp_path):
+    """Issue 16: `--resume` kept the shipped file but lost the record that it passed only
+    at --fallback_min_agreement; the road now reads the bar from the file itself."""
+    output = tmp_path / "lowered.tflite"
+    _export(task, "dynamic_int8", output, thresholds=Thresholds(min_agreement=0.98))
+    bar = _road_module().verification_bar(str(output))
+    assert bar["min_agreement"] == 0.98
+    assert bar["lowered"] == ["min_agreement=0.98 (default 0.99)"]
+    verification = metadata.read_tflite_metadata(str(output))["verification"]
+    assert verification["reference"] == "the float model"

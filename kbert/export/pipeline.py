@@ -27,7 +27,7 @@ from kbert.export.signatures import ExportModule
 from kbert.distillation.students import encoder_of
 from kbert.export.task_model import (ExportError, load_task_model, read_task_info,
                                      task_tokenizer)
-from kbert.export.verify import Thresholds, verify_tflite
+from kbert.export.verify import Thresholds, keras_logits, verify_tflite
 
 
 # What the file's signature is: `app` (MediaPipe Tasks' TextClassifier loads it: one
@@ -224,8 +224,18 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     if settings.mode in ("full_int8", "qat") and not rep_texts:
         raise ExportError(f"mode {settings.mode} needs a representative dataset "
                           f"(--representative_file) and it is empty")
-    extra = {}
+    if not (validation is not None and validation[0]):
+        raise ExportError("no held-out examples to verify the .tflite on "
+                          "(--validation_file)")
+    texts, labels = validation
+    texts = texts[:settings.num_verification_examples]
+    ids = (label_ids(labels[:len(texts)], info.labels, "validation file")
+           if labels is not None else None)
+    extra, reference = {}, None
     if settings.mode == "qat":
+        # The bar is the fine-tuned model as it came, not the fake-quant-trained one: a QAT
+        # run that loses accuracy must fail verification, not pass against itself.
+        reference = keras_logits(model, tokenizer, texts, info.max_seq_length)
         log("qat: fake-quant fine-tuning on %d examples" % len(rep_texts))
         extra["qat"] = _qat(model, tokenizer, info, rep_texts, rep_labels, settings)
     fast = task_tokenizer(info, normalization="fast") if settings.with_tokenizer else None
@@ -243,24 +253,20 @@ def export_tflite(model_dir: str, output: str, settings: ExportSettings,
     report["int8_kernels"] = sum(n for key, n in kernels.items()
                                  if key[0] in ("FULLY_CONNECTED", "BATCH_MATMUL")
                                  and "INT8" in key[2:])
-    if not (validation is not None and validation[0]):
-        raise ExportError("no held-out examples to verify the .tflite on "
-                          "(--validation_file)")
 
     def stamped(verification=None):
         return metadata.embed_metadata(
             data, info, settings.mode, module.signature_names(),
             extra={"verification": verification} if verification else None,
             tokenizer=tokenizer, app=settings.app)
-    texts, labels = validation
-    texts = texts[:settings.num_verification_examples]
-    ids = (label_ids(labels[:len(texts)], info.labels, "validation file")
-           if labels is not None else None)
     log(f"verifying on {len(texts)} held-out examples")
     verified = {}
     report["verification"] = verify_tflite(
         stamped(), model, settings.mode, tokenizer, texts, ids, info.max_seq_length,
-        settings.thresholds, keep=verified)
+        settings.thresholds, reference_logits=reference, keep=verified)
+    report["verification"]["reference"] = (
+        "the fine-tuned model before fake-quant training" if reference is not None
+        else "the float model")
     report.update(extra)
     report["seconds"] = round(time.time() - started, 1)
     data = stamped(report["verification"])
