@@ -404,3 +404,22 @@ def test_a_file_passed_at_a_lowered_bar_says_so_to_a_resumed_road(task, tmp_path
     assert bar["lowered"] == ["min_agreement=0.98 (default 0.99)"]
     verification = metadata.read_tflite_metadata(str(output))["verification"]
     assert verification["reference"] == "the float model"
+
+
+def test_a_pair_classifier_is_refused_not_fed_one_text(task, tmp_path):
+    """Issue 16: a pair classifier exported and scored on its first text alone (the second
+    silently dropped). trainers.finetune records the pair column; export refuses it."""
+    import json
+    import shutil
+    pair_model = tmp_path / "pair_model"
+    shutil.copytree(task["model"], pair_model)
+    config = json.loads((pair_model / "config.json").read_text())
+    config["kbert"]["text_pair_column"] = "hypothesis"
+    (pair_model / "config.json").write_text(json.dumps(config))
+    output = tmp_path / "pair.tflite"
+    run = _cli("export.tflite", f"--model_dir={pair_model}", f"--output={output}", "--mode=fp32",
+               f"--validation_file={task['validation']}")
+    err = run.stderr.strip().splitlines()
+    assert run.returncode == 2 and len(err) == 1, run.stderr[-2000:]
+    assert "is a pair classifier" in err[0] and "hypothesis" in err[0]
+    assert not output.exists()

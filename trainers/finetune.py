@@ -278,8 +278,10 @@ def run(fv) -> dict:
                 json.dumps(r, ensure_ascii=False) + "\n" for r in records))
             logging.info("%s: %s", split, result)
         with run.directory(MODEL_DIR, "model") as staging:
-            model.save_pretrained(staging, extra={"trained_epochs": fv.num_train_epochs,
-                                                  "best_epoch": best})
+            extra = {"trained_epochs": fv.num_train_epochs, "best_epoch": best}
+            if fv.task == "pair_classification":   # the export stage refuses what it
+                extra["text_pair_column"] = pair    # cannot feed (one text a row)
+            model.save_pretrained(staging, extra=extra)
         run.write_text("eval.json", json.dumps(report, indent=2) + "\n")
         run.release_missing()
         return report

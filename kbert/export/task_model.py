@@ -73,6 +73,11 @@ def read_task_info(directory: str, max_seq_length: int | None = None) -> TaskInf
     except (FileNotFoundError, ValueError) as e:
         raise ExportError(str(e)) from e
     section = config["kbert"]
+    if section.get("text_pair_column"):
+        raise ExportError(f"model directory {directory} is a pair classifier (fine-tuned on "
+                          f"text + {section['text_pair_column']}); the export commands feed "
+                          f"one text a row and would drop the second text, so pair models "
+                          f"are not exported")
     labels = _first(section, "labels", "label_names", "model.config.label_names",
                     "task.labels", "task.label_names")
     if not labels:
