@@ -70,11 +70,14 @@ def read_app_model(path: str) -> tuple[bytes, dict]:
     try:
         standard = app_metadata.describe(data)
         app_metadata.input_order(data)
+        packed = app_metadata.associated_files(data)
     except Exception:   # noqa: BLE001 — any unreadable structure is "not app-ready"
-        standard = None
-    if meta.get("profile") != "app" or not standard:
-        raise ExportError(f"--tflite={path} is not app-ready (no TFLite Model Metadata with "
-                          f"a tokenizer and labels, one signature): export it with "
+        standard, packed = None, {}
+    needed = {app_metadata.LABELS_FILE, *meta.get("tokenizer", {}).get("files", {})}
+    if meta.get("profile") != "app" or not standard or not needed <= set(packed):
+        raise ExportError(f"--tflite={path} is not app-ready (it needs TFLite Model "
+                          f"Metadata with the tokenizer and labels files packed, one "
+                          f"signature): export it with "
                           f"export.tflite's default --signature=app")
     info = {"file": os.path.basename(path), "bytes": len(data), "name": standard.get("name"),
             "labels": meta["labels"], "max_seq_length": meta["max_seq_length"],
