@@ -79,11 +79,23 @@ def read_app_model(path: str) -> tuple[bytes, dict]:
                           f"Metadata with the tokenizer and labels files packed, one "
                           f"signature): export it with "
                           f"export.tflite's default --signature=app")
-    info = {"file": os.path.basename(path), "bytes": len(data), "name": standard.get("name"),
+    info = {"normalize": text_normalization(meta), "file": os.path.basename(path), "bytes": len(data), "name": standard.get("name"),
             "labels": meta["labels"], "max_seq_length": meta["max_seq_length"],
             "mode": meta.get("mode"), "family": meta.get("family"), "package": PACKAGE,
             "package_version": package_version()}
     return data, info
+
+
+def text_normalization(meta: dict) -> str:
+    """Which of docs/EDGE.md's `normalizeForModel` lines the page applies before `classify`:
+    "uncased" (BERT / DistilBERT uncased WordPiece), "albert" (SentencePiece) or "none"."""
+    tokenizer = meta.get("tokenizer", {})
+    if tokenizer.get("type") == "sentencepiece":
+        return "albert"
+    if tokenizer.get("type") == "wordpiece" and meta.get("do_lower_case",
+                                                         tokenizer.get("lower_case")):
+        return "uncased"
+    return "none"
 
 
 class DemoHandler(http.server.BaseHTTPRequestHandler):

@@ -146,7 +146,9 @@ def test_page_in_chromium_matches_kbert_on_20_texts(server, browser, app_task):
     page_top = [row[0][0] for row in shown]
     agree = sum(a == fx.LABELS[b] for a, b in zip(page_top, np.argmax(kbert, -1)))
     assert agree >= 19, (agree, page_top)
-    assert np.max(np.abs(page_scores - kbert)) < 1e-3
+    print(f"web demo: top-1 {agree}/20 equal to kbert's LiteRT run, max |score diff| "
+          f"{np.max(np.abs(page_scores - kbert)):.2e}")
+    assert np.max(np.abs(page_scores - kbert)) < 1e-5
     # export.evaluate on the 18 short texts (one window each) scores what the page shows.
     evaluated = evaluate_tflite(app_task["tflite"], texts[:18], labels)
     assert evaluated["accuracy"] == pytest.approx(np.mean(np.array(page_top[:18]) ==
@@ -155,6 +157,27 @@ def test_page_in_chromium_matches_kbert_on_20_texts(server, browser, app_task):
     if screenshot:
         assert classify_on_page(browser, SHOWN_TEXT)[0][0] == "sport"
         browser.save_screenshot(screenshot)
+
+
+# MediaPipe lower-cases ASCII only; kbert's uncased tokenizer strips accents, lower-cases
+# every script and drops format characters. Fed raw, MediaPipe's top label differs from
+# kbert's on the 3rd and 6th (measured with the Python wheel); the page applies
+# docs/EDGE.md's `normalizeForModel` line first, so all six agree.
+HARD_TEXTS = ["Café cuisine: bread, cheese and soup", "ÉQUIPE FOOTBALL MATCH À la télé",
+              "zero\u200bwidth serv\u200ber co\u200bde", "İstanbul team won the match",
+              "Crème brûlée and sugar", "Ünïcödé ÇÖMPÜTER nétwork"]
+
+
+def test_page_normalises_text_as_edge_md_says(server, browser, app_task):
+    assert open_page(browser, server) == "ready"
+    assert "normalised: uncased" in browser.find_element("id", "model").text
+    shown = [dict(classify_on_page(browser, text)) for text in HARD_TEXTS]
+    page_scores = np.array([[row[label] for label in fx.LABELS] for row in shown])
+    meta = metadata.read_tflite_metadata(app_task["tflite"])
+    kbert = tflite_outputs(LiteRTClassifier(app_task["tflite"]), tokenizer_from_metadata(meta),
+                           HARD_TEXTS, meta["max_seq_length"])["probabilities"]
+    assert np.argmax(page_scores, -1).tolist() == np.argmax(kbert, -1).tolist()
+    assert np.max(np.abs(page_scores - kbert)) < 1e-5
 
 
 @pytest.mark.parametrize("model, message", [

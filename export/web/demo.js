@@ -8,6 +8,14 @@ const params = new URLSearchParams(location.search);
 const modelUrl = params.get("model") || "model.tflite";
 const $ = (id) => document.getElementById(id);
 let classifier = null;
+let normalize = (text) => text;
+
+// docs/EDGE.md's normalizeForModel: what kbert's tokenizer does and MediaPipe's does not.
+const NORMALIZERS = {
+  uncased: (text) => text.normalize("NFD").replace(/[\p{Mn}\p{Cf}]/gu, "").toLowerCase(),
+  albert: (text) => text.replace(/``|''/g, '"').normalize("NFKD")
+      .replace(/\p{Mn}/gu, "").toLowerCase(),
+};
 
 function showError(message) {
   document.body.dataset.state = "error";
@@ -21,9 +29,11 @@ async function describeModel() {
   const response = await fetch("model.json");
   if (!response.ok) return "Model: model.tflite";
   const info = await response.json();
+  normalize = NORMALIZERS[info.normalize] || normalize;
   return `Model: ${info.file} (${info.name}; ${info.labels.length} labels: ` +
          `${info.labels.slice(0, 8).join(", ")}${info.labels.length > 8 ? ", …" : ""}; ` +
-         `${info.mode}, up to ${info.max_seq_length} tokens) · ` +
+         `${info.mode}, up to ${info.max_seq_length} tokens; text normalised: ` +
+         `${info.normalize}) · ` +
          `${info.package} ${info.package_version}`;
 }
 
@@ -58,7 +68,7 @@ function classify(event) {
   if (!classifier) return;
   const text = $("text").value;
   try {
-    show(text, classifier.classify(text));
+    show(text, classifier.classify(normalize(text)));
   } catch (error) {
     showError(`Classification failed: ${error.message || error}`);
   }
