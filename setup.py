@@ -41,6 +41,8 @@ setup(
             # The edge benchmark's peer (ONNX Runtime), also used by the export tests.
             "onnx==1.23.2",
             "onnxruntime==1.32.0",
+            # tests/test_web_demo.py drives Debian's chromium (apt: chromium chromium-driver).
+            "selenium==4.51.0",
         ],
         # The edge benchmark's peer alone: `pip install -e .[edge]`.
         "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],
