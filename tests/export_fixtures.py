@@ -165,6 +165,7 @@ def app_ready_task(directory):
     dynamic int8): {"dir", "train", "validation", "model", "tflite", "report"}. Made once
     per test session by conftest's `app_task` (tests/test_mediapipe.py, test_web_demo.py)."""
     from export.flags import define_tflite_flags
+    keras.utils.set_random_seed(1234)    # a session fixture runs before the per-test seed
     directory = str(directory)
     train, validation = make_task_files(directory)
     model_dir = tiny_model_dir(os.path.join(directory, "model"), train)
