@@ -77,12 +77,12 @@ def read_app_model(path: str) -> tuple[bytes, dict]:
     if meta.get("profile") != "app" or not standard or not needed <= set(packed):
         raise ExportError(f"--tflite={path} is not app-ready (it needs TFLite Model "
                           f"Metadata with the tokenizer and labels files packed, one "
-                          f"signature): export it with "
-                          f"export.tflite's default --signature=app")
-    info = {"normalize": text_normalization(meta), "file": os.path.basename(path), "bytes": len(data), "name": standard.get("name"),
-            "labels": meta["labels"], "max_seq_length": meta["max_seq_length"],
-            "mode": meta.get("mode"), "family": meta.get("family"), "package": PACKAGE,
-            "package_version": package_version()}
+                          f"signature): export it with export.tflite's default "
+                          f"--signature=app")
+    info = {"file": os.path.basename(path), "bytes": len(data), "name": standard.get("name"),
+            "normalize": text_normalization(meta), "labels": meta["labels"],
+            "max_seq_length": meta["max_seq_length"], "mode": meta.get("mode"),
+            "family": meta.get("family"), "package": PACKAGE, "package_version": package_version()}
     return data, info
 
 
