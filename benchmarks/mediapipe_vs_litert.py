@@ -32,7 +32,8 @@ def app_normalize(text: str, family: str) -> str:
         text = unicodedata.normalize("NFKD", text.replace("``", '"').replace("''", '"'))
         return "".join(c for c in text if unicodedata.category(c) != "Mn").lower()
     text = unicodedata.normalize("NFD", text)
-    return "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf")).lower()
+    return "".join(c for c in text if c in "\t\n\r" or unicodedata.category(c)
+                   not in ("Mn", "Cf", "Cc")).lower()
 
 
 def percentiles(times):

@@ -37,9 +37,11 @@ HARD_CASES = {
     "Cyrillic upper case": "Привет мир", "tab and newline": "tab\there\nnewline",
     "zero-width space": "zero\u200bwidth", "full width": "ＦＵＬＬ width",
     "upper-case accents": "Ünïcödé ÀÉÎ", "sharp s": "straße", "dotted capital I": "İstanbul",
+    "control character": "There *_\x08is* no such thing",   # from the fortunes test split
 }
 DIFFERS_IN_MEDIAPIPE = {"accents", "combining accents", "Hangul", "Cyrillic upper case",
-                        "zero-width space", "upper-case accents", "dotted capital I"}
+                        "zero-width space", "upper-case accents", "dotted capital I",
+                        "control character"}
 # ALBERT (kbert's SentencePiece tokenizer normalises as AlbertTokenizerFast: `` '' -> ",
 # NFKD, accents stripped, lower-cased; MediaPipe lower-cases ASCII only).
 ALBERT_DIFFERS_IN_MEDIAPIPE = {"accents", "combining accents", "full width",
@@ -48,9 +50,11 @@ ALBERT_DIFFERS_IN_MEDIAPIPE = {"accents", "combining accents", "full width",
 
 def app_normalize(text: str) -> str:
     """What docs/EDGE.md tells an app to do before `classify` for an uncased WordPiece
-    model: NFD, drop combining marks and format characters, lower-case."""
+    model: NFD, drop combining marks, format characters and control characters other than
+    tab / newline / carriage return, lower-case."""
     text = unicodedata.normalize("NFD", text)
-    return "".join(c for c in text if unicodedata.category(c) not in ("Mn", "Cf")).lower()
+    return "".join(c for c in text if c in "\t\n\r" or unicodedata.category(c)
+                   not in ("Mn", "Cf", "Cc")).lower()
 
 
 def app_normalize_albert(text: str) -> str:
