@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import threading
+import unicodedata
 import urllib.error
 import urllib.request
 
@@ -94,7 +95,10 @@ def classify_on_page(driver, text):
     from selenium.webdriver.support.ui import WebDriverWait
     box = driver.find_element("id", "text")
     box.clear()
-    box.send_keys(text)
+    if any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text):
+        driver.execute_script("arguments[0].value = arguments[1]", box, text)  # not keys
+    else:
+        box.send_keys(text)
     driver.find_element("id", "classify").click()
     WebDriverWait(driver, 20).until(lambda d: d.find_element("id", "results").get_attribute(
         "data-text") == text or _state(d) == "error")
@@ -164,12 +168,13 @@ def test_page_in_chromium_matches_kbert_on_20_texts(server, browser, app_task):
 
 
 # MediaPipe lower-cases ASCII only; kbert's uncased tokenizer strips accents, lower-cases
-# every script and drops format characters. Fed raw, MediaPipe's top label differs from
-# kbert's on the 3rd and 6th (measured with the Python wheel); the page applies
-# docs/EDGE.md's `normalizeForModel` line first, so all six agree.
+# every script and drops format and control characters. Fed raw, MediaPipe's top label
+# differs from kbert's on the 3rd and 6th (measured with the Python wheel); the page applies
+# docs/EDGE.md's `normalizeForModel` line first, so all seven agree.
 HARD_TEXTS = ["Café cuisine: bread, cheese and soup", "ÉQUIPE FOOTBALL MATCH À la télé",
               "zero\u200bwidth serv\u200ber co\u200bde", "İstanbul team won the match",
-              "Crème brûlée and sugar", "Ünïcödé ÇÖMPÜTER nétwork"]
+              "Crème brûlée and sugar", "Ünïcödé ÇÖMPÜTER nétwork",
+              "The server\x08 code and the disk\x08 chip"]
 
 
 def test_page_normalises_text_as_edge_md_says(server, browser, app_task):

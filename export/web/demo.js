@@ -12,7 +12,8 @@ let normalize = (text) => text;
 
 // docs/EDGE.md's normalizeForModel: what kbert's tokenizer does and MediaPipe's does not.
 const NORMALIZERS = {
-  uncased: (text) => text.normalize("NFD").replace(/[\p{Mn}\p{Cf}]/gu, "").toLowerCase(),
+  uncased: (text) => text.normalize("NFD").replace(/[\p{Mn}\p{Cf}]|(?![\t\n\r])\p{Cc}/gu, "")
+      .toLowerCase(),
   albert: (text) => text.replace(/``|''/g, '"').normalize("NFKD")
       .replace(/\p{Mn}/gu, "").toLowerCase(),
 };
