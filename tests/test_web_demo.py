@@ -4,8 +4,8 @@ and an app-ready `.tflite`; headless Debian Chromium, driven by selenium, types 
 into the page and the top labels it shows are kbert's (LiteRT on the same file, the same
 truncation; export.evaluate's accuracy). Skipped only where no Chromium is installed.
 
-`KBERT_WEB_SCREENSHOT=docs/web_demo.png pytest tests/test_web_demo.py` also saves the
-screenshot docs/ shows."""
+`KBERT_WEB_SCREENSHOT=/tmp/page.png pytest tests/test_web_demo.py` also saves a screenshot
+(docs/web_demo.png comes from scripts/web_demo_check.py on the road's fortunes file)."""
 
 from __future__ import annotations
 

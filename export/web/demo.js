@@ -1,10 +1,11 @@
 // kbert's web demo: an app-ready .tflite in @mediapipe/tasks-text's TextClassifier.
 // Every file comes from the page's own server (python -m export.serve): the package's bundle
 // and WebAssembly under mediapipe/tasks-text/, the model at model.tflite (or ?model=URL).
+// ?raw=1 classifies the text as typed (no normalizeForModel).
 import {FilesetResolver, TextClassifier} from "./mediapipe/tasks-text/text_bundle.mjs";
 
-const TOP = 5;
 const params = new URLSearchParams(location.search);
+const TOP = Number(params.get("top")) || 5;   // ?top=N lists N labels
 const modelUrl = params.get("model") || "model.tflite";
 const $ = (id) => document.getElementById(id);
 let classifier = null;
@@ -30,7 +31,7 @@ async function describeModel() {
   const response = await fetch("model.json");
   if (!response.ok) return "Model: model.tflite";
   const info = await response.json();
-  normalize = NORMALIZERS[info.normalize] || normalize;
+  if (!params.has("raw")) normalize = NORMALIZERS[info.normalize] || normalize;
   return `Model: ${info.file} (${info.name}; ${info.labels.length} labels: ` +
          `${info.labels.slice(0, 8).join(", ")}${info.labels.length > 8 ? ", …" : ""}; ` +
          `${info.mode}, up to ${info.max_seq_length} tokens; text normalised: ` +
