@@ -114,6 +114,12 @@ def test_standard_metadata_holds_tokenizer_labels_and_kbert_json(task):
     assert kbert_json["verification"]["passed"] and kbert_json["profile"] == "app"
     found = metadata.read_tflite_metadata(data)
     assert found["labels"] == list(fx.LABELS) and len(found["vocab"]) == 30522
+    # What `python -m export.metadata FILE` prints: both.
+    from export.metadata import describe_file
+    printed = json.loads(json.dumps(describe_file(task["tflite"])))
+    assert printed["labels"] == list(fx.LABELS) and printed["vocab_size"] == 30522
+    assert printed["tflite_model_metadata"]["subgraph_metadata"][0]["input_process_units"]
+    assert printed["tflite_model_metadata"]["associated_files_packed"]["labels.txt"] > 0
     # No vocabulary copy in kbert's own buffers: the archive holds it once.
     assert not {"kbert_vocab", "vocab.txt"} & set(flatbuffer.read_metadata_buffers(data))
     assert {"TFLITE_METADATA", "kbert_metadata"} <= set(flatbuffer.read_metadata_buffers(data))
