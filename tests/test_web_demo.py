@@ -46,11 +46,12 @@ pytestmark = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def server(app_task):
+def server(app_task, tmp_path_factory):
     """`python -m export.serve --port=0` on the app-ready file; its printed URL."""
+    log = open(tmp_path_factory.mktemp("serve") / "stderr.txt", "w+")   # a pipe could fill
     process = subprocess.Popen(
         [sys.executable, "-m", "export.serve", f"--tflite={app_task['tflite']}", "--port=0"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
         env={**os.environ, "PYTHONPATH": ROOT})
     first = {}
     reader = threading.Thread(target=lambda: first.setdefault("line", process.stdout.readline()))
@@ -59,10 +60,12 @@ def server(app_task):
     line = first.get("line", "")
     if not line.startswith("serve: http://"):
         process.kill()
-        pytest.fail(f"export.serve printed {line!r}; stderr: {process.stderr.read()[-2000:]}")
+        log.seek(0)
+        pytest.fail(f"export.serve printed {line!r}; stderr: {log.read()[-2000:]}")
     yield line.split()[1]
     process.send_signal(signal.SIGINT)   # Ctrl-C: a clean stop
     assert process.wait(30) == 0
+    log.close()
 
 
 @pytest.fixture(scope="module")
