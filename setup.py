@@ -44,6 +44,8 @@ setup(
             "onnxruntime==1.32.0",
             # Korean sentence splitting: scripts/build_korean_corpus.py and its test.
             "kiwipiepy==0.24.1",
+            # tests/test_web_demo.py drives Debian's chromium (apt: chromium chromium-driver).
+            "selenium==4.51.0",
         ],
         # The edge benchmark's peer alone: `pip install -e .[edge]`.
         "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],

@@ -283,3 +283,15 @@ def define_road_flags(fv=None) -> None:
     flags.DEFINE_bool("resume", False,
                       "Keep the stages a previous road run in --output_dir completed (their final "
                       "outputs exist) and run only the rest.", flag_values=fv)
+
+
+def define_serve_flags(fv=None) -> None:
+    fv = flags.FLAGS if fv is None else fv  # the current FLAGS, not the one at import
+    if _once(fv, "tflite"):
+        return
+    flags.DEFINE_string("tflite", None, "The app-ready .tflite to serve (export.tflite's "
+                        "default --signature=app).", flag_values=fv)
+    flags.DEFINE_integer("port", 8000, "TCP port (0: a free one, printed).", lower_bound=0,
+                         upper_bound=65535, flag_values=fv)
+    flags.DEFINE_string("host", "127.0.0.1", "Address to listen on (the page is for this "
+                        "machine: keep 127.0.0.1 unless you mean to share it).", flag_values=fv)

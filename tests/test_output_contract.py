@@ -143,6 +143,7 @@ ROWS = [
         kill_points=("dir:half-swapped", "dir:swapped")),
     Row("export.metadata", {}),
     Row("export.latency_probe", {}),
+    Row("export.serve", {}),
 ]
 
 
@@ -371,12 +372,40 @@ def _kills(row, ws, out, kind, work):
         assert hidden_leftovers(os.path.dirname(out)) == [], (point, "leftovers")
 
 
+def _serve_and_stop(tflite, env):
+    """export.serve: its page and model answer; Ctrl-C stops it with status 0."""
+    import signal
+    import urllib.request
+    process = subprocess.Popen([sys.executable, "-m", "export.serve", f"--tflite={tflite}",
+                                "--port=0"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        line = process.stdout.readline()
+        assert line.startswith("serve: http://"), (line, process.stderr.read()[-2000:])
+        with urllib.request.urlopen(line.split()[1] + "model.tflite", timeout=30) as answer:
+            assert answer.read() == open(tflite, "rb").read()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+
+
 def _no_outputs(row, ws, work):
-    """export.metadata and export.latency_probe read and print; their inputs' folders are
-    unchanged afterwards."""
+    """export.metadata, export.latency_probe and export.serve read and print (serve: and
+    answer HTTP); their inputs' folders are unchanged afterwards."""
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     folder = os.path.dirname(ws["tflite"])
     before = snapshot(folder)
+    if row.module == "export.serve":     # serves an app-ready file until Ctrl-C
+        from kbert.export.labelled import read_labelled_file
+        from kbert.export.pipeline import ExportSettings, export_tflite
+        app_file = os.path.join(work, "app", "model.tflite")
+        os.makedirs(os.path.dirname(app_file))
+        export_tflite(ws["model"], app_file, ExportSettings(mode="fp32", signature="app"),
+                      validation=read_labelled_file(ws["validation"]), log=lambda m: None)
+        before = snapshot(os.path.dirname(app_file))
+        _serve_and_stop(app_file, env)
+        assert snapshot(os.path.dirname(app_file)) == before
+        return
     if row.module == "export.metadata":
         args = [ws["tflite"]]
     else:
