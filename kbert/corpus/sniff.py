@@ -146,6 +146,15 @@ def _decodes(head: bytes, encoding: str, complete: bool) -> str | None:
         return None
 
 
+def _bad_line(data: bytes, encoding: str) -> int:
+    """The line number of the first byte that does not decode."""
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as e:
+        return data[:e.start].count(b"\n") + 1
+    return 1
+
+
 def _is_text(text: str) -> bool:
     if "\x00" in text:
         return False
@@ -162,6 +171,10 @@ def sniff(path: str) -> Kind:
     encoding, bom = encoding_of(head)
     text = _decodes(head[bom:], encoding, complete=len(head) < HEAD_BYTES)
     shown = "" if compression == "none" else f" ({compression}-compressed)"
+    if text is None and _is_text(head[bom:].decode("latin-1")):
+        raise CorpusError(f"{path}:{_bad_line(head[bom:], encoding)}: not valid {encoding} "
+                          "text (give text in UTF-8, or declare its encoding with a "
+                          "byte-order mark)")
     if text is None or not _is_text(text):
         raise CorpusError(f"{path}: binary data{shown}, not a MediaWiki dump, JSON lines "
                           "or text")
