@@ -141,6 +141,13 @@ def _bad_inputs(root) -> dict[str, tuple[str, str, list[str]]]:
     data = open(good, "rb").read()
     truncated = root / "truncated.xml.bz2"
     truncated.write_bytes(data[:len(data) * 2 // 3])
+    jsonl = fx.write_jsonl(str(root / "docs"), [{"text": "Hello there. " * 40}] * 300)
+    for name, compress in (("truncated.jsonl.gz", lambda d: gzip.compress(d, mtime=0)),
+                           ("truncated.jsonl.zst", _zstd)):
+        whole = compress(open(jsonl, "rb").read())
+        (root / name).write_bytes(whole[:len(whole) // 2])
+    plain = fx.write_dump(str(root / "plain.xml"), pages)
+    (root / "truncated.xml").write_bytes(open(plain, "rb").read()[:20000])
     other_xml = root / "feed.xml"
     other_xml.write_text('<?xml version="1.0"?>\n<rss version="2.0"><channel/></rss>\n')
     old_schema = root / "old.xml"
@@ -160,6 +167,9 @@ def _bad_inputs(root) -> dict[str, tuple[str, str, list[str]]]:
     latin1 = root / "latin1.txt"
     latin1.write_bytes("First line.\nCaf\xe9 au lait.\n".encode("latin-1"))
     return {"truncated_bz2": (str(truncated), "truncated", []),
+            "truncated_gzip": (str(root / "truncated.jsonl.gz"), "truncated gzip", []),
+            "truncated_zstd": (str(root / "truncated.jsonl.zst"), "truncated zstd", []),
+            "truncated_xml": (str(root / "truncated.xml"), "not well-formed XML", []),
             "non_dump_xml": (str(other_xml), "root is <rss>", []),
             "old_schema": (str(old_schema), "schema 0.3", []),
             "jsonl_without_field": (no_field, "nofield.jsonl:3: no field 'text'", []),
@@ -171,7 +181,12 @@ def _bad_inputs(root) -> dict[str, tuple[str, str, list[str]]]:
             "missing": (str(root / "nothing*.bz2"), "matches no file", [])}
 
 
-BAD = ["truncated_bz2", "non_dump_xml", "old_schema", "jsonl_without_field", "empty_result",
+def _zstd(data: bytes) -> bytes:
+    import zstandard
+    return zstandard.ZstdCompressor().compress(data)
+
+
+BAD = ["truncated_bz2", "truncated_gzip", "truncated_zstd", "truncated_xml", "non_dump_xml", "old_schema", "jsonl_without_field", "empty_result",
        "binary", "xz", "gzip_binary", "invalid_utf8", "missing"]
 
 

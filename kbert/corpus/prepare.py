@@ -188,10 +188,12 @@ def prepare_corpus(input_patterns: str | Sequence[str], output_dir: str, *,
     if num_workers < 1:
         raise CorpusError(f"--num_workers={num_workers}: must be at least 1")
     files = expand_inputs(input_patterns)
-    outputs.check_output(output_dir, "corpus", files, overwrite, flag="--output_dir")
+    patterns = input_patterns.split(",") if isinstance(input_patterns, str) else input_patterns
+    inputs = files + [p.strip() for p in patterns if p and os.path.isdir(p.strip())]
+    outputs.check_output(output_dir, "corpus", inputs, overwrite, flag="--output_dir")
     sources = [_Source(path, text_field, text_layout) for path in files]
     skipped = collections.Counter({reason: 0 for reason in SKIP_REASONS})
-    with outputs.replace_directory(output_dir, "corpus", files, overwrite,
+    with outputs.replace_directory(output_dir, "corpus", inputs, overwrite,
                                    flag="--output_dir") as staging:
         writer = ShardWriter(staging, max_shard_bytes)
         with contextlib.ExitStack() as stack:

@@ -91,10 +91,43 @@ def decompressed(raw, compression: str, path: str):
     if compression == "gzip":
         return gzip.GzipFile(fileobj=raw)
     if compression == "zstd":
-        import zstandard
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True,
-                                                          closefd=False)
+        return io.BufferedReader(ZstdReader(raw), 1 << 20)
     return raw
+
+
+class ZstdReader(io.RawIOBase):
+    """Decompressed bytes of a zstd file of one or more frames; EOFError when the input
+    ends inside a frame (zstandard's `stream_reader` returns a truncated file silently)."""
+
+    def __init__(self, raw, chunk: int = 1 << 18):
+        import zstandard
+        self._new = zstandard.ZstdDecompressor().decompressobj
+        self._raw, self._chunk = raw, chunk
+        self._frame = self._new()
+        self._pending = b""
+        self._in_frame = False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while not self._pending:
+            data = self._raw.read(self._chunk)
+            if not data:
+                if self._in_frame:
+                    raise EOFError("compressed file ended before the end of a zstd frame")
+                return 0
+            while data:
+                self._in_frame = True
+                self._pending += self._frame.decompress(data)
+                data = b""
+                if self._frame.eof:
+                    data = self._frame.unused_data
+                    self._frame, self._in_frame = self._new(), False
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
 
 
 def open_binary(path: str):
