@@ -10,3 +10,7 @@ from __future__ import annotations
 
 class CorpusError(ValueError):
     """A corpus input that cannot be read as what it claims to be; the message names it."""
+
+
+class UndecodableText(CorpusError):
+    """Text (not binary) with bytes that do not decode in its encoding."""

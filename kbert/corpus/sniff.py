@@ -23,7 +23,7 @@ import io
 import json
 import re
 
-from kbert.corpus.errors import CorpusError
+from kbert.corpus.errors import CorpusError, UndecodableText
 
 HEAD_BYTES = 1 << 16
 SCHEMAS = ("0.10", "0.11")
@@ -205,7 +205,7 @@ def sniff(path: str) -> Kind:
     text = _decodes(head[bom:], encoding, complete=len(head) < HEAD_BYTES)
     shown = "" if compression == "none" else f" ({compression}-compressed)"
     if text is None and _is_text(head[bom:].decode("latin-1")):
-        raise CorpusError(f"{path}:{_bad_line(head[bom:], encoding)}: not valid {encoding} "
+        raise UndecodableText(f"{path}:{_bad_line(head[bom:], encoding)}: not valid {encoding} "
                           "text (give text in UTF-8, or declare its encoding with a "
                           "byte-order mark)")
     if text is None or not _is_text(text):
