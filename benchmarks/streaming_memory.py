@@ -106,7 +106,7 @@ def _tree_rss_kb(pid: int) -> int:
 def run_sampled(command: list[str], csv_path: str, env: dict) -> tuple[float, int, int]:
     """(seconds, peak tree RSS kB, exit code) of `command`; samples written to csv_path."""
     started = time.time()
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+    process = subprocess.Popen(command, env=env, cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
     peak = 0
     with open(csv_path, "w", newline="") as f:
