@@ -11,7 +11,8 @@ Inputs are generated from data/corpus (documents repeated with their sentences r
 Usage:
     python benchmarks/streaming_memory.py --what=prepare_corpus --mb=100 --work=/tmp/mem
     python benchmarks/streaming_memory.py --what=create_pretraining_data --mb=100 \
-        --work=/tmp/mem [--python_path=/other/checkout]
+        --work=/tmp/mem [--python_path=/other/checkout --label=old]
+    python benchmarks/streaming_memory.py --work=/tmp/mem --plot=docs/streaming_memory.png
 """
 
 from __future__ import annotations
@@ -106,8 +107,8 @@ def _tree_rss_kb(pid: int) -> int:
 def run_sampled(command: list[str], csv_path: str, env: dict) -> tuple[float, int, int]:
     """(seconds, peak tree RSS kB, exit code) of `command`; samples written to csv_path."""
     started = time.time()
-    process = subprocess.Popen(command, env=env, cwd=env["PYTHONPATH"], stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=env, cwd=env["PYTHONPATH"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     peak = 0
     with open(csv_path, "w", newline="") as f:
         out = csv.writer(f)
@@ -120,6 +121,30 @@ def run_sampled(command: list[str], csv_path: str, env: dict) -> tuple[float, in
     return time.time() - started, peak, process.returncode
 
 
+def plot(work: str, output: str) -> None:
+    """RSS over time of every run's CSV in `work`, one panel per command, as a PNG."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    commands = ("prepare_corpus", "create_pretraining_data")
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for axis, command in zip(axes, commands):
+        for path in sorted(glob.glob(os.path.join(work, f"{command}_*.csv"))):
+            rows = list(csv.DictReader(open(path)))
+            if not rows:
+                continue
+            mb, label = os.path.basename(path)[len(command) + 1:-4].split("_", 1)
+            axis.plot([float(r["seconds"]) for r in rows], [float(r["rss_mb"]) for r in rows],
+                      label=f"{mb} MB input ({label})")
+        axis.set_title(f"trainers.{command}")
+        axis.set_xlabel("seconds")
+        axis.set_ylabel("process tree RSS (MB)")
+        axis.set_ylim(bottom=0)
+        axis.legend()
+    figure.tight_layout()
+    figure.savefig(output, dpi=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--what", choices=["prepare_corpus", "create_pretraining_data"])
@@ -129,7 +154,11 @@ def main() -> None:
                         help="checkout whose code runs (another branch, for a baseline)")
     parser.add_argument("--label", default="new")
     parser.add_argument("--extra", default="", help="extra flags, space-separated")
+    parser.add_argument("--plot", default=None, help="only plot the CSVs in --work to this PNG")
     args = parser.parse_args()
+    if args.plot:
+        plot(args.work, args.plot)
+        return
     os.makedirs(args.work, exist_ok=True)
     env = dict(os.environ, PYTHONPATH=args.python_path, TF_CPP_MIN_LOG_LEVEL="3")
     if args.what == "prepare_corpus":

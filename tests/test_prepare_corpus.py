@@ -244,3 +244,9 @@ def test_sentence_splitter_on_hand_checked_sets(name):
 ])
 def test_decimals_abbreviations_ellipses_not_split(paragraph, sentences):
     assert split_sentences(paragraph) == sentences
+
+
+def test_titles_with_a_colon_are_links_not_interlanguage_links():
+    assert corpus.clean_wikitext("He watched [[ABC: The Show]] and [[Star Trek: Voyager]]. "
+                                 "[[fr:Série]][[zh-yue:劇集]]") == [
+        "He watched ABC: The Show and Star Trek: Voyager."]

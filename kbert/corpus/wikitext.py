@@ -38,10 +38,11 @@ _HAS_LETTER = re.compile(r"[^\W\d_]")
 
 
 def _link_prefix(link: Wikilink) -> str:
+    """The text before the first colon of a link's title (as written), or ""."""
     title = str(link.title).strip()
     if ":" not in title.lstrip(":"):
         return ""
-    return title.lstrip(":").split(":", 1)[0].strip().lower()
+    return title.lstrip(":").split(":", 1)[0].strip()
 
 
 def _drop_link(link: Wikilink, files: frozenset, categories: frozenset) -> bool:
@@ -49,10 +50,11 @@ def _drop_link(link: Wikilink, files: frozenset, categories: frozenset) -> bool:
     prefix = _link_prefix(link)
     if not prefix:
         return False
-    if prefix in files:
+    if prefix.lower() in files:
         return True
-    if prefix in categories:
+    if prefix.lower() in categories:
         return not title.startswith(":")   # [[:Category:X]] is a visible link
+    # Interlanguage links are written with the lower-case code: [[de:…]], [[zh-yue:…]].
     return bool(_LANGUAGE_PREFIX.match(prefix)) and not title.startswith(":")
 
 
