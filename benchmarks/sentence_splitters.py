@@ -1,7 +1,8 @@
-"""Sentence splitters on kbert's hand-checked sets (tests/data/sentences_{en,ko,zh,ja}.txt, and
-*_heldout.txt written after kbert's two rules were added):
-kbert.corpus (sentencex 1.0.32 + two rules), sentencex alone, pySBD 0.3.4 (no Korean), kbert.text.split_sentences (the
-older English-only rule). Prints boundary precision / recall / F1 and exact paragraphs.
+"""Sentence splitters on kbert's hand-checked sets (tests/data/sentences_{en,ko,zh,ja}.txt,
+and *_heldout.txt written after kbert's two rules were added): kbert.corpus (sentencex
+1.0.32 + two rules), sentencex alone, pySBD 0.3.4 (no Korean), kbert.text.split_sentences
+(the older English-only rule). Prints boundary precision / recall / F1 and the share of
+paragraphs split exactly right.
 
 Usage:
     python benchmarks/sentence_splitters.py

@@ -186,7 +186,8 @@ def _zstd(data: bytes) -> bytes:
     return zstandard.ZstdCompressor().compress(data)
 
 
-BAD = ["truncated_bz2", "truncated_gzip", "truncated_zstd", "truncated_xml", "non_dump_xml", "old_schema", "jsonl_without_field", "empty_result",
+BAD = ["truncated_bz2", "truncated_gzip", "truncated_zstd", "truncated_xml", "non_dump_xml",
+       "old_schema", "jsonl_without_field", "empty_result",
        "binary", "xz", "gzip_binary", "invalid_utf8", "missing"]
 
 
