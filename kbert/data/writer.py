@@ -1,11 +1,15 @@
 """Write sharded pre-training TFRecords in parallel processes, then `manifest.json`.
 
-The unit of work is a chunk of documents (see `examples.plan_chunks`); processes build the
-chunks' records in parallel. Output shard `s` of N holds the records of chunks
-`s, s + N, s + 2N, ...`, shuffled with a seed derived from (`random_seed`, `s`). A shard's
-bytes therefore depend only on the settings and the corpus: any `num_processes` gives
+The corpus is read as a stream (`corpus.DocumentStream`, one line at a time) and cut into
+chunks of documents, the unit of work (`examples.stream_chunks`: documents shuffled in
+windows of `SHUFFLE_WINDOW_CHUNKS` chunks). Processes build the chunks' records in
+parallel, at most two chunks per process in flight. Output shard `s` of N holds the
+records of chunks `s, s + N, s + 2N, ...`, spooled to a hidden file as they come and
+written at the end through a shuffle buffer seeded by (`random_seed`, `s`). A shard's bytes
+therefore depend only on the settings and the corpus: any `num_processes` gives
 byte-identical files, and machine `i` of `--num_shards=W` writes shards `i, i + W, ...` —
-the union of all machines' files is exactly the single-machine output.
+the union of all machines' files is exactly the single-machine output. Memory holds one
+window of documents, the chunks in flight and one shuffle buffer: flat in the corpus size.
 
 On one machine the whole output directory is staged beside it and swapped in when every
 shard and the manifest are written (`kbert.outputs.replace_directory`): an existing data set
