@@ -27,6 +27,11 @@ setup(
         # Learning subword vocabularies: SentencePiece (ALBERT), byte-level BPE (RoBERTa).
         "sentencepiece>=0.2",
         "tokenizers>=0.21",
+        # trainers.prepare_corpus (kbert.corpus): Wikipedia markup, sentences in every
+        # script, zstd-compressed JSON lines.
+        "mwparserfromhell==0.7.2",
+        "sentencex==1.0.32",
+        "zstandard==0.25.0",
     ],
     extras_require={
         # Reference implementations and the test runner. Install torch first from the
@@ -46,6 +51,7 @@ setup(
             "kiwipiepy==0.24.1",
             # tests/test_web_demo.py drives Debian's chromium (apt: chromium chromium-driver).
             "selenium==4.51.0",
+            "pysbd==0.3.4",   # the sentence splitter kbert.corpus is measured beside
         ],
         # The edge benchmark's peer alone: `pip install -e .[edge]`.
         "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],

@@ -211,11 +211,9 @@ class DocumentReader:
 
     def __iter__(self) -> Iterator[list[str]]:
         for path in self.files:
-            lines, invalid = read_text_lines(path)
             self.num_files += 1
-            self.num_invalid_bytes += invalid
             document: list[str] = []
-            for line in lines:
+            for line in self._lines(path):
                 line = line.strip()
                 if line:
                     document.append(line)
@@ -227,6 +225,22 @@ class DocumentReader:
             if document:
                 self.num_documents += 1
                 yield document
+
+    def _lines(self, path: str) -> Iterator[str]:
+        """The file's lines, read one at a time (memory flat in the file's size)."""
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"text file not found: {path}")
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"expected a text file, got a directory: {path}")
+        invalid = 0
+        with open(path, "rb") as f:
+            for number, raw in enumerate(f):
+                line, bad = decode_utf8(raw if number else raw.removeprefix(b"\xef\xbb\xbf"))
+                invalid += bad
+                yield line.rstrip("\n").rstrip("\r")
+        self.num_invalid_bytes += invalid
+        if invalid:
+            logging.warning("%s: %d invalid UTF-8 byte(s) replaced by U+FFFD", path, invalid)
 
 
 def read_documents(paths: str | Sequence[str]) -> Iterator[list[str]]:

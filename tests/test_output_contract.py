@@ -84,6 +84,10 @@ ROWS = [
         input_dir=lambda ws: ws["text_dir"], kill_points=("dir:half-swapped",),
         skip={"*output_file": "--output_file names shards placed in --output_dir (the "
                              "--output_dir row covers the directory they are written in)"}),
+    Row("trainers.prepare_corpus", {"output_dir": "dir"},
+        args=lambda ws, out: _flags(input_file=ws["text_dir"], output_dir=out),
+        inputs=lambda ws: {"input_file": ws["text_dir"]}, input_dir=lambda ws: ws["text_dir"],
+        kill_points=("dir:half-swapped", "dir:swapped")),
     Row("trainers.pretrain", {"output_dir": "run"},
         args=lambda ws, out: _flags(
             input_file=ws["records"], vocab_file=ws["vocab"], bert_config_file=ws["config"],

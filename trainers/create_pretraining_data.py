@@ -1,7 +1,9 @@
 r"""Create pre-training TFRecords (masked LM + a sentence objective) from raw text.
 
 google-research/bert's `create_pretraining_data.py` flags, plus parallel and multi-machine
-writing. Input: one sentence per line, a blank line between documents. `--model` picks the
+writing. Input: one sentence per line, a blank line between documents, read as a stream
+(memory flat in the corpus size); Wikipedia dumps, JSON lines and compressed files are
+refused: `trainers.prepare_corpus` turns them into such text first. `--model` picks the
 family's tokenizer and default objective: BERT WordPiece + NSP pairs, ALBERT SentencePiece
 + sentence-order pairs (`--max_ngram=3` for its n-gram masks), RoBERTa byte-level BPE +
 FULL-SENTENCES packing (usually with `--dynamic_masking`); the manifest records them and

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import itertools
 import os
 from typing import Sequence
 
@@ -89,6 +90,92 @@ def read_documents(files: Sequence[str]) -> list[Document]:
         shown = ", ".join(files[:5]) + (" ..." if len(files) > 5 else "")
         raise PretrainingDataError(f"the corpus is empty: no text in {shown}")
     return documents
+
+
+def refuse_non_text(path: str) -> None:
+    """PretrainingDataError when `path` is not plain text: a compressed file, a MediaWiki
+    dump, JSON lines, or binary data (decoded, they would be trained on as garbage); the
+    message says to run `trainers.prepare_corpus` first. Text with a few invalid UTF-8
+    bytes passes (they become U+FFFD with a warning)."""
+    from kbert.corpus.errors import CorpusError, UndecodableText
+    from kbert.corpus.sniff import sniff
+    try:
+        kind = sniff(path)
+    except UndecodableText:
+        return
+    except CorpusError as e:
+        raise PretrainingDataError(f"{e}; --input_file takes plain text (one sentence a "
+                                   "line, a blank line between documents)") from e
+    if kind.format != "text" or kind.compression != "none" or kind.encoding not in (
+            "utf-8", "utf-8-sig"):
+        what = {"mediawiki": f"a MediaWiki XML dump (schema {kind.schema})",
+                "jsonl": "JSON lines", "text": "text"}[kind.format]
+        how = [kind.compression + "-compressed"] if kind.compression != "none" else []
+        how += [kind.encoding] if kind.encoding not in ("utf-8", "utf-8-sig") else []
+        raise PretrainingDataError(
+            f"{path}: {what}{' (' + ', '.join(how) + ')' if how else ''}, not plain UTF-8 "
+            f"text; turn it into text shards first: python -m trainers.prepare_corpus "
+            f"--input_file={path} --output_dir=DIR")
+
+
+class DocumentStream:
+    """Documents of text files read one line at a time (memory flat in the corpus size),
+    their lines split into sentences as `split_documents` does; empty documents dropped.
+
+    Counts as it goes: `num_documents`, `num_sentences`, `num_single` (documents of one
+    sentence), `num_split_lines`. `check()` refuses files that are not plain text
+    (`refuse_non_text`) and a corpus without text before any work.
+
+    Example:
+        >>> stream = DocumentStream(["data/corpus/python_docs_00.txt"])   # doctest: +SKIP
+        >>> first = next(iter(stream)); stream.num_documents              # doctest: +SKIP
+        1
+    """
+
+    def __init__(self, files: Sequence[str], mode: str = "auto"):
+        self.files = list(files)
+        self.mode = mode
+        self.num_documents = self.num_sentences = self.num_single = self.num_split_lines = 0
+
+    def __iter__(self):
+        for path in self.files:
+            try:
+                for index, sentences in enumerate(text.read_documents([path])):
+                    [document], split = split_documents(
+                        [Document(tuple(sentences), f"{path}#{index}")], self.mode)
+                    self.num_split_lines += split
+                    self.num_documents += 1
+                    self.num_sentences += len(document.sentences)
+                    self.num_single += len(document.sentences) < 2
+                    yield document
+            except (OSError, ValueError) as e:
+                if isinstance(e, PretrainingDataError):
+                    raise
+                raise PretrainingDataError(f"cannot read {path}: {e}") from e
+
+    def check(self, enough: int = 1) -> int:
+        """Before any work: every file plain text (`refuse_non_text`) and some text in
+        them; PretrainingDataError naming them if not. Reads documents until `enough` are
+        found (or the corpus ends) and returns how many it read: bounded work, however
+        large the corpus."""
+        for path in self.files:
+            refuse_non_text(path)
+        probe = DocumentStream(self.files, self.mode)
+        found = sum(1 for _ in itertools.islice(probe, max(1, enough)))
+        if not found:
+            raise probe.empty_error()
+        return found
+
+    def empty_error(self) -> PretrainingDataError:
+        shown = ", ".join(self.files[:5]) + (" ..." if len(self.files) > 5 else "")
+        return PretrainingDataError(f"the corpus is empty: no text in {shown}")
+
+    def no_pair_reason(self) -> str:
+        """Why the documents gave no sentence pair (see `no_pair_reason`)."""
+        return (f"{self.num_documents} documents with {self.num_sentences} sentences were "
+                f"read and {self.num_single} of them have fewer than two sentences; a pair "
+                f"needs a document of at least two sentences (one sentence per line, a "
+                f"blank line between documents) and at least two documents")
 
 
 def split_documents(documents: Sequence[Document], mode: str = "auto"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import random
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 from kbert.data import records
 from kbert.data.masking import StaticMasker
@@ -137,22 +137,62 @@ def create_chunk_examples(chunk_id: int, documents: Sequence[TokenizedDocument],
     return examples
 
 
+# Documents are shuffled in windows of this many chunks (documents_per_chunk each), so a
+# stream of any length is cut into chunks holding one window in memory; a corpus of up to
+# one window is shuffled as a whole, exactly as before streaming (issue 19).
+SHUFFLE_WINDOW_CHUNKS = 64
+
+
+def stream_chunks(documents: Iterable, settings: PretrainingDataSettings) -> Iterator[list]:
+    """Chunks of `(document id, document)` from a stream: each window of
+    `SHUFFLE_WINDOW_CHUNKS * documents_per_chunk` documents in a seeded order, cut into
+    `documents_per_chunk` pieces (a last piece of one document joins the one before it).
+
+    Example:
+        >>> s = PretrainingDataSettings(documents_per_chunk=4)
+        >>> [len(c) for c in stream_chunks("abcdefghi", s)]
+        [4, 5]
+    """
+    size = settings.documents_per_chunk
+    window_size = size * SHUFFLE_WINDOW_CHUNKS
+    pending: list | None = None
+    window: list = []
+    number = 0
+
+    def cut(window, number):
+        names = ("documents",) if number == 0 else ("documents", number)
+        random.Random(derive_seed(settings.random_seed, *names)).shuffle(window)
+        return [window[i:i + size] for i in range(0, len(window), size)]
+
+    for document_id, document in enumerate(documents):
+        window.append((document_id, document))
+        if len(window) == window_size:
+            for chunk in cut(window, number):
+                if pending is not None:
+                    yield pending
+                pending = chunk
+            window, number = [], number + 1
+    for chunk in cut(window, number) if window else []:
+        if pending is not None and len(chunk) < 2:
+            pending.extend(chunk)
+            continue
+        if pending is not None:
+            yield pending
+        pending = chunk
+    if pending is not None:
+        yield pending
+
+
 def plan_chunks(num_documents: int, settings: PretrainingDataSettings) -> list[list[int]]:
-    """Document ids of each chunk: a seeded permutation cut into `documents_per_chunk`
-    pieces (a last piece of one document joins the one before it).
+    """Document ids of each chunk, as `stream_chunks` cuts a stream of `num_documents`.
 
     Example:
         >>> s = PretrainingDataSettings(documents_per_chunk=4)
         >>> [len(c) for c in plan_chunks(9, s)]
         [4, 5]
     """
-    order = list(range(num_documents))
-    random.Random(derive_seed(settings.random_seed, "documents")).shuffle(order)
-    size = settings.documents_per_chunk
-    chunks = [order[i:i + size] for i in range(0, num_documents, size)]
-    if len(chunks) > 1 and len(chunks[-1]) < 2:
-        chunks[-2].extend(chunks.pop())
-    return chunks
+    return [[i for i, _ in chunk]
+            for chunk in stream_chunks(range(num_documents), settings)]
 
 
 def chunks_of_shard(num_chunks: int, shard: int, num_output_shards: int) -> list[int]:

@@ -1,11 +1,15 @@
 """Write sharded pre-training TFRecords in parallel processes, then `manifest.json`.
 
-The unit of work is a chunk of documents (see `examples.plan_chunks`); processes build the
-chunks' records in parallel. Output shard `s` of N holds the records of chunks
-`s, s + N, s + 2N, ...`, shuffled with a seed derived from (`random_seed`, `s`). A shard's
-bytes therefore depend only on the settings and the corpus: any `num_processes` gives
+The corpus is read as a stream (`corpus.DocumentStream`, one line at a time) and cut into
+chunks of documents, the unit of work (`examples.stream_chunks`: documents shuffled in
+windows of `SHUFFLE_WINDOW_CHUNKS` chunks). Processes build the chunks' records in
+parallel, at most two chunks per process in flight. Output shard `s` of N holds the
+records of chunks `s, s + N, s + 2N, ...`, spooled to a hidden file as they come and
+written at the end through a shuffle buffer seeded by (`random_seed`, `s`). A shard's bytes
+therefore depend only on the settings and the corpus: any `num_processes` gives
 byte-identical files, and machine `i` of `--num_shards=W` writes shards `i, i + W, ...` —
-the union of all machines' files is exactly the single-machine output.
+the union of all machines' files is exactly the single-machine output. Memory holds one
+window of documents, the chunks in flight and one shuffle buffer: flat in the corpus size.
 
 On one machine the whole output directory is staged beside it and swapped in when every
 shard and the manifest are written (`kbert.outputs.replace_directory`): an existing data set
@@ -24,8 +28,10 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
+import struct
 import glob
 import logging
 import multiprocessing
@@ -36,10 +42,9 @@ from typing import Sequence
 
 from kbert import fileio, outputs
 from kbert.data import manifest as manifest_lib
-from kbert.data.corpus import (expand_input_patterns, no_pair_reason, read_documents,
-                               split_documents)
-from kbert.data.examples import (chunks_of_shard, create_chunk_examples, derive_seed,
-                                        make_masker, plan_chunks, shards_of_worker)
+from kbert.data.corpus import DocumentStream, expand_input_patterns
+from kbert.data.examples import (create_chunk_examples, derive_seed, make_masker,
+                                 shards_of_worker, stream_chunks)
 from kbert.data.pairs import tokenize_documents
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
 
@@ -115,19 +120,72 @@ def build_chunk_records(job: ChunkJob) -> tuple[int, list[bytes], int, int]:
             long_sentences)
 
 
-def write_shard(path: str, shard: int, chunk_records: Sequence[list[bytes]],
-                random_seed: int) -> int:
-    """Shuffle the records of a shard's chunks (seeded by the shard) and write them
-    atomically; returns the number of records."""
+# A shard's records are shuffled through a buffer of this many (an exact shuffle of any
+# shard up to that size, as before streaming; a bounded one beyond it, issue 19).
+SHUFFLE_BUFFER_RECORDS = 1 << 15
+
+
+def write_shard(path: str, shard: int, chunk_records: Iterable[list[bytes]],
+                random_seed: int, buffer_records: int = SHUFFLE_BUFFER_RECORDS) -> int:
+    """Shuffle the records of a shard's chunks (seeded by the shard) through a buffer of
+    `buffer_records` and write them atomically; returns the number of records."""
     import tensorflow as tf
-    records = [r for chunk in chunk_records for r in chunk]
-    random.Random(derive_seed(random_seed, "shard", shard)).shuffle(records)
+    rng = random.Random(derive_seed(random_seed, "shard", shard))
+    buffer: list[bytes] = []
+    written = 0
     with fileio.atomic_path(path) as tmp:
         with tf.io.TFRecordWriter(tmp) as writer:
-            for record in records:
+            for chunk in chunk_records:
+                for record in chunk:
+                    if len(buffer) < buffer_records:
+                        buffer.append(record)
+                        continue
+                    index = rng.randrange(len(buffer))
+                    writer.write(buffer[index])
+                    buffer[index] = record
+                    written += 1
+            rng.shuffle(buffer)
+            for record in buffer:
                 writer.write(record)
-    logging.info("wrote %s: %d examples", path, len(records))
-    return len(records)
+            written += len(buffer)
+    logging.info("wrote %s: %d examples", path, written)
+    return written
+
+
+class ShardSpool:
+    """A shard's chunk records appended as they are built (a hidden file beside the
+    shard), read back chunk by chunk when the shard is written: memory holds no shard."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._file = open(path, "wb")
+
+    def add(self, records: list[bytes]) -> None:
+        self._file.write(struct.pack("<Q", len(records)))
+        for record in records:
+            self._file.write(struct.pack("<Q", len(record)))
+            self._file.write(record)
+
+    def chunks(self) -> Iterator[list[bytes]]:
+        self._file.close()
+        with open(self.path, "rb") as f:
+            while header := f.read(8):
+                (count,) = struct.unpack("<Q", header)
+                chunk = []
+                for _ in range(count):
+                    (size,) = struct.unpack("<Q", f.read(8))
+                    chunk.append(f.read(size))
+                yield chunk
+
+    def remove(self) -> None:
+        self._file.close()
+        if os.path.exists(self.path):
+            os.remove(self.path)
+
+
+def spool_path(shard_path: str) -> str:
+    directory, name = os.path.split(shard_path)
+    return os.path.join(directory, f".{name}.spool.tmp")
 
 
 def _init_worker_process() -> None:
@@ -148,40 +206,94 @@ def _process_context():
     return multiprocessing.get_context("spawn")
 
 
-def _chunk_results(jobs: list[ChunkJob], num_processes: int):
-    """Yield `build_chunk_records` of each job, in order, using `num_processes`."""
-    if num_processes <= 1 or len(jobs) <= 1:
+def _chunk_results(jobs: Iterable[ChunkJob], num_processes: int):
+    """Yield `build_chunk_records` of each job, in order, using `num_processes` with at
+    most two jobs per process in flight (the jobs are read from a stream as needed)."""
+    if num_processes <= 1:
         for job in jobs:
             yield build_chunk_records(job)
         return
-    with _process_context().Pool(min(num_processes, len(jobs)),
-                                 initializer=_init_worker_process) as pool:
-        yield from pool.imap(build_chunk_records, jobs)
+    with _process_context().Pool(num_processes, initializer=_init_worker_process) as pool:
+        pending: collections.deque = collections.deque()
+        for job in jobs:
+            pending.append(pool.apply_async(build_chunk_records, (job,)))
+            if len(pending) >= 2 * num_processes:
+                yield pending.popleft().get()
+        while pending:
+            yield pending.popleft().get()
 
 
-def _write_shards(shard_chunks: dict[int, list[int]], jobs: list[ChunkJob], paths: list[str],
-                  num_processes: int, random_seed: int
-                  ) -> tuple[dict[int, tuple[int, int]], int]:
-    """Build the chunks (in shard order) and write each shard as soon as it is complete.
+def _write_shards(stream: DocumentStream, shards: list[int], paths: list[str],
+                  vocab_file: str, settings: PretrainingDataSettings, num_processes: int
+                  ) -> tuple[dict[int, tuple[int, int]], int, int]:
+    """Stream the documents into chunks, build the chunks of `shards` (chunk c goes to
+    shard c mod N) into spools, then write each shard from its spool.
 
-    Returns ({shard: (examples, NotNext examples)}, sentences longer than a pair holds)."""
-    counts: dict[int, tuple[int, int]] = {}
-    long_sentences = 0
-    results = _chunk_results(jobs, num_processes)
+    Returns ({shard: (examples, NotNext examples)}, sentences longer than a pair holds,
+    number of chunks)."""
+    num_output_shards = settings.num_output_shards
+    spools = {s: ShardSpool(spool_path(paths[s])) for s in shards}
+    not_next = dict.fromkeys(shards, 0)
+    long_sentences = num_chunks = 0
+
+    def jobs():
+        nonlocal num_chunks
+        for chunk_id, chunk in enumerate(stream_chunks(stream, settings)):
+            num_chunks = chunk_id + 1
+            if chunk_id % num_output_shards in spools:
+                yield ChunkJob(chunk_id, [i for i, _ in chunk],
+                               [d.sentences for _, d in chunk], vocab_file, settings)
+
     try:
-        for shard, chunk_ids in shard_chunks.items():
-            chunk_records, not_next = [], 0
-            for expected in chunk_ids:
-                chunk_id, records, chunk_not_next, chunk_long = next(results)
+        results = _chunk_results(jobs(), num_processes)
+        try:
+            for chunk_id, records, chunk_not_next, chunk_long in results:
+                spools[chunk_id % num_output_shards].add(records)
+                not_next[chunk_id % num_output_shards] += chunk_not_next
                 long_sentences += chunk_long
-                assert chunk_id == expected, (chunk_id, expected)
-                chunk_records.append(records)
-                not_next += chunk_not_next
-            counts[shard] = (write_shard(paths[shard], shard, chunk_records, random_seed),
-                             not_next)
+        finally:
+            results.close()  # stops the worker processes
+        _check_stream(stream, settings, num_chunks)
+        counts = {}
+        for shard in shards:
+            counts[shard] = (write_shard(paths[shard], shard, spools[shard].chunks(),
+                                         settings.random_seed), not_next[shard])
+            spools[shard].remove()
     finally:
-        results.close()  # stops the worker processes
-    return counts, long_sentences
+        for spool in spools.values():
+            spool.remove()
+    return counts, long_sentences, num_chunks
+
+
+def number_of_chunks(num_documents: int, documents_per_chunk: int) -> int:
+    """How many chunks `stream_chunks` cuts `num_documents` into."""
+    chunks = -(-num_documents // documents_per_chunk)
+    return chunks - 1 if chunks > 1 and num_documents % documents_per_chunk == 1 else chunks
+
+
+def _check_counts(files: list[str], num_documents: int,
+                  settings: PretrainingDataSettings) -> None:
+    """The errors a corpus's document count shows."""
+    if num_documents < 2 and settings.sentence_objective == "nsp":
+        raise PretrainingDataError(
+            f"the corpus ({', '.join(files[:3])}) has only one document: NotNext "
+            "pairs need at least two (separate documents with a blank line)")
+    num_chunks = number_of_chunks(num_documents, settings.documents_per_chunk)
+    if num_chunks < settings.num_output_shards:
+        raise PretrainingDataError(
+            f"--num_output_shards={settings.num_output_shards} exceeds the number of work "
+            f"chunks ({num_chunks} = {num_documents} documents / "
+            f"--documents_per_chunk={settings.documents_per_chunk}); lower one of the two")
+
+
+def _check_stream(stream: DocumentStream, settings: PretrainingDataSettings,
+                  num_chunks: int) -> None:
+    """The same checks once the corpus is read (it may have changed meanwhile)."""
+    if stream.num_documents == 0:
+        raise stream.empty_error()
+    _check_counts(stream.files, stream.num_documents, settings)
+    assert num_chunks == number_of_chunks(stream.num_documents,
+                                          settings.documents_per_chunk), num_chunks
 
 
 def _remove_temporaries(path: str) -> None:
@@ -279,21 +391,12 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
     tokenizer = settings_tokenizer(vocab_file, settings)
     files = expand_input_patterns(input_patterns)
     started = time.time()
-    documents, num_split_lines = split_documents(read_documents(files),
-                                                 settings.sentence_splitting)
-    if num_split_lines:
-        logging.info("split %d lines into sentences (--sentence_splitting=%s)",
-                     num_split_lines, settings.sentence_splitting)
-    if len(documents) < 2 and settings.sentence_objective == "nsp":
-        raise PretrainingDataError(
-            f"the corpus ({', '.join(files[:3])}) has only one document: NotNext pairs need "
-            "at least two (separate documents with a blank line)")
-    chunks = plan_chunks(len(documents), settings)
-    if len(chunks) < settings.num_output_shards:
-        raise PretrainingDataError(
-            f"--num_output_shards={settings.num_output_shards} exceeds the number of work "
-            f"chunks ({len(chunks)} = {len(documents)} documents / --documents_per_chunk="
-            f"{settings.documents_per_chunk}); lower one of the two")
+    stream = DocumentStream(files, settings.sentence_splitting)
+    # The checks a whole corpus used to be read for, from its first documents only.
+    enough = settings.num_output_shards * settings.documents_per_chunk + 1
+    found = stream.check(enough)
+    if found < enough:   # the whole corpus was read: it is small
+        _check_counts(stream.files, found, settings)
     shards = shards_of_worker(settings.num_output_shards, shard_index, num_shards)
     if not shards:
         raise PretrainingDataError(
@@ -319,17 +422,15 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
             outputs.check_not_overlapping(path, inputs)
         _check_output_is_free(directory, [paths[s] for s in shards], manifest_path, overwrite)
 
-    shard_chunks = {s: chunks_of_shard(len(chunks), s, settings.num_output_shards)
-                    for s in shards}
-    jobs = [ChunkJob(c, chunks[c], [documents[d].sentences for d in chunks[c]], vocab_file,
-                     settings) for chunk_ids in shard_chunks.values() for c in chunk_ids]
-    logging.info("%d documents in %d chunks from %d files; writing %d of %d shards "
-                 "(%d chunks) with %d processes", len(documents), len(chunks), len(files),
-                 len(shards), settings.num_output_shards, len(jobs), num_processes)
+    logging.info("streaming %d files; writing %d of %d shards with %d processes",
+                 len(files), len(shards), settings.num_output_shards, num_processes)
 
     def write(shard_paths, manifest_file):
-        counts, long_sentences = _write_shards(shard_chunks, jobs, shard_paths, num_processes,
-                                               settings.random_seed)
+        counts, long_sentences, num_chunks = _write_shards(
+            stream, shards, shard_paths, vocab_file, settings, num_processes)
+        if stream.num_split_lines:
+            logging.info("split %d lines into sentences (--sentence_splitting=%s)",
+                         stream.num_split_lines, settings.sentence_splitting)
         manifest = {
             "format": manifest_lib.FORMAT,
             **settings.to_dict(),
@@ -337,9 +438,9 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
             "vocab_hash": tokenizer.vocab_hash(),
             "vocab_size": tokenizer.vocab_size,
             "input_files": [os.path.abspath(f) for f in files],
-            "num_documents": len(documents),
-            "num_chunks": len(chunks),
-            "num_split_lines": num_split_lines,
+            "num_documents": stream.num_documents,
+            "num_chunks": num_chunks,
+            "num_split_lines": stream.num_split_lines,
             "num_truncated_sentences": long_sentences,
             "next_sentence_labels": LABEL_MEANINGS[settings.sentence_objective],
             "shards": {os.path.relpath(paths[s], directory): counts[s][0]
@@ -355,7 +456,7 @@ def create_pretraining_data(input_patterns: str | Sequence[str], vocab_file: str
                             long_sentences, settings.max_seq_length, settings.max_num_tokens)
         if manifest["num_examples"] == 0 and num_shards == 1:
             raise PretrainingDataError(f"no example came out of {', '.join(files[:3])}: "
-                                       f"{no_pair_reason(documents)}")
+                                       f"{stream.no_pair_reason()}")
         manifest_lib.write_manifest(manifest_file, manifest)
         return manifest
 
