@@ -189,6 +189,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="profiled steps per system")
     parser.add_argument("--skip", default="", help="comma list: kbert,keras_hub")
+    parser.add_argument("--order", default="kbert,keras_hub",
+                        help="which system is built and profiled first")
     args = parser.parse_args(argv)
     bench.console.import_tensorflow()
     features = bench.synthetic_batch(args.batch_size, args.seq_length, args.predictions,
@@ -200,7 +202,8 @@ def main(argv=None):
     builders = {"kbert": lambda: bench.kbert_step(args, features, jit_compile=False)[0],
                 "keras_hub": lambda: keras_hub_eager_ops_step(args, features)}
     results = {}
-    for name, build in builders.items():
+    for name in args.order.split(","):
+        build = builders[name]
         if name in skip:
             continue
         step = build()
