@@ -17,6 +17,24 @@ every system once over `--steps` steps, in a rotating order), so that background
 them alike. It prints, per system, the median sequences/s with its min–max spread, and the
 per-round ratios kbert/keras-hub and kbert/PyTorch (median and spread).
 
+Each round also measures this CPU's matrix-multiply roof with TensorFlow (a 2048 x 2048
+float32 and bfloat16 `tf.linalg.matmul`, best of a few, in GFLOP/s) and prints kbert's share
+of it: model FLOPs per step / step time / roof (the fp32 roof for `--precision=float32`, the
+bf16 roof for `mixed_bfloat16`). Model FLOPs are counted analytically (`step_flops`):
+
+    6 x (B*S*L*(4H^2 + 2HI)  +  B*P*(H^2 + HV)  +  B*(H^2 + 2H))  +  3 x B*L*4*S^2*H
+
+i.e. 2 FLOPs per multiply-add forward and twice that backward (6 = 2 + 4) for every weight
+in a matmul — per layer Q, K, V, output (4H^2) and the feed-forward (2HI) on all B*S
+tokens, the MLM transform and vocabulary projection on the B*P masked positions, pooler and
+NSP on B rows — plus the attention scores QK^T and the weighted sum PV (2*S^2*H each
+forward per sequence and layer, x3 for training). Embedding look-ups, LayerNorm, softmax,
+GELU, dropout and the optimizer are not counted (they are not matmuls). keras-hub's share
+uses the same count less the pooler and NSP terms (it has no NSP head).
+
+`--precision=mixed_bfloat16` sets that Keras policy for kbert and keras-hub alike (PyTorch
+stays float32; skip it with `--skip=torch`).
+
     python benchmarks/pretrain_throughput.py                 # defaults
     python benchmarks/pretrain_throughput.py --rounds=3 --steps=30 --batch_size=32 --size=tiny
 """
@@ -73,6 +91,39 @@ def summary(values):
     low, high = min(values), max(values)
     spread = 100.0 * (high - low) / 2 / median if median else 0.0
     return median, f"{median:8.2f} ({low:.2f}–{high:.2f}, ±{spread:.0f}%)"
+
+
+# ------------------------------------------------------------------------------- roof
+def step_flops(batch, seq, predictions, layers, hidden, intermediate, vocab, nsp=True):
+    """Training FLOPs of one BERT pre-training step (see the module docstring).
+
+    Example:
+        >>> step_flops(1, 1, 1, 1, 1, 1, 1, nsp=False)  # 6*(1*(4+2) + 1*(1+1)) + 3*4
+        60
+    """
+    dense = batch * seq * layers * (4 * hidden * hidden + 2 * hidden * intermediate)
+    dense += batch * predictions * (hidden * hidden + hidden * vocab)
+    if nsp:
+        dense += batch * (hidden * hidden + 2 * hidden)
+    attention = batch * layers * 4 * seq * seq * hidden
+    return 6 * dense + 3 * attention
+
+
+def gemm_roof(dtype, n=2048, repeats=4):
+    """Best GFLOP/s of an n x n x n TensorFlow matmul in `dtype` on this CPU."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(tf.transpose(a), dtype)
+    matmul = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.linalg.matmul(x, y)[0, :1],
+                                                            tf.float32)))
+    float(matmul(a, b))   # trace + warm
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(matmul(a, b))
+        best = min(best, time.perf_counter() - start)
+    return 2 * n ** 3 / best / 1e9
 
 
 # ------------------------------------------------------------------------------- kbert
@@ -169,6 +220,13 @@ def _size(name):
     return hidden, layers
 
 
+def model_flops(args, nsp):
+    """`step_flops` for the benchmark's configuration."""
+    hidden, layers = _size(args.size)
+    return step_flops(args.batch_size, args.seq_length, args.predictions, layers, hidden,
+                      4 * hidden, args.vocab_size, nsp=nsp)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size", default="mini")
@@ -184,15 +242,21 @@ def main(argv=None):
                         help="CPU threads for PyTorch (TensorFlow uses all cores)")
     parser.add_argument("--skip", default="", help="comma list of systems to skip: "
                         "kbert,kbert_xla,keras_hub,torch")
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "mixed_bfloat16"],
+                        help="Keras dtype policy for kbert and keras-hub")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
     console.import_tensorflow()
+    import keras
+    keras.mixed_precision.set_global_policy(args.precision)
     skip = set(filter(None, args.skip.split(",")))
     features = synthetic_batch(args.batch_size, args.seq_length, args.predictions,
                                args.vocab_size)
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} cpus={os.cpu_count()} "
-          f"torch_threads={args.threads} rounds={args.rounds} steps={args.steps}", flush=True)
+          f"torch_threads={args.threads} rounds={args.rounds} steps={args.steps} "
+          f"precision={args.precision} load={os.getloadavg()[0]:.2f}", flush=True)
     builders = {
         "torch": lambda: (torch_step(args, features, args.threads),),
         "kbert": lambda: kbert_step(args, features, jit_compile=False),
@@ -211,13 +275,17 @@ def main(argv=None):
     # Interleaved: every round times each system once, in an order that rotates, so that
     # background load hits them alike; ratios are taken within a round.
     per_round = {name: [] for name in systems}
+    roofs = {"float32": [], "bfloat16": []}
     names = list(systems)
     for round_index in range(args.rounds):
         order = names[round_index % len(names):] + names[:round_index % len(names)]
         for name in order:
             per_round[name].append(args.batch_size / window(systems[name], args.steps))
+        for dtype in roofs:
+            roofs[dtype].append(gemm_roof(dtype))
         print(f"round {round_index + 1}: " + ", ".join(
-            f"{name} {per_round[name][-1]:.1f}" for name in names) + " sequences/s",
+            f"{name} {per_round[name][-1]:.1f}" for name in names) + " sequences/s; roof "
+            f"fp32 {roofs['float32'][-1]:.0f}, bf16 {roofs['bfloat16'][-1]:.0f} GFLOP/s",
             flush=True)
     results = {}
     for name in names:
@@ -230,12 +298,26 @@ def main(argv=None):
                 values = [a / b for a, b in zip(per_round[ours], per_round[peer])]
                 ratios[f"{ours}/{peer}"], text = summary(values)
                 print(f"{ours}/{peer}: {text}x (per-round ratios)", flush=True)
+    roof_dtype = "bfloat16" if args.precision == "mixed_bfloat16" else "float32"
+    for dtype, values in roofs.items():
+        print(f"{dtype} GEMM roof: {summary(values)[1]} GFLOP/s (2048^2 TensorFlow matmul)")
+    shares = {}
+    for name in names:
+        if name == "torch":
+            continue
+        flops = model_flops(args, nsp=name != "keras_hub")
+        values = [flops * seq_s / args.batch_size / 1e9 / roof
+                  for seq_s, roof in zip(per_round[name], roofs[roof_dtype])]
+        shares[name], text = summary(values)
+        print(f"{name} share of the {roof_dtype} roof: {text} "
+              f"({flops / 1e9:.2f} GFLOP per step)", flush=True)
     for cleanup in cleanups:
         cleanup()
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "sequences_per_second": results,
-                       "rounds": per_round, "ratios": ratios}, f, indent=2)
+                       "rounds": per_round, "ratios": ratios, "roofs": roofs,
+                       "roof_shares": shares}, f, indent=2)
     return results
 
 

@@ -27,7 +27,7 @@ from absl import flags
 from kbert.configs import FAMILIES, NAMED_SIZES, SHARE_LAYERS
 
 OPTIMIZERS = ("adamw", "lamb")
-MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16", "auto")
 DISTRIBUTIONS = ("auto", "mirrored", "multi_worker", "one_device", "tpu")
 MIN_TRAIN_SEQ_LENGTH = 8
 
@@ -192,7 +192,8 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                          "accumulate their gradients (same update, less memory).",
                          lower_bound=1, flag_values=fv)
     flags.DEFINE_enum("mixed_precision", "none", list(MIXED_PRECISION),
-                      "Compute dtype policy; mixed_float16 adds dynamic loss scaling.",
+                      "Compute dtype policy; mixed_float16 adds dynamic loss scaling; auto = "
+                      "mixed_bfloat16 on a CPU with AVX512-BF16 or AMX, else none.",
                       flag_values=fv)
     flags.DEFINE_bool("jit_compile", False,
                       "XLA-compile the forward/backward pass.", flag_values=fv)

@@ -34,6 +34,7 @@ from kbert import console
 console.quiet_tensorflow()   # before anything imports TensorFlow
 
 from trainers import flags as pretrain_flags  # noqa: E402
+from kbert.training.precision import resolve_precision  # noqa: E402
 
 FLAGS = flags.FLAGS
 pretrain_flags.define_pretrain_flags(FLAGS)
@@ -268,7 +269,7 @@ def _same_run_config(fv, config) -> bool:
         return False
     return isinstance(stored, dict) and stored.get("model_config") == config.to_dict() and \
         stored.get("optimizer") == fv.optimizer and \
-        stored.get("mixed_precision") == fv.mixed_precision
+        stored.get("mixed_precision") == resolve_precision(fv.mixed_precision)
 
 
 def _finished_model(fv, run_dir, config) -> str | None:
@@ -361,7 +362,8 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
     tokenizer = families.load_family_tokenizer(fv.model, tokenizer_files,
                                                lower_case=fv.do_lower_case)
 
-    policy = "float32" if fv.mixed_precision == "none" else fv.mixed_precision
+    precision = resolve_precision(fv.mixed_precision)
+    policy = "float32" if precision == "none" else precision
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(fv.seed)
     with strategy.scope():
@@ -383,7 +385,7 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
             fv.optimizer, _learning_rate_schedule(fv, phase1), weight_decay=fv.weight_decay,
             clip_norm=fv.clip_norm, model=model, beta_1=fv.adam_beta1, beta_2=fv.adam_beta2,
             epsilon=fv.adam_epsilon, gradients_reduced=True)
-        if fv.mixed_precision == "mixed_float16":
+        if precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
 
     phases = [Phase(f"seq{fv.max_seq_length}", phase1, fv.train_batch_size,
@@ -416,7 +418,8 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
         keep_checkpoints=fv.keep_checkpoints, eval_every_steps=fv.eval_every_steps,
         eval_steps=fv.eval_steps, jit_compile=fv.jit_compile, resume=fv.resume,
         run_config={"model_config": config.to_dict(), "vocab_hash": tokenizer.vocab_hash(),
-                    "optimizer": fv.optimizer, "mixed_precision": fv.mixed_precision},
+                    "optimizer": fv.optimizer,
+                    "mixed_precision": resolve_precision(fv.mixed_precision)},
         step_callback=_progress_reporter())
     loop = PretrainingLoop(strategy, model, optimizer, settings, eval_dataset_fn=eval_fn,
                            eval_batch_size=fv.eval_batch_size)

@@ -17,10 +17,11 @@ TERM_NAMES = ("mlm_loss_sum", "mlm_weight_sum", "mlm_correct_sum",
 
 
 def _sparse_cross_entropy(labels, logits):
-    logits = ops.cast(logits, "float32")
-    log_probs = ops.log_softmax(logits, axis=-1)
-    picked = ops.take_along_axis(log_probs, ops.expand_dims(labels, -1), axis=-1)
-    return -ops.squeeze(picked, -1)
+    # One fused op (TensorFlow's SparseSoftmaxCrossEntropyWithLogits), not log_softmax +
+    # take_along_axis, whose gradient scatters into a dense [B*P, vocab] tensor
+    # (benchmarks/pretrain_step_variants.py, variant fused_cross_entropy; BUILD_NOTES issue 17).
+    return ops.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"),
+                                               from_logits=True)
 
 
 def pretraining_loss_terms(features, outputs):

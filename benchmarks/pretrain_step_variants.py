@@ -1,0 +1,161 @@
+r"""Interleaved A/B of kbert pre-training step variants, each change alone, in one process.
+
+Each variant is the kbert step of `benchmarks/pretrain_throughput.py` (MLM + NSP, AdamW,
+clipping, graph mode, no XLA) traced while one change is patched in (tf.function traces on
+the first call, so the patch is active only while each step is built and warmed up). Then
+`--rounds` rounds each time every variant over `--steps` steps in a rotating order, and the
+per-round ratio variant/baseline is printed (median and min–max), so that background load
+hits every variant alike.
+
+Variants:
+* `baseline`: kbert as it is.
+* `fused_qkv`: one [H, 3H] projection for Q, K and V (the three kernels concatenated at
+  call time; variables unchanged) and one transpose for all three.
+* `einsum_scores`: scores as `einsum("bhqd,bhkd->bhqk")` (BatchMatMul with adj_y) instead
+  of an explicit transpose of K and a matmul.
+* `fused_cross_entropy`: (kbert's loss since issue 17; this variant now changes nothing)
+  the masked-LM and NSP cross-entropy as one
+  `ops.sparse_categorical_crossentropy(from_logits=True)` (TensorFlow's fused
+  SparseSoftmaxCrossEntropyWithLogits) instead of log_softmax + take_along_axis, whose
+  gradient scatters into a dense [B*P, vocab] tensor.
+* `no_dropout`: every dropout rate 0 — the upper bound on what cheaper dropout could save.
+
+    python benchmarks/pretrain_step_variants.py --variants=baseline,fused_qkv --rounds=6
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import pretrain_throughput as bench  # noqa: E402
+
+
+def _fused_qkv_call(self, x, padding_mask=None, training=None, return_attention=False):
+    from keras import ops
+
+    from kbert.layers.attention import padding_mask_to_bias
+    kernel = ops.concatenate([ops.cast(d.kernel, x.dtype)
+                              for d in (self.query, self.key, self.value)], axis=1)
+    bias = ops.concatenate([ops.cast(d.bias, x.dtype)
+                            for d in (self.query, self.key, self.value)], axis=0)
+    qkv = ops.matmul(x, kernel) + bias
+    batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+    qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size))
+    qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+    q, k, v = qkv[0], qkv[1], qkv[2]
+    q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)
+    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, k), "float32")
+    if padding_mask is not None:
+        scores = scores + padding_mask_to_bias(padding_mask, "float32")
+    probs = ops.softmax(scores, axis=-1)
+    dropped = self.dropout_layer(ops.cast(probs, v.dtype), training=training)
+    context = ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3))
+    context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
+    output = self.output_dense(context)
+    return (output, probs) if return_attention else output
+
+
+def _einsum_scores_call(self, x, padding_mask=None, training=None, return_attention=False):
+    from keras import ops
+
+    from kbert.layers.attention import padding_mask_to_bias
+    q = self._split_heads(self.query(x))
+    k = self._split_heads(self.key(x))
+    v = self._split_heads(self.value(x))
+    q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)
+    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, k), "float32")
+    if padding_mask is not None:
+        scores = scores + padding_mask_to_bias(padding_mask, "float32")
+    probs = ops.softmax(scores, axis=-1)
+    dropped = self.dropout_layer(ops.cast(probs, v.dtype), training=training)
+    context = ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3))
+    batch, seq = ops.shape(context)[0], ops.shape(context)[1]
+    context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
+    output = self.output_dense(context)
+    return (output, probs) if return_attention else output
+
+
+def _fused_cross_entropy(labels, logits):
+    from keras import ops
+    return ops.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"),
+                                               from_logits=True)
+
+
+@contextlib.contextmanager
+def patched(variant):
+    """Patch `variant` into kbert while the block runs."""
+    import keras
+
+    from kbert.layers.attention import MultiHeadSelfAttention
+    import importlib
+    pretraining_losses = importlib.import_module("kbert.models.pretraining_losses")
+    saved_loss = pretraining_losses._sparse_cross_entropy
+    calls = {"fused_qkv": _fused_qkv_call, "einsum_scores": _einsum_scores_call}
+    saved_call, saved_dropout = MultiHeadSelfAttention.call, keras.layers.Dropout.call
+    if variant in calls:
+        MultiHeadSelfAttention.call = calls[variant]
+    elif variant == "fused_cross_entropy":
+        pretraining_losses._sparse_cross_entropy = _fused_cross_entropy
+    elif variant == "no_dropout":
+        keras.layers.Dropout.call = lambda self, inputs, training=False: inputs
+    elif variant != "baseline":
+        raise ValueError(f"unknown variant {variant!r}")
+    try:
+        yield
+    finally:
+        MultiHeadSelfAttention.call, keras.layers.Dropout.call = saved_call, saved_dropout
+        pretraining_losses._sparse_cross_entropy = saved_loss
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="baseline,fused_qkv,einsum_scores,fused_cross_entropy,no_dropout")
+    parser.add_argument("--size", default="mini")
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--seq_length", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20)
+    parser.add_argument("--vocab_size", type=int, default=30522)
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "mixed_bfloat16"])
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args(argv)
+    bench.console.import_tensorflow()
+    import keras
+    keras.mixed_precision.set_global_policy(args.precision)
+    features = bench.synthetic_batch(args.batch_size, args.seq_length, args.predictions,
+                                     args.vocab_size)
+    names = args.variants.split(",")
+    print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
+          f"precision={args.precision} variants={names} rounds={args.rounds} "
+          f"steps={args.steps} load={os.getloadavg()[0]:.2f}", flush=True)
+    steps = {}
+    for name in names:
+        with patched(name):
+            step, _cleanup = bench.kbert_step(args, features, jit_compile=False)
+            for _ in range(args.warmup):
+                step()
+        steps[name] = step
+    per_round = {name: [] for name in names}
+    for round_index in range(args.rounds):
+        order = names[round_index % len(names):] + names[:round_index % len(names)]
+        for name in order:
+            per_round[name].append(args.batch_size / bench.window(steps[name], args.steps))
+        print(f"round {round_index + 1}: " + ", ".join(
+            f"{n} {per_round[n][-1]:.1f}" for n in names) + " sequences/s", flush=True)
+    for name in names:
+        print(f"{name:>14}: {bench.summary(per_round[name])[1]} sequences/s")
+        if name != names[0]:
+            ratios = [a / b for a, b in zip(per_round[name], per_round[names[0]])]
+            print(f"{name + '/' + names[0]:>24}: {bench.summary(ratios)[1]}x (per round)")
+    return per_round
+
+
+if __name__ == "__main__":
+    main()
