@@ -1,5 +1,6 @@
-"""trainers.prepare_corpus --engine=beam (kbert.corpus.beam_pipeline) on Beam's DirectRunner
-with 2 workers: the same shards and manifest.json, byte for byte, as the plain path on a
+"""trainers.prepare_corpus --engine=beam (kbert.corpus.beam_pipeline) on Beam's direct runner
+(FnApiRunner, what `--runner=DirectRunner` runs batch pipelines on, named directly so that
+DirectRunner's download of the Prism runner never happens) with 2 workers: the same shards and manifest.json, byte for byte, as the plain path on a
 real-format dump plus JSON lines; a damaged input refused in one line, nothing written."""
 
 from __future__ import annotations
@@ -48,8 +49,7 @@ def test_beam_on_two_workers_writes_the_plain_paths_shards(inputs, tmp_path):
     manifest = corpus.prepare_corpus(files, str(plain), max_shard_bytes=15000)
     beam = tmp_path / "beam"
     done = _run(f"--input_file={','.join(files)}", f"--output_dir={beam}", "--max_shard_mb=1",
-                "--engine=beam", "--", "--runner=DirectRunner", "--direct_num_workers=2",
-                "--direct_running_mode=multi_processing")
+                "--engine=beam", "--num_workers=2")   # the default: 2 direct-runner processes
     assert done.returncode == 0, done.stderr[-3000:]
     # The CLI's shard size is in MB: the same split through the library, 15 kB shards.
     beam_small = tmp_path / "beam_small"
@@ -78,7 +78,7 @@ def test_damaged_input_on_beam_is_one_line_and_nothing_written(inputs, tmp_path)
     truncated.write_bytes(data[:len(data) * 2 // 3])
     out = tmp_path / "out"
     done = _run(f"--input_file={files[1]},{truncated}", f"--output_dir={out}",
-                "--engine=beam", "--", "--runner=DirectRunner", "--direct_num_workers=2",
+                "--engine=beam", "--", "--runner=FnApiRunner", "--direct_num_workers=2",
                 "--direct_running_mode=multi_threading")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-3000:]

@@ -18,10 +18,10 @@ Examples:
         --text_field=text --output_dir=/tmp/mixed
 
     # The same output from an Apache Beam pipeline; Beam's own options after `--`
-    # (none: DirectRunner with --num_workers processes). Flink, Spark, Dataflow:
-    # docs/CORPUS.md.
+    # (none: the direct runner, FnApiRunner, with --num_workers processes). Flink, Spark,
+    # Dataflow: docs/CORPUS.md.
     python -m trainers.prepare_corpus --input_file='dumps/*.bz2' --output_dir=/tmp/wiki \
-        --engine=beam -- --runner=DirectRunner --direct_num_workers=2
+        --engine=beam -- --runner=FnApiRunner --direct_num_workers=2
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def main(argv) -> int:
                       overwrite=FLAGS.overwrite)
         if FLAGS.engine == "beam":
             from kbert.corpus import beam_pipeline
+            if FLAGS.verbosity <= 0:   # Beam's progress lines are INFO; its problems stay
+                import logging as std_logging
+                std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
             options = argv[1:] or beam_pipeline.default_options(FLAGS.num_workers)
             manifest = beam_pipeline.prepare_corpus_on_beam(
                 FLAGS.input_file, FLAGS.output_dir, options, **common)
