@@ -1,7 +1,8 @@
 """trainers.prepare_corpus --engine=beam (kbert.corpus.beam_pipeline) on Beam's direct runner
 (FnApiRunner, what `--runner=DirectRunner` runs batch pipelines on, named directly so that
-DirectRunner's download of the Prism runner never happens) with 2 workers: the same shards and manifest.json, byte for byte, as the plain path on a
-real-format dump plus JSON lines; a damaged input refused in one line, nothing written."""
+DirectRunner's download of the Prism runner never happens) with 2 workers: the same text shards and manifest.json, byte for byte, as the plain path on
+a real-format dump plus JSON lines; the same TFRecords and manifest from
+create_pretraining_data on Beam; a damaged input refused in one line, nothing written."""
 
 from __future__ import annotations
 
@@ -69,6 +70,30 @@ def test_beam_on_two_workers_writes_the_plain_paths_shards(inputs, tmp_path):
     cli_manifest = json.loads(cli["manifest.json"])
     for key in ("documents", "sentences", "characters", "skipped", "inputs"):
         assert cli_manifest[key] == manifest[key]
+
+
+def test_records_on_beam_are_the_plain_paths_records(inputs, tmp_path, vocab_file):
+    from kbert import data as ptd
+    from kbert.data.beam_records import create_pretraining_data_on_beam
+    from tests.harness import SMALL, shard_bytes
+    _, files = inputs
+    text = str(tmp_path / "text")
+    corpus.prepare_corpus(files, text)
+    shards = os.path.join(text, "corpus-*.txt")
+    settings = ptd.PretrainingDataSettings(**SMALL)
+    plain = str(tmp_path / "plain")
+    manifest = ptd.create_pretraining_data(shards, vocab_file, output_dir=plain,
+                                           settings=settings)
+    beam = str(tmp_path / "beam")
+    beam_manifest = create_pretraining_data_on_beam(
+        shards, vocab_file, beam, settings, num_workers=2,
+        pipeline_options=["--runner=FnApiRunner", "--direct_num_workers=2",
+                          "--direct_running_mode=multi_threading"])
+    assert manifest["num_examples"] > 100 and len(shard_bytes(plain)) == 3
+    assert beam_manifest == manifest
+    assert shard_bytes(beam) == shard_bytes(plain)
+    assert _tree(beam)["manifest.json"] == _tree(plain)["manifest.json"]
+    assert not [n for n in os.listdir(beam) if n.startswith("manifest-worker")]
 
 
 def test_damaged_input_on_beam_is_one_line_and_nothing_written(inputs, tmp_path):
