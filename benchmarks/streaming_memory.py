@@ -121,6 +121,9 @@ def run_sampled(command: list[str], csv_path: str, env: dict) -> tuple[float, in
     return time.time() - started, peak, process.returncode
 
 
+NAMES = {"new": "streamed", "w2": "streamed, 2 workers", "old": "before: lists in memory"}
+
+
 def plot(work: str, output: str) -> None:
     """RSS over time of every run's CSV in `work`, one panel per command, as a PNG."""
     import matplotlib
@@ -135,7 +138,7 @@ def plot(work: str, output: str) -> None:
                 continue
             mb, label = os.path.basename(path)[len(command) + 1:-4].split("_", 1)
             axis.plot([float(r["seconds"]) for r in rows], [float(r["rss_mb"]) for r in rows],
-                      label=f"{mb} MB input ({label})")
+                      label=f"{mb} MB input ({NAMES.get(label, label)})")
         axis.set_title(f"trainers.{command}")
         axis.set_xlabel("seconds")
         axis.set_ylabel("process tree RSS (MB)")
