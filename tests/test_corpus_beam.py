@@ -107,6 +107,19 @@ def test_damaged_input_on_beam_is_one_line_and_nothing_written(inputs, tmp_path)
                 "--direct_running_mode=multi_threading")
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2, done.stderr[-3000:]
-    assert lines[-1].startswith("prepare_corpus: error: ") and "truncated" in lines[-1]
-    assert "truncated.xml.bz2" in lines[-1]
+    assert len(lines) == 1, done.stderr[-3000:]
+    assert lines[0].startswith("prepare_corpus: error: ") and "truncated" in lines[0]
+    assert "truncated.xml.bz2" in lines[0]
     assert not out.exists() and os.listdir(tmp_path) == []
+
+
+def test_unknown_beam_option_is_one_line_and_nothing_written(inputs, tmp_path):
+    _, files = inputs
+    out = tmp_path / "out"
+    done = _run(f"--input_file={files[1]}", f"--output_dir={out}", "--engine=beam", "--",
+                "--runner=FnApiRunner", "--direct_num_worker=2")
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert lines == ["prepare_corpus: error: unknown Beam pipeline option(s) after `--`: "
+                     "--direct_num_worker"], done.stderr[-3000:]
+    assert not out.exists()

@@ -40,6 +40,20 @@ from kbert.corpus.shards import ShardWriter
 _WORK = ".beam-work"     # hidden directory in the staging directory, removed at the end
 
 
+def import_beam():
+    """`apache_beam`, imported without its root-logger warning that the optional Google
+    Cloud clients are missing ("apitools not found ..."), so errors stay one line."""
+    import logging
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        import apache_beam
+    finally:
+        root.setLevel(level)
+    return apache_beam
+
+
 def default_options(num_workers: int = 1) -> list[str]:
     """Beam options used when none are given: the direct runner's engine for batch
     pipelines (FnApiRunner) in `num_workers` processes. Named directly because Beam 2.77's
@@ -48,6 +62,24 @@ def default_options(num_workers: int = 1) -> list[str]:
     return ["--runner=FnApiRunner", f"--direct_num_workers={num_workers}",
             "--direct_running_mode=multi_processing",
             "--default_sdk_harness_log_level=WARNING"]
+
+
+def unknown_options(pipeline_options: Sequence[str]) -> list[str]:
+    """The options in `pipeline_options` that no Beam options class knows (a typo such as
+    `--direct_num_worker=2` would otherwise be dropped with a warning and the run go on)."""
+    import logging
+    import_beam()
+    from apache_beam.options.pipeline_options import PipelineOptions
+    options = PipelineOptions(list(pipeline_options))
+    logger = logging.getLogger("apache_beam.options.pipeline_options")
+    level = logger.level
+    logger.setLevel(logging.ERROR)   # Beam's own "Discarding unparseable args" warning
+    try:
+        known = set(options.get_all_options())
+        found = options.get_all_options(retain_unknown_options=True)
+    finally:
+        logger.setLevel(level)
+    return [f"--{name}" for name in sorted(set(found) - known)]
 
 
 def document_bytes(sentences: list[str]) -> int:
@@ -134,7 +166,7 @@ def run_pipeline(files: Sequence[str], directory: str, pipeline_options: Sequenc
                  max_shard_bytes: int = 128 << 20) -> dict:
     """Run the Beam pipeline over `files`, writing shards into `directory`; returns
     {"shards": [...], "plan": ..., "inputs": [(index, entry, error), ...]}."""
-    import apache_beam as beam
+    beam = import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
     work = os.path.join(directory, _WORK)
@@ -189,6 +221,9 @@ def prepare_corpus_on_beam(input_patterns: str | Sequence[str], output_dir: str,
     for path in files:     # every input recognised before any work, as on the plain path
         prepare._Source(path, text_field, text_layout)
     options = list(pipeline_options) if pipeline_options else default_options()
+    unknown = unknown_options(options)
+    if unknown:
+        raise CorpusError(f"unknown Beam pipeline option(s) after `--`: {', '.join(unknown)}")
     with outputs.replace_directory(output_dir, "corpus", inputs, overwrite,
                                    flag="--output_dir") as staging:
         result = run_pipeline(files, staging, options, text_field=text_field,

@@ -52,10 +52,9 @@ def create_pretraining_data_on_beam(input_patterns: str | Sequence[str], vocab_f
     the manifest. PretrainingDataError (naming the flag or file) for a bad input, then
     nothing is written. `pipeline_options`: Beam's own flags (default: the direct runner
     with `num_workers` processes)."""
-    import apache_beam as beam
+    from kbert.corpus.beam_pipeline import default_options, import_beam, unknown_options
+    beam = import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
-
-    from kbert.corpus.beam_pipeline import default_options
     from kbert.data.writer import DATA_KIND
     from kbert.tokenizers.families import files_beside
     if not isinstance(num_workers, int) or num_workers < 1:
@@ -67,6 +66,10 @@ def create_pretraining_data_on_beam(input_patterns: str | Sequence[str], vocab_f
     inputs = [*files, *files_beside(settings.family, vocab_file),
               *(p.strip() for p in patterns if os.path.isdir(p.strip()))]
     options = list(pipeline_options) if pipeline_options else default_options(num_workers)
+    unknown = unknown_options(options)
+    if unknown:
+        raise PretrainingDataError(
+            f"unknown Beam pipeline option(s) after `--`: {', '.join(unknown)}")
     with outputs.replace_directory(output_dir, DATA_KIND, inputs, overwrite) as staging:
         errors_path = os.path.join(staging, _ERRORS)
         with beam.Pipeline(options=PipelineOptions(options)) as pipeline:
