@@ -15,7 +15,9 @@ Beam's own pipeline options pick the runner: the direct runner (the default here
 `--runner=DataflowRunner --project=... --region=... --temp_location=gs://...`
 (docs/CORPUS.md). The output goes through `kbert.outputs.replace_directory` as on the
 plain path; on a cluster, its staging directory must be on a filesystem every worker
-mounts (the workers write the shards there).
+mounts (the workers write the shards there). Beam's direct runner holds each stage's output
+in memory (memory grows with the corpus): it is for checks and small corpora; a whole dump
+on one machine goes through the plain path.
 
 Example:
     >>> prepare_corpus_on_beam("dumps/*.bz2", "/tmp/wiki",                 # doctest: +SKIP
