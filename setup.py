@@ -52,7 +52,10 @@ setup(
             # tests/test_web_demo.py drives Debian's chromium (apt: chromium chromium-driver).
             "selenium==4.51.0",
             "pysbd==0.3.4",   # the sentence splitter kbert.corpus is measured beside
+            "apache-beam==2.77.0",   # tests/test_corpus_beam.py (DirectRunner)
         ],
+        # trainers.prepare_corpus --engine=beam (DirectRunner, Flink, Spark, Dataflow).
+        "beam": ["apache-beam==2.77.0"],
         # The edge benchmark's peer alone: `pip install -e .[edge]`.
         "edge": ["onnx==1.23.2", "onnxruntime==1.32.0"],
         # Only for scripts/repro_tfmot_keras3.py (tfmot pins absl-py~=1.2, so it stays

@@ -14,7 +14,15 @@ Examples:
         --vocab_file=vocab.txt --output_dir=/tmp/pretrain --num_output_shards=8 \
         --num_processes=2 --max_seq_length=128 --max_predictions_per_seq=20 --dupe_factor=5
 
-    # The same output split over 3 machines (run with --shard_index=0, 1, 2), then:
+    # The same output from an Apache Beam pipeline of 3 workers (each writes shards i,
+    # i + 3, ...); Beam's own options after `--` (none: the direct runner, 3 processes).
+    # Flink, Spark, Dataflow: docs/CORPUS.md.
+    python -m trainers.create_pretraining_data --input_file='/tmp/wiki/corpus-*.txt' \
+        --vocab_file=vocab.txt --output_dir=/tmp/pretrain --num_output_shards=6 \
+        --engine=beam --num_shards=3 -- --runner=FnApiRunner --direct_num_workers=3
+
+    # By hand, the same split over 3 machines (superseded by --engine=beam; run with
+    # --shard_index=0, 1, 2 on a shared directory), then:
     python -m trainers.create_pretraining_data --output_dir=/tmp/pretrain --merge_manifests
 
     python -m trainers.create_pretraining_data --flagfile=trainers/configs/data.flags
@@ -66,6 +74,10 @@ flags.DEFINE_integer("documents_per_chunk", 100,
 flags.DEFINE_bool("dynamic_masking", False,
                   "Write unmasked examples; kbert.data.pipelines masks them anew each epoch.")
 flags.DEFINE_bool("overwrite", False, "Replace existing output.")
+flags.DEFINE_enum("engine", "plain", ["plain", "beam"],
+                  "plain: this machine (or the hand-run --num_shards mode); beam: an Apache "
+                  "Beam pipeline of --num_shards workers writing the same shards, Beam's "
+                  "pipeline options after `--`.")
 flags.DEFINE_bool("merge_manifests", False,
                   "Only merge the worker manifests in --output_dir into manifest.json (after "
                   "all --num_shards machines have finished).")
@@ -80,8 +92,9 @@ def _num_output_shards() -> int:
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if len(argv) > 1 and FLAGS.engine != "beam":
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (Beam's pipeline "
+                             "options are for --engine=beam)")
     console.import_tensorflow()
     from kbert import data as ptd
     from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
@@ -111,6 +124,18 @@ def main(argv) -> int:
                 sentence_objective=(FLAGS.sentence_objective
                                     or DEFAULT_SENTENCE_OBJECTIVE[FLAGS.model]),
                 max_ngram=FLAGS.max_ngram)
+        if FLAGS.engine == "beam" and not FLAGS.merge_manifests:
+            if FLAGS.output_file or not FLAGS.output_dir or FLAGS.shard_index:
+                raise ptd.PretrainingDataError(
+                    "--engine=beam writes --output_dir (no --output_file, no --shard_index)")
+            from kbert.data.beam_records import create_pretraining_data_on_beam
+            if FLAGS.verbosity <= 0:   # Beam's progress lines are INFO; its problems stay
+                import logging as std_logging
+                std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
+            manifest = create_pretraining_data_on_beam(
+                FLAGS.input_file, FLAGS.vocab_file, FLAGS.output_dir, settings,
+                argv[1:] or None, num_workers=FLAGS.num_shards, overwrite=FLAGS.overwrite)
+        elif not FLAGS.merge_manifests:
             manifest = ptd.create_pretraining_data(
                 FLAGS.input_file, FLAGS.vocab_file, output_dir=FLAGS.output_dir,
                 output_files=FLAGS.output_file, settings=settings,

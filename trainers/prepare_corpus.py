@@ -16,6 +16,12 @@ Examples:
 
     python -m trainers.prepare_corpus --input_file='c4/*.json.gz,books/*.txt' \
         --text_field=text --output_dir=/tmp/mixed
+
+    # The same output from an Apache Beam pipeline; Beam's own options after `--`
+    # (none: the direct runner, FnApiRunner, with --num_workers processes). Flink, Spark,
+    # Dataflow: docs/CORPUS.md.
+    python -m trainers.prepare_corpus --input_file='dumps/*.bz2' --output_dir=/tmp/wiki \
+        --engine=beam -- --runner=FnApiRunner --direct_num_workers=2
 """
 
 from __future__ import annotations
@@ -42,12 +48,16 @@ flags.DEFINE_integer("num_workers", 1, "Processes cleaning and splitting (output
                      "byte-identical for any count).", lower_bound=1)
 flags.DEFINE_integer("max_shard_mb", 128, "Start a new shard after this many MB.",
                      lower_bound=1)
+flags.DEFINE_enum("engine", "plain", ["plain", "beam"],
+                  "plain: this machine's processes; beam: an Apache Beam pipeline (the same "
+                  "output), with Beam's pipeline options after `--`.")
 flags.DEFINE_bool("overwrite", False, "Replace the corpus kbert wrote there earlier.")
 
 
 def main(argv) -> int:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if len(argv) > 1 and FLAGS.engine != "beam":
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])} (Beam's pipeline "
+                             "options are for --engine=beam)")
     from kbert import corpus, outputs
     # On SIGTERM unwind like Ctrl-C, so the staging directory is removed.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -55,11 +65,20 @@ def main(argv) -> int:
         for name in ("input_file", "output_dir"):
             if not getattr(FLAGS, name):
                 raise corpus.CorpusError(f"--{name} is required")
-        manifest = corpus.prepare_corpus(
-            FLAGS.input_file, FLAGS.output_dir, text_field=FLAGS.text_field,
-            language=FLAGS.language, text_layout=FLAGS.text_layout,
-            num_workers=FLAGS.num_workers, max_shard_bytes=FLAGS.max_shard_mb << 20,
-            overwrite=FLAGS.overwrite)
+        common = dict(text_field=FLAGS.text_field, language=FLAGS.language,
+                      text_layout=FLAGS.text_layout, max_shard_bytes=FLAGS.max_shard_mb << 20,
+                      overwrite=FLAGS.overwrite)
+        if FLAGS.engine == "beam":
+            from kbert.corpus import beam_pipeline
+            if FLAGS.verbosity <= 0:   # Beam's progress lines are INFO; its problems stay
+                import logging as std_logging
+                std_logging.getLogger("apache_beam").setLevel(std_logging.WARNING)
+            options = argv[1:] or beam_pipeline.default_options(FLAGS.num_workers)
+            manifest = beam_pipeline.prepare_corpus_on_beam(
+                FLAGS.input_file, FLAGS.output_dir, options, **common)
+        else:
+            manifest = corpus.prepare_corpus(FLAGS.input_file, FLAGS.output_dir,
+                                             num_workers=FLAGS.num_workers, **common)
     except (corpus.CorpusError, outputs.OutputError, OSError) as e:
         return console.report_error("prepare_corpus", e, FLAGS.verbosity)
     except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
