@@ -40,19 +40,31 @@ def run_general(fv, log) -> dict:
     tokenizer = kbert.load_tokenizer(fv.teacher_model)
     student = make_student(teacher, fv)
     length = fv.max_seq_length or 128
-    every = 0 if fv.validation_corpus else HOLD_OUT_EVERY
-    data = lambda corpus, training, seed, held_out=False: raw_text_dataset(  # noqa: E731
-        corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
-        seed=seed, is_training=training, hold_out_every=every, held_out=held_out,
-        sentence_objective=teacher.sentence_objective)   # the family's (RoBERTa: none)
+    def data(corpus, training, seed, every=0, held_out=False):
+        return raw_text_dataset(
+            corpus, tokenizer, fv.train_batch_size, length, max(1, round(0.15 * length)),
+            seed=seed, is_training=training, hold_out_every=every, held_out=held_out,
+            sentence_objective=teacher.sentence_objective)   # the family's (RoBERTa: none)
+    held_out_text = f"every {HOLD_OUT_EVERY}th document of --corpus (not trained on)"
     try:
-        training_data = data(fv.corpus, True, fv.seed)
-        held_out = list((data(fv.validation_corpus, False, fv.seed + 1) if fv.validation_corpus
-                         else data(fv.corpus, False, fv.seed + 1, held_out=True))
-                        .take(HELD_OUT_BATCHES))
-    except ValueError as e:      # PretrainingDataError: too little text on one side
-        where = "--validation_corpus" if fv.validation_corpus else \
-            f"--corpus (every {HOLD_OUT_EVERY}th document is held out for scoring)"
+        if fv.validation_corpus:
+            held_out_text = fv.validation_corpus
+            training_data = data(fv.corpus, True, fv.seed)
+            held_out = data(fv.validation_corpus, False, fv.seed + 1)
+        else:
+            try:
+                training_data = data(fv.corpus, True, fv.seed, HOLD_OUT_EVERY)
+                held_out = data(fv.corpus, False, fv.seed + 1, HOLD_OUT_EVERY, held_out=True)
+            except ValueError:   # too few documents to hold any out: said, never silent
+                held_out_text = ("none: --corpus has too few documents to hold out every "
+                                 f"{HOLD_OUT_EVERY}th; scored on its training text (pass "
+                                 "--validation_corpus)")
+                log(f"warning: {held_out_text}")
+                training_data = data(fv.corpus, True, fv.seed)
+                held_out = data(fv.corpus, False, fv.seed + 1)
+        held_out = list(held_out.take(HELD_OUT_BATCHES))
+    except ValueError as e:      # PretrainingDataError: too little text
+        where = "--validation_corpus" if fv.validation_corpus else "--corpus"
         raise ExportError(f"{where}: {e}") from e
     log(f"teacher {teacher.encoder.config.num_hidden_layers} layers → student "
         f"{student.encoder.config.num_hidden_layers} layers, {fv.num_train_steps} steps")
@@ -61,9 +73,7 @@ def run_general(fv, log) -> dict:
                               fv.learning_rate, fv.warmup_proportion, log=log,
                               log_every=max(1, fv.num_train_steps // 10))
     report = {"teacher_model": os.path.abspath(fv.teacher_model), "history": history,
-              "held_out": {"text": fv.validation_corpus if fv.validation_corpus
-                           else f"every {HOLD_OUT_EVERY}th document of --corpus (not trained on)",
-                           "batches": len(held_out)}}
+              "held_out": {"text": held_out_text, "batches": len(held_out)}}
     for name, model in (("teacher", teacher), ("student", student)):
         values = np.array([masked_lm_scores(model, f) for f in held_out]) if held_out else None
         report[name] = {"layers": model.encoder.config.num_hidden_layers,

@@ -220,6 +220,8 @@ def test_general_distillation_of_a_roberta_pretrainer(task, tmp_path):
                      "--num_train_steps=4", "--train_batch_size=4", "--max_seq_length=32",
                      f"--output_dir={out}"]) == 0
     student = kbert.load(str(out / "model"))
+    report = json.loads((out / "eval.json").read_text())   # one document: nothing held out,
+    assert report["held_out"]["text"].startswith("none: --corpus has too few documents")  # said
     assert student.encoder.config.family == "roberta" and student.sentence_objective == "none"
     assert {"vocab.json", "merges.txt"} <= set(os.listdir(out / "model"))
 
