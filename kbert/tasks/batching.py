@@ -24,14 +24,17 @@ import tensorflow as tf
 IGNORE_LABEL = -100
 
 
-def default_buckets(max_seq_length: int, step: int = 32) -> tuple[int, ...]:
-    """Bucket lengths 16, 32, 64, 96, ... up to `max_seq_length`.
+def default_buckets(max_seq_length: int, step: int = 8) -> tuple[int, ...]:
+    """Bucket lengths every `step` tokens up to `max_seq_length` (a batch is padded to the
+    smallest bucket that holds its longest row). Step 8 pads little (fine-tuning MiniLM ran
+    1.12x faster than with step 32, BUILD_NOTES issue 17) and leaves XLA (`jit_compile`)
+    at most max_seq_length / 8 shapes to compile.
 
     Example:
-        >>> default_buckets(128)
-        (16, 32, 64, 96, 128)
+        >>> default_buckets(64)
+        (8, 16, 24, 32, 40, 48, 56, 64)
     """
-    lengths = [16] + list(range(step, max_seq_length, step)) + [max_seq_length]
+    lengths = list(range(step, max_seq_length, step)) + [max_seq_length]
     return tuple(sorted({n for n in lengths if n <= max_seq_length}))
 
 
