@@ -66,8 +66,11 @@ fi
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "install.sh: installing chromium and chromium-driver with apt-get (web demo test)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
-      chromium chromium-driver >/dev/null
+    if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+          chromium chromium-driver >/dev/null); then
+      echo "install.sh: apt-get could not install chromium: tests/test_web_demo.py will be" \
+           "skipped" >&2
+    fi
   else
     echo "install.sh: no chromium/chromedriver: tests/test_web_demo.py will be skipped" \
          "(Debian/Ubuntu: sudo apt-get install chromium chromium-driver)" >&2
