@@ -244,23 +244,8 @@ def prepare_corpus_on_beam(input_patterns: str | Sequence[str], output_dir: str,
             skipped.update(entry.get("skipped", {}))
             entries.append(entry)
         shards = sorted(result["shards"], key=lambda s: s["file"])
-        if not shards:
-            shown = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
-            reasons = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()) if n)
-            raise CorpusError(f"no documents in {shown}: every page or document was "
-                              f"skipped ({reasons or 'none read'})")
-        manifest = {
-            "format": prepare.MANIFEST_FORMAT,
-            "documents": sum(s["documents"] for s in shards),
-            "sentences": sum(s["sentences"] for s in shards),
-            "characters": sum(s["characters"] for s in shards),
-            "skipped": dict(sorted(skipped.items())),
-            "settings": {"text_field": text_field, "language": language,
-                         "text_layout": text_layout, "max_shard_bytes": max_shard_bytes},
-            "inputs": entries,
-            "shards": shards,
-        }
-        with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        manifest = prepare.write_manifest(
+            staging, shards, skipped, files, entries,
+            {"text_field": text_field, "language": language, "text_layout": text_layout,
+             "max_shard_bytes": max_shard_bytes})
     return manifest

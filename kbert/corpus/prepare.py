@@ -173,6 +173,30 @@ def _non_empty(source, results, skipped):
                 skipped["empty"] += 1
 
 
+def write_manifest(staging: str, shards, skipped, files, inputs, settings) -> dict:
+    """manifest.json in `staging` (counts, skips by reason, inputs, settings, shards); the
+    plain and Beam paths both end here. An empty result is a CorpusError naming the files."""
+    if not shards:
+        shown = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
+        reasons = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()) if n)
+        raise CorpusError(f"no documents in {shown}: every page or document was "
+                          f"skipped ({reasons or 'none read'})")
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "documents": sum(s["documents"] for s in shards),
+        "sentences": sum(s["sentences"] for s in shards),
+        "characters": sum(s["characters"] for s in shards),
+        "skipped": dict(sorted(skipped.items())),
+        "settings": settings,
+        "inputs": inputs,
+        "shards": shards,
+    }
+    with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as f:
+        json.dump(manifest, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+    return manifest
+
+
 def prepare_corpus(input_patterns: str | Sequence[str], output_dir: str, *,
                    text_field: str = "text", language: str = "auto",
                    text_layout: str = "auto", num_workers: int = 1,
@@ -207,23 +231,8 @@ def prepare_corpus(input_patterns: str | Sequence[str], output_dir: str, *,
         for source in sources:
             if source.kind.format == "mediawiki":
                 skipped.update(source.reader.skipped)
-        if not shards:
-            shown = ", ".join(files[:3]) + (" ..." if len(files) > 3 else "")
-            reasons = ", ".join(f"{n} {r}" for r, n in sorted(skipped.items()) if n)
-            raise CorpusError(f"no documents in {shown}: every page or document was "
-                              f"skipped ({reasons or 'none read'})")
-        manifest = {
-            "format": MANIFEST_FORMAT,
-            "documents": sum(s["documents"] for s in shards),
-            "sentences": sum(s["sentences"] for s in shards),
-            "characters": sum(s["characters"] for s in shards),
-            "skipped": dict(sorted(skipped.items())),
-            "settings": {"text_field": text_field, "language": language,
-                         "text_layout": text_layout, "max_shard_bytes": max_shard_bytes},
-            "inputs": [source.manifest() for source in sources],
-            "shards": shards,
-        }
-        with open(os.path.join(staging, "manifest.json"), "w", encoding="utf-8") as f:
-            json.dump(manifest, f, indent=2, ensure_ascii=False)
-            f.write("\n")
+        manifest = write_manifest(
+            staging, shards, skipped, files, [source.manifest() for source in sources],
+            {"text_field": text_field, "language": language, "text_layout": text_layout,
+             "max_shard_bytes": max_shard_bytes})
     return manifest
