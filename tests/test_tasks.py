@@ -341,3 +341,19 @@ def test_float16_encoder_gets_loss_scaling_and_still_learns():
         model.compile()
         assert not model.needs_loss_scaling()
         assert not isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+def test_batches_pad_to_each_batchs_longest_row_and_to_buckets_under_xla():
+    rng = np.random.default_rng(3)
+    texts = [" ".join(rng.choice(WORDS[2:18], size=n)) for n in rng.integers(1, 30, size=40)]
+    model = TextClassifier(micro_encoder(), 2, preprocessor=preprocessor(max_seq_length=32))
+    model.compile(jit_compile=False)
+    batches, encoded = model.batches(texts, [0, 1] * 20, batch_size=4, shuffle=True)
+    lengths = batches.lengths
+    for (x, _), index in zip(batches.batches(), batches._batch_indices()):
+        # Without XLA: no column is padding for every row of the batch.
+        assert x["token_ids"].shape[1] == lengths[index].max()
+    model.compile(jit_compile=True)
+    batches, _ = model.batches(texts, [0, 1] * 20, batch_size=4, shuffle=True)
+    shapes = {x["token_ids"].shape[1] for x, _ in batches.batches()}
+    assert shapes <= set(range(8, 33, 8)) and len(shapes) > 1

@@ -28,7 +28,8 @@ def default_buckets(max_seq_length: int, step: int = 8) -> tuple[int, ...]:
     """Bucket lengths every `step` tokens up to `max_seq_length` (a batch is padded to the
     smallest bucket that holds its longest row). Step 8 pads little (fine-tuning MiniLM ran
     1.12x faster than with step 32, BUILD_NOTES issue 17) and leaves XLA (`jit_compile`)
-    at most max_seq_length / 8 shapes to compile.
+    at most max_seq_length / 8 shapes to compile; step 1 pads each batch to its own longest
+    row, what `TaskModel.batches` uses without XLA (one traced graph takes any length).
 
     Example:
         >>> default_buckets(64)
