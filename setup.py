@@ -53,6 +53,8 @@ setup(
             "selenium==4.51.0",
             "pysbd==0.3.4",   # the sentence splitter kbert.corpus is measured beside
             "apache-beam==2.77.0",   # tests/test_corpus_beam.py (DirectRunner)
+            # benchmarks/wikiextractor_throughput.py's peer (NVIDIA's BERT recipe extractor).
+            "wikiextractor==3.1.0",
         ],
         # trainers.prepare_corpus --engine=beam (DirectRunner, Flink, Spark, Dataflow).
         "beam": ["apache-beam==2.77.0"],
