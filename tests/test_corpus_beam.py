@@ -53,15 +53,22 @@ def test_beam_on_two_workers_writes_the_plain_paths_shards(inputs, tmp_path):
     done = _run(f"--input_file={','.join(files)}", f"--output_dir={beam}", "--max_shard_mb=1",
                 "--engine=beam", "--num_workers=2")   # the default: 2 direct-runner processes
     assert done.returncode == 0, done.stderr[-3000:]
-    # The CLI's shard size is in MB: the same split through the library, 15 kB shards.
+    # The CLI's shard size is in MB: the same split through the library, 15 kB shards, the
+    # inputs spooled in batches of 5,000 characters (shards span several spool batches and
+    # batches span shard boundaries).
     beam_small = tmp_path / "beam_small"
     beam_manifest = beam_pipeline.prepare_corpus_on_beam(
-        files, str(beam_small), beam_pipeline.default_options(2), max_shard_bytes=15000)
+        files, str(beam_small), beam_pipeline.default_options(2), max_shard_bytes=15000,
+        batch_chars=5000)
     assert len(manifest["shards"]) > 2
     assert manifest["skipped"] == {"empty": 2, "namespace": 2, "redirect": 1}
     assert [i["documents"] for i in manifest["inputs"]] == [91, 120]
     assert beam_manifest == manifest
     assert _tree(beam_small) == _tree(plain)
+    # The spools are gone: nothing but the shards, the manifest and kbert's marker.
+    assert sorted(os.listdir(beam_small)) == sorted(os.listdir(plain))
+    assert sorted(os.listdir(beam)) == [".kbert-output.json", "corpus-00000-of-00001.txt",
+                                        "manifest.json"]
     # One shard from the CLI, with the same documents in the same order.
     cli = _tree(beam)
     shards = [n for n in cli if n.startswith("corpus-")]
