@@ -1,13 +1,22 @@
 """`prepare_corpus` as an Apache Beam pipeline: the same shards, from a laptop to a cluster.
 
-The stages are the plain path's, with its own functions: each input file is read by the
-same reader (`prepare._Source`), each document gets the stable key (file index, document
-index), documents are spread over the workers (`Reshuffle`) and cleaned and split by
-`prepare.to_sentences`. The shard boundaries follow `ShardWriter`'s rule (a new shard once
-one reaches `max_shard_bytes`) over the documents' byte sizes in key order, computed from
-the sizes alone; each shard's documents are then grouped, sorted by key and written by
-`ShardWriter`. So shards and manifest.json are byte-identical to the plain path's, on any
-runner and any number of workers.
+The stages are the plain path's, with its own functions. No text passes through the
+runner, only spool paths and small summaries: the direct runner, which holds each stage's
+output in memory, stays flat in the corpus size (docs/CORPUS.md has the figures).
+1. Spool: each input file is read by the plain path's reader (`prepare._Source`); its work
+   items are written in batches of `batch_chars` characters to spool files in a hidden
+   directory of the staging directory; each batch is an element (key (file index, batch
+   index), path).
+2. Clean: batches are spread over the workers (`Reshuffle`), cleaned and split by
+   `prepare.to_sentences`; each writes its non-empty documents' sentences and their byte
+   sizes (8 bytes a document) beside it and removes its raw spool.
+3. Plan: on one worker, `ShardWriter`'s rule (a new shard once one reaches
+   `max_shard_bytes`) over the sizes, streamed batch by batch in key order, gives each
+   shard's document ranges (spool path, first, end).
+4. Write: shards are spread over the workers; each reads its ranges and writes them with
+   `ShardWriter`. The launcher writes manifest.json and removes the spools.
+So shards and manifest.json are byte-identical to the plain path's, on any runner and any
+number of workers.
 
 Beam's own pipeline options pick the runner: the direct runner (the default here, see
 `default_options`) or
@@ -15,9 +24,8 @@ Beam's own pipeline options pick the runner: the direct runner (the default here
 `--runner=DataflowRunner --project=... --region=... --temp_location=gs://...`
 (docs/CORPUS.md). The output goes through `kbert.outputs.replace_directory` as on the
 plain path; on a cluster, its staging directory must be on a filesystem every worker
-mounts (the workers write the shards there). Beam's direct runner holds each stage's output
-in memory (memory grows with the corpus): it is for checks and small corpora; a whole dump
-on one machine goes through the plain path.
+mounts (the workers write the spools and shards there). The spools take temporary disk
+there (zlib-compressed text, removed at the end).
 
 Example:
     >>> prepare_corpus_on_beam("dumps/*.bz2", "/tmp/wiki",                 # doctest: +SKIP
