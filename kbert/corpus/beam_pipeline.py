@@ -245,8 +245,10 @@ def run_pipeline(files: Sequence[str], directory: str, pipeline_options: Sequenc
     beam = import_beam()
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    directory = os.path.abspath(directory)     # workers may run in another directory
     work = os.path.join(directory, _WORK)
     os.makedirs(work, exist_ok=True)
+    files = [os.path.abspath(path) for path in files]
     options = PipelineOptions(list(pipeline_options))
     with beam.Pipeline(options=options) as pipeline:
         read = (pipeline
