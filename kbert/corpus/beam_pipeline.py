@@ -106,11 +106,18 @@ def _spool_path(work: str, stage: str, key: tuple[int, int]) -> str:
     return os.path.join(work, f"{stage}-{key[0]:05d}-{key[1]:08d}")
 
 
+def _part(path: str) -> str:
+    """A temporary name beside `path`, unique to this attempt: written, then renamed to
+    `path`, so a retried or speculative bundle never sees (or writes into) half a file."""
+    return f"{path}.{uuid.uuid4().hex}.part"
+
+
 def _dump(value, path: str) -> None:
-    """`value` pickled and zlib-compressed (level 1: fast, text shrinks about 3×)."""
-    with open(path + ".part", "wb") as f:
+    """`value` pickled and zlib-compressed (level 1: fast), written atomically."""
+    part = _part(path)
+    with open(part, "wb") as f:
         f.write(zlib.compress(pickle.dumps(value, pickle.HIGHEST_PROTOCOL), 1))
-    os.replace(path + ".part", path)     # a retried bundle never sees half a file
+    os.replace(part, path)
 
 
 def _undump(path: str):
@@ -164,14 +171,20 @@ def _clean_batch(element, work: str, language: str) -> dict:
     documents = [prepare.to_sentences(item, language) for item in _undump(raw)]
     kept = [sentences for sentences in documents if sentences]
     _dump(kept, path)
-    with open(path + ".sizes.part", "wb") as f:
+    part = _part(path + ".sizes")
+    with open(part, "wb") as f:
         array.array("q", map(document_bytes, kept)).tofile(f)
-    os.replace(path + ".sizes.part", path + ".sizes")
+    os.replace(part, path + ".sizes")
     summary = {"key": list(key), "path": path, "documents": len(kept),
                "empty": len(documents) - len(kept)}
-    _save(summary, path + ".json.part")
-    os.replace(path + ".json.part", path + ".json")
-    os.remove(raw)
+    part = _part(path + ".json")
+    _save(summary, part)
+    os.replace(part, path + ".json")
+    if os.path.exists(raw):      # a speculative twin of this bundle may have removed it
+        try:
+            os.remove(raw)
+        except FileNotFoundError:
+            pass
     return summary
 
 
