@@ -131,3 +131,20 @@ def test_unknown_beam_option_is_one_line_and_nothing_written(inputs, tmp_path):
     assert lines == ["prepare_corpus: error: unknown Beam pipeline option(s) after `--`: "
                      "--direct_num_worker"], done.stderr[-3000:]
     assert not out.exists()
+
+
+def test_a_retried_clean_batch_finds_its_work_done(tmp_path):
+    """A bundle retried after its batch was cleaned (the raw spool already removed) returns
+    the same summary instead of failing; the spools hold the documents and their sizes."""
+    work = str(tmp_path)
+    raw = beam_pipeline._spool_path(work, "raw", (0, 3))
+    items = [("paragraphs", ["One. Two."]), ("paragraphs", ["  "]), ("sentences", ["Three."])]
+    beam_pipeline._dump(items, raw)
+    first = beam_pipeline._clean_batch(((0, 3), raw), work, "en")
+    assert not os.path.exists(raw)
+    assert first["documents"] == 2 and first["empty"] == 1
+    assert beam_pipeline._clean_batch(((0, 3), raw), work, "en") == first
+    assert beam_pipeline._undump(first["path"]) == [["One.", "Two."], ["Three."]]
+    assert os.path.getsize(first["path"] + ".sizes") == 16
+    assert sorted(os.listdir(work)) == ["clean-00000-00000003", "clean-00000-00000003.json",
+                                        "clean-00000-00000003.sizes"]

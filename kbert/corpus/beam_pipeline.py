@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import array
 import collections
+import contextlib
 import json
 import os
 import pickle
@@ -180,11 +181,8 @@ def _clean_batch(element, work: str, language: str) -> dict:
     part = _part(path + ".json")
     _save(summary, part)
     os.replace(part, path + ".json")
-    if os.path.exists(raw):      # a speculative twin of this bundle may have removed it
-        try:
-            os.remove(raw)
-        except FileNotFoundError:
-            pass
+    with contextlib.suppress(FileNotFoundError):    # a speculative twin may have removed it
+        os.remove(raw)
     return summary
 
 
