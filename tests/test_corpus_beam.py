@@ -2,7 +2,7 @@
 (FnApiRunner, what `--runner=DirectRunner` runs batch pipelines on, named directly so that
 DirectRunner's download of the Prism runner never happens) with 2 workers: the same text
 shards and manifest.json, byte for byte, as the plain path on a real-format dump plus JSON
-lines; the same TFRecords and manifest from create_pretraining_data on Beam; a damaged
+lines, with the spool files gone; a retried cleaning bundle; the same TFRecords and manifest from create_pretraining_data on Beam; a damaged
 input and an unknown Beam option refused in one line, nothing written."""
 
 from __future__ import annotations
