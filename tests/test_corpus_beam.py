@@ -2,7 +2,7 @@
 (FnApiRunner, what `--runner=DirectRunner` runs batch pipelines on, named directly so that
 DirectRunner's download of the Prism runner never happens) with 2 workers: the same text
 shards and manifest.json, byte for byte, as the plain path on a real-format dump plus JSON
-lines; the same TFRecords and manifest from create_pretraining_data on Beam; a damaged
+lines, with the spool files gone; a retried cleaning bundle; the same TFRecords and manifest from create_pretraining_data on Beam; a damaged
 input and an unknown Beam option refused in one line, nothing written."""
 
 from __future__ import annotations
@@ -53,15 +53,22 @@ def test_beam_on_two_workers_writes_the_plain_paths_shards(inputs, tmp_path):
     done = _run(f"--input_file={','.join(files)}", f"--output_dir={beam}", "--max_shard_mb=1",
                 "--engine=beam", "--num_workers=2")   # the default: 2 direct-runner processes
     assert done.returncode == 0, done.stderr[-3000:]
-    # The CLI's shard size is in MB: the same split through the library, 15 kB shards.
+    # The CLI's shard size is in MB: the same split through the library, 15 kB shards, the
+    # inputs spooled in batches of 5,000 characters (shards span several spool batches and
+    # batches span shard boundaries).
     beam_small = tmp_path / "beam_small"
     beam_manifest = beam_pipeline.prepare_corpus_on_beam(
-        files, str(beam_small), beam_pipeline.default_options(2), max_shard_bytes=15000)
+        files, str(beam_small), beam_pipeline.default_options(2), max_shard_bytes=15000,
+        batch_chars=5000)
     assert len(manifest["shards"]) > 2
     assert manifest["skipped"] == {"empty": 2, "namespace": 2, "redirect": 1}
     assert [i["documents"] for i in manifest["inputs"]] == [91, 120]
     assert beam_manifest == manifest
     assert _tree(beam_small) == _tree(plain)
+    # The spools are gone: nothing but the shards, the manifest and kbert's marker.
+    assert sorted(os.listdir(beam_small)) == sorted(os.listdir(plain))
+    assert sorted(os.listdir(beam)) == [".kbert-output.json", "corpus-00000-of-00001.txt",
+                                        "manifest.json"]
     # One shard from the CLI, with the same documents in the same order.
     cli = _tree(beam)
     shards = [n for n in cli if n.startswith("corpus-")]
@@ -124,3 +131,20 @@ def test_unknown_beam_option_is_one_line_and_nothing_written(inputs, tmp_path):
     assert lines == ["prepare_corpus: error: unknown Beam pipeline option(s) after `--`: "
                      "--direct_num_worker"], done.stderr[-3000:]
     assert not out.exists()
+
+
+def test_a_retried_clean_batch_finds_its_work_done(tmp_path):
+    """A bundle retried after its batch was cleaned (the raw spool already removed) returns
+    the same summary instead of failing; the spools hold the documents and their sizes."""
+    work = str(tmp_path)
+    raw = beam_pipeline._spool_path(work, "raw", (0, 3))
+    items = [("paragraphs", ["One. Two."]), ("paragraphs", ["  "]), ("sentences", ["Three."])]
+    beam_pipeline._dump(items, raw)
+    first = beam_pipeline._clean_batch(((0, 3), raw), work, "en")
+    assert not os.path.exists(raw)
+    assert first["documents"] == 2 and first["empty"] == 1
+    assert beam_pipeline._clean_batch(((0, 3), raw), work, "en") == first
+    assert beam_pipeline._undump(first["path"]) == [["One.", "Two."], ["Three."]]
+    assert os.path.getsize(first["path"] + ".sizes") == 16
+    assert sorted(os.listdir(work)) == ["clean-00000-00000003", "clean-00000-00000003.json",
+                                        "clean-00000-00000003.sizes"]
