@@ -232,9 +232,11 @@ def test_bad_inputs_are_one_line_errors_and_write_nothing(workspace, tmp_path):
 
 
 def test_mirrored_over_two_cpu_devices_with_mixed_precision(workspace, tmp_path):
+    # With gradient checkpointing too: recomputed blocks under MirroredStrategy and bf16.
     out = tmp_path / "mirrored"
     result = run(base_args(workspace, out, num_train_epochs=1, num_cpu_devices=2,
-                           mixed_precision="mixed_bfloat16", validation_file=None))
+                           mixed_precision="mixed_bfloat16", validation_file=None,
+                           gradient_checkpointing=True))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "MirroredStrategy" in result.stderr
     report = json.load(open(out / "eval.json"))

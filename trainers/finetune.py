@@ -226,6 +226,8 @@ def run(fv) -> dict:
         if fv.task == "question_answering":
             settings.update(max_answer_length=fv.max_answer_length, n_best_size=fv.n_best_size)
         model = adapter.build_model(encoder, preprocessor, **settings)
+    encoder.gradient_checkpointing = fv.gradient_checkpointing
+    model.jit_compile = fv.jit_compile   # batches pad to XLA's few shapes only under XLA
     train = splits["train"]
     batches, encoded = model.batches(adapter.inputs(train), adapter.labels(train),
                                      fv.train_batch_size, shuffle=True, seed=fv.seed)

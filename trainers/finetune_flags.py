@@ -115,6 +115,10 @@ def define_finetune_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("mixed_precision", "none", list(MIXED_PRECISION),
                       "Compute dtype policy (logits and loss stay float32).", flag_values=fv)
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.", flag_values=fv)
+    flags.DEFINE_bool("gradient_checkpointing", False,
+                      "Recompute each block's activations in the backward pass instead of "
+                      "keeping them: far less memory, about a third more compute.",
+                      flag_values=fv)
     flags.DEFINE_integer("num_cpu_devices", 1,
                          "Split the CPU into this many logical devices for MirroredStrategy "
                          "(testing the multi-device path without GPUs).", lower_bound=1,

@@ -197,6 +197,10 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_bool("jit_compile", False,
                       "XLA-compile the forward/backward pass.", flag_values=fv)
+    flags.DEFINE_bool("gradient_checkpointing", False,
+                      "Recompute each block's activations in the backward pass instead of "
+                      "keeping them: far less memory, about a third more compute.",
+                      flag_values=fv)
     # ---- two-phase training (BERT paper: 90% of steps at 128, then 512) ----------------
     flags.DEFINE_integer("phase2_max_seq_length", None,
                          "Enable phase 2 at this sequence length (e.g. 512).", lower_bound=8,

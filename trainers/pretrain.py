@@ -374,6 +374,7 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
             raise pretrain_flags.FlagError(f"--sentence_objective with --model={fv.model}: "
                                            f"{e}") from e
         model(model.example_inputs(), training=False)
+        model.encoder.gradient_checkpointing = fv.gradient_checkpointing
         logging.info("%s model, sentence objective %s, %d parameters", config.family,
                      model.sentence_objective, model.count_params())
         if fv.init_checkpoint:

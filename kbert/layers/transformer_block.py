@@ -4,6 +4,7 @@ import keras
 
 from kbert.layers.attention import MultiHeadSelfAttention
 from kbert.layers.feed_forward import PositionwiseFeedForward
+from kbert.layers.recompute import recompute_with_dropout
 
 
 @keras.saving.register_keras_serializable(package="kbert")
@@ -23,6 +24,11 @@ class TransformerBlock(keras.layers.Layer):
             `get_config`: the owning encoder passes them again when it is rebuilt.
 
     Call args: `x` [batch, seq, hidden], `padding_mask` [batch, seq], `return_attention`.
+
+    `gradient_checkpointing` (an attribute, not part of the config; see
+    `BertEncoder.gradient_checkpointing`): when true, training calls keep only the block's
+    input and recompute its activations for the gradient (about a third more compute, far
+    less memory), with the same dropout masks.
 
     Example:
         >>> import numpy as np
@@ -62,6 +68,7 @@ class TransformerBlock(keras.layers.Layer):
                                                                name="feed_forward_dropout")
         self.feed_forward_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")
+        self.gradient_checkpointing = False
 
     def build(self, x_shape, padding_mask_shape=None):
         for shared in (self.attention, self.feed_forward):  # maybe built by another block
@@ -72,6 +79,14 @@ class TransformerBlock(keras.layers.Layer):
         self.built = True
 
     def call(self, x, padding_mask=None, training=None, return_attention=False):
+        if self.gradient_checkpointing and training and not return_attention:
+            dropouts = [self.attention.dropout_layer, self.attention_dropout_layer,
+                        self.feed_forward_dropout_layer]
+            return recompute_with_dropout(
+                lambda inner: self._forward(inner, padding_mask, True), dropouts)(x)
+        return self._forward(x, padding_mask, training, return_attention)
+
+    def _forward(self, x, padding_mask=None, training=None, return_attention=False):
         attended = self.attention(x, padding_mask, training=training,
                                   return_attention=return_attention)
         if return_attention:

@@ -135,6 +135,24 @@ class BertEncoder(keras.Model):
         self.pooler = pooler
 
     @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether training recomputes each block's activations for the gradient instead of
+        keeping them (Hugging Face's `gradient_checkpointing_enable`): fine-tuning MiniLM at
+        batch 32 x 128 peaked at far less memory for about a third more compute (figures in
+        BUILD_NOTES, issue 17). Not saved with the model.
+
+        Example:
+            >>> encoder = BertEncoder(BertConfig.named("tiny", vocab_size=100))
+            >>> encoder.gradient_checkpointing = True
+        """
+        return all(block.gradient_checkpointing for block in self.transformer_layers)
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, enabled: bool) -> None:
+        for block in self.transformer_layers:
+            block.gradient_checkpointing = bool(enabled)
+
+    @property
     def token_embedding(self):
         """The token embedding layer (the MLM head ties its output projection to it)."""
         return self.embeddings.token_embedding
