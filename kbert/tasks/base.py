@@ -14,6 +14,7 @@ import tempfile
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from kbert.tasks.batching import BucketedBatches, EpochSetter, default_buckets
 from kbert.tasks.optimization import (DEFAULT_LEARNING_RATE, DEFAULT_WARMUP_PROPORTION,
@@ -297,7 +298,11 @@ class TaskModel(keras.Model):
             if validation is not None and self._is_raw(validation[0]):
                 kwargs["validation_data"] = self.batches(*validation,
                                                          batch_size=batch_size or 32)[0].dataset()
-            return super().fit(batches.dataset(), epochs=epochs, callbacks=callbacks, **kwargs)
+            # shuffle=False: the batches are shuffled already (Keras would warn it ignores it).
+            return super().fit(batches.dataset(), epochs=epochs, callbacks=callbacks,
+                               shuffle=False, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            shuffle = False   # a dataset is shuffled by its maker; Keras would warn it ignores it
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, callbacks=callbacks,
                            shuffle=shuffle, **kwargs)
 
