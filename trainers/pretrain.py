@@ -137,7 +137,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
                 do_whole_word_mask=fv.do_whole_word_mask,
                 sentence_splitting=fv.sentence_splitting,
-                sentence_objective=sentence_objective, max_ngram=fv.max_ngram)
+                sentence_objective=sentence_objective, max_ngram=fv.max_ngram,
+                text_field=fv.text_field, language=fv.language)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)

@@ -8,7 +8,8 @@ prepare_corpus's own readers, cleaning and sentence splitting (`prepare._Source`
 for it. Errors are `CorpusError`s naming the file, as in prepare_corpus.
 
 `keep_plain_text=True` leaves uncompressed UTF-8 text (and text with a few invalid UTF-8
-bytes) to the caller's own reader: `plain_text(path)` says which files those are.
+bytes) to the caller's own reader: `plain_text(path)` says which files those are, and
+`lines()` reads them with `kbert.text`, so plain text gives what it gave before.
 
 Example:
     >>> docs = CorpusDocuments(["enwiki-p1p41242.bz2", "c4-0000.json.gz"])  # doctest: +SKIP
@@ -78,3 +79,15 @@ class CorpusDocuments:
     def __iter__(self) -> Iterator[list[str]]:
         for path in self.files:
             yield from self.documents(path)
+
+    def lines(self) -> Iterator[str]:
+        """Every sentence of every file, in order: what a vocabulary is learned from (the
+        cleaned text, never markup or JSON). Files left to the caller (`plain_text`) give
+        their non-empty lines as `kbert.text.iter_lines` reads them."""
+        from kbert import text
+        for path in self.files:
+            if self.plain_text(path):
+                yield from text.iter_lines([path])
+            else:
+                for document in self.documents(path):
+                    yield from document
