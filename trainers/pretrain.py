@@ -188,6 +188,18 @@ def _phase2_patterns(fv, train_patterns: str, eval_patterns: str | None) -> str 
     return fv.phase2_input_file
 
 
+def _check_raw_text(fv, *patterns) -> None:
+    """Before the run directory is touched: every raw-text input recognised and its first
+    pool of documents read (a corpus of one pool whole), so a bad file is one line."""
+    from kbert.data import raw_text_stream
+    from kbert.data.text_pools import POOL_DOCUMENTS
+    for flag, pattern in zip(("--input_file", "--eval_input_file", "--phase2_input_file"),
+                             patterns):
+        if pattern:
+            raw_text_stream(pattern, fv.sentence_splitting, fv.text_field, fv.language,
+                            flag=flag).check(enough=POOL_DOCUMENTS)
+
+
 # ----------------------------------------------------------------------------- model
 def _learning_rate_schedule(fv, phase1: int):
     from kbert.training.schedules import pretraining_schedule
@@ -308,6 +320,8 @@ def run(fv) -> str:
     if not learn_vocab:
         config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
+    if fv.raw_text:
+        _check_raw_text(fv, train_patterns, eval_patterns, phase2_patterns)
     if not fv.raw_text:
         from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
         # Records remember the family and objective they were written for (manifest).

@@ -168,13 +168,14 @@ class DocumentStream:
                 raise PretrainingDataError(f"cannot read {path}: {e}") from e
 
     def check(self, enough: int = 1) -> int:
-        """Before any work: every file plain text (`refuse_non_text`) and some text in
-        them; PretrainingDataError naming them if not. Reads documents until `enough` are
+        """Before any work: every file plain text (`refuse_non_text`; with `corpus`, any
+        file it reads) and some text in them; PretrainingDataError naming them if not. Reads documents until `enough` are
         found (or the corpus ends) and returns how many it read: bounded work, however
         large the corpus."""
-        for path in self.files:
-            refuse_non_text(path)
-        probe = DocumentStream(self.files, self.mode)
+        if self.corpus is None:   # with one, every file was recognised when it was made
+            for path in self.files:
+                refuse_non_text(path)
+        probe = DocumentStream(self.files, self.mode, self.corpus)
         found = sum(1 for _ in itertools.islice(probe, max(1, enough)))
         if not found:
             raise probe.empty_error()

@@ -42,7 +42,7 @@ from kbert.data.text_pools import POOL_DOCUMENTS, TextPools
 from kbert.data.writer import SHARD_SUFFIX
 
 __all__ = ["check_records", "dynamic_mask_fn", "parse_batch", "pretraining_dataset",
-           "raw_text_dataset", "record_files"]
+           "raw_text_dataset", "raw_text_stream", "record_files"]
 
 
 # --------------------------------------------------------------------------- record files
@@ -348,6 +348,25 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def raw_text_stream(input_patterns: str | Sequence[str], sentence_splitting: str = "auto",
+                    text_field: str = "text", language: str = "auto",
+                    flag: str = "input_patterns") -> DocumentStream:
+    """The documents `raw_text_dataset` reads: plain text as `kbert.text` reads it, dumps,
+    JSON lines and compressed text as `kbert.corpus` does (every file recognised now: a
+    PretrainingDataError naming a file no reader takes).
+
+    Example:
+        >>> raw_text_stream("dumps/*.bz2", flag="--input_file").check(enough=10_000)  # doctest: +SKIP
+    """
+    files = expand_input_patterns(input_patterns, flag=flag)
+    try:
+        corpus = CorpusDocuments(files, text_field=text_field, language=language,
+                                 keep_plain_text=True)
+    except CorpusError as e:
+        raise PretrainingDataError(str(e)) from e
+    return DocumentStream(files, sentence_splitting, corpus)
+
+
 def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size: int,
                      max_seq_length: int, max_predictions_per_seq: int,
                      seed: int | None = None, *, is_training: bool = True,
@@ -405,18 +424,13 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         do_whole_word_mask=do_whole_word_mask, sentence_splitting=sentence_splitting)
     per_replica = _per_replica_batch_size(batch_size, input_context)
     num_pipelines, pipeline_id = _pipeline(input_context)
-    files = expand_input_patterns(input_patterns, flag="input_patterns")
     if sentence_objective not in ("nsp", "sop", "none"):
         raise ValueError(f"sentence_objective must be nsp, sop or none, got "
                          f"{sentence_objective!r}")
-    try:
-        corpus = CorpusDocuments(files, text_field=text_field, language=language,
-                                 keep_plain_text=True)
-    except CorpusError as e:
-        raise PretrainingDataError(str(e)) from e
-    pools = TextPools(DocumentStream(files, sentence_splitting, corpus), tokenizer,
-                      pool_documents, hold_out_every, held_out, num_pipelines, pipeline_id)
-    pools.check(sentence_objective, ", ".join(files[:3]))
+    stream = raw_text_stream(input_patterns, sentence_splitting, text_field, language)
+    pools = TextPools(stream, tokenizer, pool_documents, hold_out_every, held_out,
+                      num_pipelines, pipeline_id)
+    pools.check(sentence_objective, ", ".join(stream.files[:3]))
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     pair_seed = _base_seed(seed, "raw_text_pairs", pipeline_id)
 
