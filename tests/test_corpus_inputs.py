@@ -49,15 +49,18 @@ def inputs(tmp_path_factory):
 
 
 def _shard_documents(directory: str) -> list[list[str]]:
+    return [document for name in sorted(os.listdir(directory)) if name.endswith(".txt")
+            for document in _shard_documents_of(os.path.join(directory, name))]
+
+
+def _shard_documents_of(path: str) -> list[list[str]]:
     documents, current = [], []
-    for name in sorted(os.listdir(directory)):
-        if name.endswith(".txt"):
-            for line in open(os.path.join(directory, name), encoding="utf-8"):
-                if line.strip():
-                    current.append(line.strip())
-                elif current:
-                    documents.append(current)
-                    current = []
+    for line in open(path, encoding="utf-8"):
+        if line.strip():
+            current.append(line.strip())
+        elif current:
+            documents.append(current)
+            current = []
     return documents + ([current] if current else [])
 
 
@@ -106,6 +109,17 @@ def test_plain_text_is_left_to_the_callers_reader(inputs, tmp_path):
     assert lines[2:2 + len(fx.TURING_SENTENCES)] == fx.TURING_SENTENCES
     with pytest.raises(corpus.CorpusError, match="notes.txt:2: not valid utf-8"):
         corpus.CorpusDocuments([str(text)])
+
+
+def test_as_text_files_writes_the_cleaned_text_of_what_is_not_plain(inputs, tmp_path):
+    # What pretrain --learn_vocab_size hands the family's learner (it reads text files).
+    text = tmp_path / "book.txt"
+    text.write_text("Call me Ishmael.\n")
+    files = corpus.as_text_files([str(text), inputs["dump"]], str(tmp_path))
+    assert files[0] == str(text) and files[1].endswith(".txt")
+    written = _shard_documents_of(files[1])
+    assert written == list(corpus.CorpusDocuments([inputs["dump"]]))
+    assert written[0] == fx.TURING_SENTENCES
 
 
 # ----------------------------------------------------------------------------- raw_text_dataset

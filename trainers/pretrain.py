@@ -72,9 +72,17 @@ def _tokenizer_files(fv, learn: bool = False, train_patterns: str | None = None)
         inputs = _input_files(train_patterns or fv.input_file, raw_text=True)
         logging.info("learning a %d-token %s vocabulary from %d files", fv.learn_vocab_size,
                      fv.model, len(inputs))
-        try:
-            return families.learn_family_tokenizer(fv.model, inputs, fv.learn_vocab_size,
-                                                   fv.output_dir, lower_case=fv.do_lower_case)
+        import tempfile
+        from kbert import corpus
+        try:   # dumps and JSON lines: learned from their cleaned text, never their markup
+            with tempfile.TemporaryDirectory(prefix="kbert-vocab-text-") as text_dir:
+                inputs = corpus.as_text_files(inputs, text_dir, text_field=fv.text_field,
+                                              language=fv.language)
+                return families.learn_family_tokenizer(
+                    fv.model, inputs, fv.learn_vocab_size, fv.output_dir,
+                    lower_case=fv.do_lower_case)
+        except corpus.CorpusError as e:
+            raise pretrain_flags.FlagError(f"--input_file: {e}") from e
         except ValueError as e:
             raise pretrain_flags.FlagError(
                 f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e

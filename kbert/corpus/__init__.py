@@ -12,12 +12,12 @@ Example:
     >>> corpus.prepare_corpus("dumps/*.bz2", "/tmp/wiki", num_workers=2)  # doctest: +SKIP
 """
 
-from kbert.corpus.documents import CorpusDocuments, is_plain_text
+from kbert.corpus.documents import CorpusDocuments, as_text_files, is_plain_text
 from kbert.corpus.errors import CorpusError
 from kbert.corpus.prepare import expand_inputs, prepare_corpus, to_sentences
 from kbert.corpus.sentences import split_sentences
 from kbert.corpus.sniff import sniff
 from kbert.corpus.wikitext import clean_wikitext
 
-__all__ = ["CorpusDocuments", "CorpusError", "clean_wikitext", "expand_inputs", "is_plain_text",
+__all__ = ["CorpusDocuments", "CorpusError", "as_text_files", "clean_wikitext", "expand_inputs", "is_plain_text",
            "prepare_corpus", "sniff", "split_sentences", "to_sentences"]

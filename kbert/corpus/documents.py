@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import os
 from typing import Iterator, Sequence
 
 from kbert.corpus import prepare
@@ -91,3 +92,26 @@ class CorpusDocuments:
             else:
                 for document in self.documents(path):
                     yield from document
+
+
+def as_text_files(files: Sequence[str], directory: str, **options) -> list[str]:
+    """`files` for a learner that reads plain text files: plain UTF-8 text as it is, the
+    cleaned sentences of the others (dumps, JSON lines, compressed text) written one a
+    line to `directory/<n>-<name>.txt`. `options` as for `CorpusDocuments`.
+
+    Example:
+        >>> as_text_files(["a.txt", "wiki.bz2"], "/tmp/x")               # doctest: +SKIP
+        ['a.txt', '/tmp/x/1-wiki.bz2.txt']
+    """
+    documents = CorpusDocuments(files, keep_plain_text=True, **options)
+    result = []
+    for number, path in enumerate(documents.files):
+        if documents.plain_text(path):
+            result.append(path)
+            continue
+        text_path = os.path.join(directory, f"{number}-{os.path.basename(path)}.txt")
+        with open(text_path, "w", encoding="utf-8") as f:
+            for document in documents.documents(path):
+                f.write("\n".join(document) + "\n\n")
+        result.append(text_path)
+    return result
