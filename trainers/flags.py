@@ -102,7 +102,8 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "input_file", None,
         "Training input: a directory of TFRecord shards with manifest.json, or "
         "comma-separated TFRecord globs; with --raw_text, text files / globs / directories "
-        "(one sentence per line, a blank line between documents).", flag_values=fv)
+        "(one sentence per line, a blank line between documents), MediaWiki dumps or JSON "
+        "lines (what trainers.prepare_corpus reads).", flag_values=fv)
     flags.DEFINE_string(
         "output_dir", None,
         "Where checkpoints, TensorBoard logs, loss.png, metrics_history.json and the final "
