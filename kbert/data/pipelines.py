@@ -356,7 +356,8 @@ def raw_text_stream(input_patterns: str | Sequence[str], sentence_splitting: str
     PretrainingDataError naming a file no reader takes).
 
     Example:
-        >>> raw_text_stream("dumps/*.bz2", flag="--input_file").check(enough=10_000)  # doctest: +SKIP
+        >>> stream = raw_text_stream("dumps/*.bz2", flag="--input_file")  # doctest: +SKIP
+        >>> stream.check(enough=10_000)                                   # doctest: +SKIP
     """
     files = expand_input_patterns(input_patterns, flag=flag)
     try:
@@ -415,8 +416,9 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
             JSON lines and compressed text (as prepare_corpus's flags).
         pool_documents: documents paired together (NotNext segments come from the pool).
 
-    Raises PretrainingDataError (a bad input file: the `kbert.corpus` message naming it) (counting documents and sentences) when the text gives no
-    sentence pair (or, with objective "none", no text), instead of looking for one forever.
+    Raises PretrainingDataError for a bad input file (the `kbert.corpus` message naming it),
+    and (counting documents and sentences) when no pool gives a sentence pair (or, with
+    objective "none", no text), instead of looking for one forever.
     """
     settings = PretrainingDataSettings(
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
