@@ -169,9 +169,9 @@ class DocumentStream:
 
     def check(self, enough: int = 1) -> int:
         """Before any work: every file plain text (`refuse_non_text`; with `corpus`, any
-        file it reads) and some text in them; PretrainingDataError naming them if not. Reads documents until `enough` are
-        found (or the corpus ends) and returns how many it read: bounded work, however
-        large the corpus."""
+        file it reads) and some text in them; PretrainingDataError naming them if not.
+        Reads documents until `enough` are found (or the corpus ends) and returns how many
+        it read: bounded work, however large the corpus."""
         if self.corpus is None:   # with one, every file was recognised when it was made
             for path in self.files:
                 refuse_non_text(path)
