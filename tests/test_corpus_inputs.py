@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 import pytest
@@ -33,8 +34,14 @@ def inputs(tmp_path_factory):
     truncated = root / "truncated.xml.bz2"
     data = open(big, "rb").read()
     truncated.write_bytes(data[:len(data) * 2 // 3])
+    long_gzip = fx.write_dump(str(root / "long.xml.gz"), pages[:4] * 400, "gzip")
+    data = open(long_gzip, "rb").read()   # cut after ~70 pages: the head still decodes
+    cut = next(n for n in range(1000, len(data), 500)
+               if len(zlib.decompressobj(31).decompress(data[:n])) > 200_000)
+    (root / "cut.xml.gz").write_bytes(data[:cut])
     return {
         "root": root,
+        "cut": str(root / "cut.xml.gz"),
         # named as Wikimedia names dump parts: recognised by content, not the name
         "dump": fx.write_dump(str(root / "enwiki-p1p30302"), pages, "bz2"),
         "xml": fx.write_dump(str(root / "plain.xml"), pages),
@@ -224,3 +231,33 @@ def test_a_truncated_dump_is_one_line_and_exit_2(inputs, vocab_file, tmp_path, c
     assert len(errors) == 1 and errors[0].startswith(f"{name}: error: "), result.stderr[-3000:]
     assert "truncated.xml.bz2: damaged or truncated bz2 data" in errors[0]
     assert not output.exists()
+
+
+# pretrain with pools of 4 documents: its check reads the first pool only, so the damage
+# after ~70 pages is found by the training input (TensorFlow's error, reported as one line).
+SMALL_POOLS = """
+import sys
+import kbert.data.pipelines as pipelines, kbert.data.text_pools as pools
+pools.POOL_DOCUMENTS = 4
+pipelines.raw_text_dataset.__kwdefaults__["pool_documents"] = 4
+from absl import app
+from trainers import pretrain
+app.run(pretrain.main, argv=["pretrain"] + sys.argv[1:])
+"""
+
+
+def test_damage_found_while_training_is_one_line_and_exit_2(inputs, vocab_file, tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", SMALL_POOLS, "--raw_text", f"--input_file={inputs['cut']}",
+         f"--vocab_file={vocab_file}",
+         f"--bert_config_file={micro_config(tmp_path / 'micro.json')}",
+         f"--output_dir={tmp_path / 'run'}", "--max_seq_length=64",
+         "--max_predictions_per_seq=8", "--train_batch_size=4", "--num_train_steps=1000",
+         "--num_warmup_steps=1", "--log_every_steps=1", "--eval_steps=0"],
+        cwd=REPO, env=command_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert (tmp_path / "run" / "checkpoints").is_dir()   # found in the run, not by the check
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if ": error: " in line]
+    assert errors == ["pretrain: error: " + inputs["cut"] + ": damaged or truncated gzip data "
+                      "(Compressed file ended before the end-of-stream marker was reached)"]

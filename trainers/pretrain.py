@@ -486,6 +486,11 @@ def main(argv) -> int:
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
     except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        from kbert.data.text_pools import data_error_in
+        found = data_error_in(e)   # raw text found damaged mid-run: the file, in one line
+        if found:
+            return console.report_error("pretrain", PretrainingDataError(found),
+                                        FLAGS.verbosity)
         if not is_environment_fault(e):
             raise
         return console.report_error("pretrain", e, FLAGS.verbosity)

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import re
 from typing import Iterator
 
 from kbert.data.corpus import DocumentStream, pair_reason_text
@@ -95,6 +96,22 @@ class TextPools:
             tokenized = tokenize_documents(pool, self.tokenizer)
             if tokenized:
                 yield tokenized
+
+
+def data_error_in(error: BaseException) -> str | None:
+    """The PretrainingDataError message inside a TensorFlow error: a file found damaged
+    while a pass streams it (past the first pool) reaches the training loop wrapped by
+    tf.data's generator; None for any other error.
+
+    Example:
+        >>> data_error_in(ValueError("x")) is None
+        True
+    """
+    import tensorflow as tf
+    if not isinstance(error, tf.errors.OpError):
+        return None
+    found = re.search(r"PretrainingDataError: (.+)", str(error))
+    return found.group(1).strip() if found else None
 
 
 def _usable(tokenized: list[TokenizedDocument], objective: str) -> bool:
