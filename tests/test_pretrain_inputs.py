@@ -22,7 +22,8 @@ def flags_for(tmp_path, **overrides):
     values = dict(input_file=",".join(files), eval_input_file=None, eval_steps=2,
                   raw_text=True, phase2_input_file=None, phase2_max_seq_length=64,
                   vocab_file=None, learn_vocab_size=100, output_dir=str(tmp_path / "out"),
-                  init_checkpoint=None, do_lower_case=True, model="bert")
+                  init_checkpoint=None, do_lower_case=True, model="bert", text_field="text",
+                  language="auto")
     values.update(overrides)
     return types.SimpleNamespace(**values), files
 

@@ -102,7 +102,8 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
         "input_file", None,
         "Training input: a directory of TFRecord shards with manifest.json, or "
         "comma-separated TFRecord globs; with --raw_text, text files / globs / directories "
-        "(one sentence per line, a blank line between documents).", flag_values=fv)
+        "(one sentence per line, a blank line between documents), MediaWiki dumps or JSON "
+        "lines (what trainers.prepare_corpus reads).", flag_values=fv)
     flags.DEFINE_string(
         "output_dir", None,
         "Where checkpoints, TensorBoard logs, loss.png, metrics_history.json and the final "
@@ -160,7 +161,15 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     # ---- input -------------------------------------------------------------------------
     flags.DEFINE_bool("raw_text", False,
                       "--input_file is raw text: build NSP pairs on the fly and mask "
-                      "dynamically (new masks every batch).", flag_values=fv)
+                      "dynamically (new masks every batch). Takes what "
+                      "trainers.prepare_corpus takes (recognised by content): text, "
+                      "MediaWiki XML dumps, JSON lines, compressed or not.", flag_values=fv)
+    flags.DEFINE_string("text_field", "text", "JSON lines: the field holding a document's "
+                        "text (--raw_text).", flag_values=fv)
+    flags.DEFINE_enum("language", "auto", ["auto", "en", "ko", "ja", "zh"],
+                      "Sentence-splitting rules for dumps, JSON lines and compressed text; "
+                      "auto picks them per paragraph from its script (--raw_text).",
+                      flag_values=fv)
     flags.DEFINE_string("eval_input_file", None,
                         "Held-out input, same kind as --input_file. Without it, evaluation "
                         "holds out the last training file when there are several.",

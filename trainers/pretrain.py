@@ -72,9 +72,17 @@ def _tokenizer_files(fv, learn: bool = False, train_patterns: str | None = None)
         inputs = _input_files(train_patterns or fv.input_file, raw_text=True)
         logging.info("learning a %d-token %s vocabulary from %d files", fv.learn_vocab_size,
                      fv.model, len(inputs))
-        try:
-            return families.learn_family_tokenizer(fv.model, inputs, fv.learn_vocab_size,
-                                                   fv.output_dir, lower_case=fv.do_lower_case)
+        import tempfile
+        from kbert import corpus
+        try:   # dumps and JSON lines: learned from their cleaned text, never their markup
+            with tempfile.TemporaryDirectory(prefix="kbert-vocab-text-") as text_dir:
+                inputs = corpus.as_text_files(inputs, text_dir, text_field=fv.text_field,
+                                              language=fv.language)
+                return families.learn_family_tokenizer(
+                    fv.model, inputs, fv.learn_vocab_size, fv.output_dir,
+                    lower_case=fv.do_lower_case)
+        except corpus.CorpusError as e:
+            raise pretrain_flags.FlagError(f"--input_file: {e}") from e
         except ValueError as e:
             raise pretrain_flags.FlagError(
                 f"--learn_vocab_size={fv.learn_vocab_size}: {e}") from e
@@ -137,7 +145,8 @@ def _dataset_fn(fv, patterns: str, batch_size: int, seq_length: int, predictions
                 masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob,
                 do_whole_word_mask=fv.do_whole_word_mask,
                 sentence_splitting=fv.sentence_splitting,
-                sentence_objective=sentence_objective, max_ngram=fv.max_ngram)
+                sentence_objective=sentence_objective, max_ngram=fv.max_ngram,
+                text_field=fv.text_field, language=fv.language)
         return data.pretraining_dataset(
             patterns, batch_size, seq_length, predictions, is_training=is_training,
             input_context=context, seed=seed)
@@ -185,6 +194,18 @@ def _phase2_patterns(fv, train_patterns: str, eval_patterns: str | None) -> str 
             raise pretrain_flags.FlagError(
                 f"--phase2_input_file includes {leaked[0]}, which is held out for evaluation")
     return fv.phase2_input_file
+
+
+def _check_raw_text(fv, *patterns) -> None:
+    """Before the run directory is touched: every raw-text input recognised and its first
+    pool of documents read (a corpus of one pool whole), so a bad file is one line."""
+    from kbert.data import raw_text_stream
+    from kbert.data.text_pools import POOL_DOCUMENTS
+    for flag, pattern in zip(("--input_file", "--eval_input_file", "--phase2_input_file"),
+                             patterns):
+        if pattern:
+            raw_text_stream(pattern, fv.sentence_splitting, fv.text_field, fv.language,
+                            flag=flag).check(enough=POOL_DOCUMENTS)
 
 
 # ----------------------------------------------------------------------------- model
@@ -307,6 +328,8 @@ def run(fv) -> str:
     if not learn_vocab:
         config = _model_config(fv, families.vocab_size_of(fv.model, tokenizer_files))
     phase2_patterns = _phase2_patterns(fv, train_patterns, eval_patterns)
+    if fv.raw_text:
+        _check_raw_text(fv, train_patterns, eval_patterns, phase2_patterns)
     if not fv.raw_text:
         from kbert.configs import DEFAULT_SENTENCE_OBJECTIVE
         # Records remember the family and objective they were written for (manifest).
@@ -464,6 +487,11 @@ def main(argv) -> int:
         print(f"pretrain: error: {e}", file=sys.stderr)
         return EXIT_NON_FINITE
     except Exception as e:   # noqa: BLE001 — a full disk / unwritable place, in one line
+        from kbert.data.text_pools import data_error_in
+        found = data_error_in(e)   # raw text found damaged mid-run: the file, in one line
+        if found:
+            return console.report_error("pretrain", PretrainingDataError(found),
+                                        FLAGS.verbosity)
         if not is_environment_fault(e):
             raise
         return console.report_error("pretrain", e, FLAGS.verbosity)

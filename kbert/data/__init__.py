@@ -40,7 +40,8 @@ from kbert.data.manifest import (MANIFEST_NAME, merge_worker_manifests, read_man
 from kbert.data.masking import StaticMasker, num_to_predict
 from kbert.data.pairs import (Sentence, SentencePair, TokenizedDocument,
                               create_pairs_from_document, tokenize_documents, truncate_seq_pair)
-from kbert.data.pipelines import check_records, pretraining_dataset, raw_text_dataset, record_files
+from kbert.data.pipelines import (check_records, pretraining_dataset, raw_text_dataset,
+                                  raw_text_stream, record_files)
 from kbert.data.records import FEATURE_NAMES, IS_NEXT, NOT_NEXT, feature_spec, serialize_example
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
 from kbert.data.writer import create_pretraining_data, shard_file_name
@@ -52,7 +53,7 @@ __all__ = [
     "check_records", "create_chunk_examples", "create_pairs_from_document",
     "create_pretraining_data", "derive_seed", "expand_input_patterns", "feature_spec",
     "merge_worker_manifests", "num_to_predict", "plan_chunks", "pretraining_dataset",
-    "raw_text_dataset", "read_documents", "read_manifest", "record_files",
+    "raw_text_dataset", "raw_text_stream", "read_documents", "read_manifest", "record_files",
     "serialize_example", "shard_file_name", "tokenize_documents", "truncate_seq_pair",
     "write_manifest",
 ]

@@ -17,6 +17,7 @@ import os
 from typing import Sequence
 
 from kbert import text
+from kbert.corpus.errors import CorpusError
 from kbert.data.settings import PretrainingDataError
 
 _GLOB_CHARS = set("*?[")
@@ -126,21 +127,32 @@ class DocumentStream:
     sentence), `num_split_lines`. `check()` refuses files that are not plain text
     (`refuse_non_text`) and a corpus without text before any work.
 
+    `corpus`: a `kbert.corpus.CorpusDocuments(files, keep_plain_text=True)` reads the files
+    that are not plain text (MediaWiki dumps, JSON lines, compressed text) as
+    `trainers.prepare_corpus` would; its `CorpusError`s become PretrainingDataErrors with
+    the same message.
+
     Example:
         >>> stream = DocumentStream(["data/corpus/python_docs_00.txt"])   # doctest: +SKIP
         >>> first = next(iter(stream)); stream.num_documents              # doctest: +SKIP
         1
     """
 
-    def __init__(self, files: Sequence[str], mode: str = "auto"):
+    def __init__(self, files: Sequence[str], mode: str = "auto", corpus=None):
         self.files = list(files)
         self.mode = mode
+        self.corpus = corpus
         self.num_documents = self.num_sentences = self.num_single = self.num_split_lines = 0
+
+    def _documents_of(self, path: str):
+        if self.corpus is not None and not self.corpus.plain_text(path):
+            return self.corpus.documents(path)
+        return text.read_documents([path])
 
     def __iter__(self):
         for path in self.files:
             try:
-                for index, sentences in enumerate(text.read_documents([path])):
+                for index, sentences in enumerate(self._documents_of(path)):
                     [document], split = split_documents(
                         [Document(tuple(sentences), f"{path}#{index}")], self.mode)
                     self.num_split_lines += split
@@ -148,19 +160,22 @@ class DocumentStream:
                     self.num_sentences += len(document.sentences)
                     self.num_single += len(document.sentences) < 2
                     yield document
+            except CorpusError as e:   # names the file (and line) already
+                raise PretrainingDataError(str(e)) from e
             except (OSError, ValueError) as e:
                 if isinstance(e, PretrainingDataError):
                     raise
                 raise PretrainingDataError(f"cannot read {path}: {e}") from e
 
     def check(self, enough: int = 1) -> int:
-        """Before any work: every file plain text (`refuse_non_text`) and some text in
-        them; PretrainingDataError naming them if not. Reads documents until `enough` are
-        found (or the corpus ends) and returns how many it read: bounded work, however
-        large the corpus."""
-        for path in self.files:
-            refuse_non_text(path)
-        probe = DocumentStream(self.files, self.mode)
+        """Before any work: every file plain text (`refuse_non_text`; with `corpus`, any
+        file it reads) and some text in them; PretrainingDataError naming them if not.
+        Reads documents until `enough` are found (or the corpus ends) and returns how many
+        it read: bounded work, however large the corpus."""
+        if self.corpus is None:   # with one, every file was recognised when it was made
+            for path in self.files:
+                refuse_non_text(path)
+        probe = DocumentStream(self.files, self.mode, self.corpus)
         found = sum(1 for _ in itertools.islice(probe, max(1, enough)))
         if not found:
             raise probe.empty_error()
@@ -172,10 +187,7 @@ class DocumentStream:
 
     def no_pair_reason(self) -> str:
         """Why the documents gave no sentence pair (see `no_pair_reason`)."""
-        return (f"{self.num_documents} documents with {self.num_sentences} sentences were "
-                f"read and {self.num_single} of them have fewer than two sentences; a pair "
-                f"needs a document of at least two sentences (one sentence per line, a "
-                f"blank line between documents) and at least two documents")
+        return pair_reason_text(self.num_documents, self.num_sentences, self.num_single)
 
 
 def split_documents(documents: Sequence[Document], mode: str = "auto"
@@ -209,9 +221,13 @@ def split_documents(documents: Sequence[Document], mode: str = "auto"
 
 def no_pair_reason(documents: Sequence[Document]) -> str:
     """Why documents give no sentence pair: counts of documents and sentences."""
-    sentences = sum(len(d.sentences) for d in documents)
-    single = sum(len(d.sentences) < 2 for d in documents)
-    return (f"{len(documents)} documents with {sentences} sentences were read and "
+    return pair_reason_text(len(documents), sum(len(d.sentences) for d in documents),
+                            sum(len(d.sentences) < 2 for d in documents))
+
+
+def pair_reason_text(documents: int, sentences: int, single: int) -> str:
+    """`no_pair_reason` from the counts."""
+    return (f"{documents} documents with {sentences} sentences were read and "
             f"{single} of them have fewer than two sentences; a pair needs a document of "
             f"at least two sentences (one sentence per line, a blank line between "
             f"documents) and at least two documents")

@@ -29,18 +29,20 @@ import numpy as np
 import tensorflow as tf
 
 from kbert.data import manifest as manifest_lib
-from kbert.data.corpus import (expand_input_patterns, no_pair_reason, read_documents,
-                               split_documents, split_patterns)
+from kbert.corpus.documents import CorpusDocuments
+from kbert.corpus.errors import CorpusError
+from kbert.data.corpus import DocumentStream, expand_input_patterns, split_patterns
 from kbert.data.dynamic_masking import DynamicMasker
 from kbert.data.examples import build_example, derive_seed
 from kbert.data.packing import pack_full_sentences
-from kbert.data.pairs import create_pairs_from_document, tokenize_documents
+from kbert.data.pairs import create_pairs_from_document
 from kbert.data.records import feature_spec
 from kbert.data.settings import PretrainingDataError, PretrainingDataSettings
+from kbert.data.text_pools import POOL_DOCUMENTS, TextPools
 from kbert.data.writer import SHARD_SUFFIX
 
 __all__ = ["check_records", "dynamic_mask_fn", "parse_batch", "pretraining_dataset",
-           "raw_text_dataset", "record_files"]
+           "raw_text_dataset", "raw_text_stream", "record_files"]
 
 
 # --------------------------------------------------------------------------- record files
@@ -346,6 +348,26 @@ def pretraining_dataset(input_patterns_or_dir: str | Sequence[str], batch_size: 
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
+def raw_text_stream(input_patterns: str | Sequence[str], sentence_splitting: str = "auto",
+                    text_field: str = "text", language: str = "auto",
+                    flag: str = "input_patterns") -> DocumentStream:
+    """The documents `raw_text_dataset` reads: plain text as `kbert.text` reads it, dumps,
+    JSON lines and compressed text as `kbert.corpus` does (every file recognised now: a
+    PretrainingDataError naming a file no reader takes).
+
+    Example:
+        >>> stream = raw_text_stream("dumps/*.bz2", flag="--input_file")  # doctest: +SKIP
+        >>> stream.check(enough=10_000)                                   # doctest: +SKIP
+    """
+    files = expand_input_patterns(input_patterns, flag=flag)
+    try:
+        corpus = CorpusDocuments(files, text_field=text_field, language=language,
+                                 keep_plain_text=True)
+    except CorpusError as e:
+        raise PretrainingDataError(str(e)) from e
+    return DocumentStream(files, sentence_splitting, corpus)
+
+
 def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size: int,
                      max_seq_length: int, max_predictions_per_seq: int,
                      seed: int | None = None, *, is_training: bool = True,
@@ -355,19 +377,26 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
                      shuffle_buffer_size: int = 1000,
                      sentence_splitting: str = "auto", sentence_objective: str = "nsp",
                      max_ngram: int = 1, hold_out_every: int = 0,
-                     held_out: bool = False) -> tf.data.Dataset:
-    """Batches of pre-training features built on the fly from raw text.
+                     held_out: bool = False, text_field: str = "text",
+                     language: str = "auto",
+                     pool_documents: int = POOL_DOCUMENTS) -> tf.data.Dataset:
+    """Batches of pre-training features built on the fly from raw text, streamed.
 
-    NSP pairs come from google's algorithm over the whole corpus (each input pipeline takes
-    every n-th document), new pairs every epoch; masks are drawn in-graph per batch.
+    NSP pairs come from google's algorithm over pools of `pool_documents` documents (each
+    input pipeline takes every n-th document; `kbert.data.text_pools`): memory holds one
+    pool, and a corpus of one pool is paired as a whole, as google does. New pairs every
+    epoch; masks are drawn in-graph per batch.
     `sentence_objective="sop"` makes ALBERT's sentence-order pairs instead (label 1 =
     swapped); `"none"` makes RoBERTa's FULL-SENTENCES inputs (`kbert.data.packing`:
     one segment, documents packed in a new order each epoch with an extra separator between
     them, `next_sentence_labels` 0).
 
     Args:
-        input_patterns: text files (one sentence per line, blank line between documents)
-            as comma-separated globs, files or directories.
+        input_patterns: comma-separated globs, files or directories of text (one
+            sentence per line, blank line between documents) or of anything
+            `trainers.prepare_corpus` reads, recognised by content: MediaWiki XML dumps
+            (plain, bz2, gzip) and JSON lines (`text_field`; gzip, zstd), cleaned and split
+            into sentences as prepare_corpus does (`kbert.corpus.CorpusDocuments`).
         tokenizer: a `kbert.tokenizers.BertTokenizer`.
         batch_size: the global batch size (see `pretraining_dataset`).
         max_seq_length, max_predictions_per_seq: output shapes.
@@ -383,9 +412,13 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         hold_out_every: with k > 0, every k-th document (0, k, 2k, ...) is held out: left
             out of this dataset, or (`held_out=True`) the only documents in it. Scores on
             the held-out part measure text the model did not train on.
+        text_field, language: JSON lines' text field; sentence-splitting rules for dumps,
+            JSON lines and compressed text (as prepare_corpus's flags).
+        pool_documents: documents paired together (NotNext segments come from the pool).
 
-    Raises PretrainingDataError (counting documents and sentences) when the text gives no
-    sentence pair (or, with objective "none", no text), instead of looking for one forever.
+    Raises PretrainingDataError for a bad input file (the `kbert.corpus` message naming it),
+    and (counting documents and sentences) when no pool gives a sentence pair (or, with
+    objective "none", no text), instead of looking for one forever.
     """
     settings = PretrainingDataSettings(
         max_seq_length=max_seq_length, max_predictions_per_seq=max_predictions_per_seq,
@@ -393,28 +426,17 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         do_whole_word_mask=do_whole_word_mask, sentence_splitting=sentence_splitting)
     per_replica = _per_replica_batch_size(batch_size, input_context)
     num_pipelines, pipeline_id = _pipeline(input_context)
-    files = expand_input_patterns(input_patterns, flag="input_patterns")
-    documents, _ = split_documents(read_documents(files), sentence_splitting)
-    if hold_out_every:
-        documents = [d for i, d in enumerate(documents)
-                     if (i % hold_out_every == 0) == held_out]
-    documents = documents[pipeline_id::num_pipelines]
-    tokenized = tokenize_documents(documents, tokenizer)
     if sentence_objective not in ("nsp", "sop", "none"):
         raise ValueError(f"sentence_objective must be nsp, sop or none, got "
                          f"{sentence_objective!r}")
-    if sentence_objective == "none" and not tokenized:
-        raise PretrainingDataError(f"{', '.join(files[:3])}: no text to pre-train on")
-    has_pair = any(len(d.sentences) >= 2 for d in tokenized)
-    if sentence_objective != "none" and (
-            not has_pair or (sentence_objective == "nsp" and len(tokenized) < 2)):
-        raise PretrainingDataError(
-            f"{', '.join(files[:3])} gives no sentence pair (input pipeline {pipeline_id} of "
-            f"{num_pipelines}): {no_pair_reason(documents)}")
+    stream = raw_text_stream(input_patterns, sentence_splitting, text_field, language)
+    pools = TextPools(stream, tokenizer, pool_documents, hold_out_every, held_out,
+                      num_pipelines, pipeline_id)
+    pools.check(sentence_objective, ", ".join(stream.files[:3]))
     cls_id, sep_id = tokenizer.cls_id, tokenizer.sep_id
     pair_seed = _base_seed(seed, "raw_text_pairs", pipeline_id)
 
-    def packed_examples(order):
+    def packed_examples(tokenized, order):
         for packed in pack_full_sentences(tokenized, max_seq_length - 2, sep_id, order):
             ids = np.zeros(max_seq_length, np.int32)
             mask = np.zeros(max_seq_length, np.int32)
@@ -428,29 +450,30 @@ def raw_text_dataset(input_patterns: str | Sequence[str], tokenizer, batch_size:
         rng = random.Random(pair_seed)
         while True:
             produced = False
-            order = list(range(len(tokenized)))
-            if is_training:
-                rng.shuffle(order)
-            if sentence_objective == "none":
-                for example in packed_examples(order):
-                    produced = True
-                    yield example
-                order = []
-            for index in order:
-                for pair in create_pairs_from_document(
-                        tokenized, index, settings.max_num_tokens, short_seq_prob, rng,
-                        sentence_order=sentence_objective == "sop"):
-                    example = build_example(pair, cls_id, sep_id, None, rng)
-                    length = len(example.input_ids)
-                    ids = np.zeros(max_seq_length, np.int32)
-                    segments = np.zeros(max_seq_length, np.int32)
-                    mask = np.zeros(max_seq_length, np.int32)
-                    ids[:length] = example.input_ids
-                    segments[:length] = example.segment_ids
-                    mask[:length] = 1
-                    produced = True
-                    yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
-                           "next_sentence_labels": np.int32(pair.is_random_next)}
+            for tokenized in pools:
+                order = list(range(len(tokenized)))
+                if is_training:
+                    rng.shuffle(order)
+                if sentence_objective == "none":
+                    for example in packed_examples(tokenized, order):
+                        produced = True
+                        yield example
+                    order = []
+                for index in order:
+                    for pair in create_pairs_from_document(
+                            tokenized, index, settings.max_num_tokens, short_seq_prob, rng,
+                            sentence_order=sentence_objective == "sop"):
+                        example = build_example(pair, cls_id, sep_id, None, rng)
+                        length = len(example.input_ids)
+                        ids = np.zeros(max_seq_length, np.int32)
+                        segments = np.zeros(max_seq_length, np.int32)
+                        mask = np.zeros(max_seq_length, np.int32)
+                        ids[:length] = example.input_ids
+                        segments[:length] = example.segment_ids
+                        mask[:length] = 1
+                        produced = True
+                        yield {"input_ids": ids, "input_mask": mask, "segment_ids": segments,
+                               "next_sentence_labels": np.int32(pair.is_random_next)}
             if not is_training or not produced:   # never loop over a pass without pairs
                 return
 

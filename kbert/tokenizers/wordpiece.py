@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import collections.abc
 import logging
 import os
 from typing import Iterable, Sequence
@@ -293,6 +294,8 @@ def count_words(texts: Iterable[str], lower_case: bool = True,
 
 
 def _texts_of(source) -> Iterable[str]:
+    if isinstance(source, collections.abc.Iterator):   # lines, streamed
+        return source
     if isinstance(source, (str, os.PathLike)):
         return text.iter_lines(os.fspath(source))
     source = list(source)
@@ -321,8 +324,9 @@ def learn_vocabulary(source, vocab_size: int, lower_case: bool = True,
     and below `min_fraction` of `vocab_size` it is a ValueError.
 
     Args:
-        source: a file or directory path, a list of paths, or a list of documents
-            (lists of strings).
+        source: a file or directory path, a list of paths, a list of documents
+            (lists of strings), or an iterator of lines (read once, streamed; e.g.
+            `kbert.corpus.CorpusDocuments(files).lines()`).
         vocab_size: the largest vocabulary wanted (the learner aims within 5% below it).
         lower_case: normalise as an uncased tokenizer would (must match the tokenizer).
         reserved_tokens: placed first; must include `[PAD] [UNK] [CLS] [SEP] [MASK]`.
