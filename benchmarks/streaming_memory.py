@@ -7,6 +7,8 @@ Inputs are generated from data/corpus (documents repeated with their sentences r
   dump:  a MediaWiki XML dump (schema 0.11, multistream bz2) of about N MB of XML, the
          documents dressed in templates, references, links, a table and a category;
   text:  google-research/bert-format text of about N MB.
+`--what=pretrain_raw_text` runs `trainers.pretrain --raw_text` (tiny model, 20 steps) on the
+text input: what it holds while reading a corpus, whatever its size.
 
 Usage:
     python benchmarks/streaming_memory.py --what=prepare_corpus --mb=100 --work=/tmp/mem
@@ -121,7 +123,8 @@ def run_sampled(command: list[str], csv_path: str, env: dict) -> tuple[float, in
     return time.time() - started, peak, process.returncode
 
 
-NAMES = {"new": "streamed", "w2": "streamed, 2 workers", "old": "before: lists in memory"}
+NAMES = {"new": "streamed", "w2": "streamed, 2 workers", "old": "before: lists in memory",
+         "before": "before: the corpus as a list"}
 
 
 def plot(work: str, output: str) -> None:
@@ -129,8 +132,10 @@ def plot(work: str, output: str) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    commands = ("prepare_corpus", "create_pretraining_data")
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4))
+    commands = [c for c in ("prepare_corpus", "create_pretraining_data", "pretrain_raw_text")
+                if glob.glob(os.path.join(work, f"{c}_*.csv"))]
+    figure, axes = plt.subplots(1, len(commands), figsize=(5.5 * len(commands), 4))
+    axes = [axes] if len(commands) == 1 else axes
     for axis, command in zip(axes, commands):
         for path in sorted(glob.glob(os.path.join(work, f"{command}_*.csv"))):
             rows = list(csv.DictReader(open(path)))
@@ -139,7 +144,8 @@ def plot(work: str, output: str) -> None:
             mb, label = os.path.basename(path)[len(command) + 1:-4].split("_", 1)
             axis.plot([float(r["seconds"]) for r in rows], [float(r["rss_mb"]) for r in rows],
                       label=f"{mb} MB input ({NAMES.get(label, label)})")
-        axis.set_title(f"trainers.{command}")
+        axis.set_title("trainers.pretrain --raw_text" if command == "pretrain_raw_text"
+                       else f"trainers.{command}")
         axis.set_xlabel("seconds")
         axis.set_ylabel("process tree RSS (MB)")
         axis.set_ylim(bottom=0)
@@ -150,7 +156,8 @@ def plot(work: str, output: str) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--what", choices=["prepare_corpus", "create_pretraining_data"])
+    parser.add_argument("--what", choices=["prepare_corpus", "create_pretraining_data",
+                                           "pretrain_raw_text"])
     parser.add_argument("--mb", type=int, default=100)
     parser.add_argument("--work", default="/tmp/kbert_memory")
     parser.add_argument("--python_path", default=ROOT,
@@ -171,6 +178,18 @@ def main() -> None:
         out = os.path.join(args.work, f"corpus{args.mb}_{args.label}")
         command = [sys.executable, "-m", "trainers.prepare_corpus", f"--input_file={source}",
                    f"--output_dir={out}", "--overwrite"]
+    elif args.what == "pretrain_raw_text":
+        source = os.path.join(args.work, f"text{args.mb}.txt")
+        if not os.path.exists(source):
+            make_text(source, args.mb)
+        from tests.harness import gt_vocab_file
+        out = os.path.join(args.work, f"pretrain{args.mb}_{args.label}")
+        command = [sys.executable, "-m", "trainers.pretrain", "--raw_text",
+                   f"--input_file={source}", f"--vocab_file={gt_vocab_file()}",
+                   f"--output_dir={out}", "--model_size=tiny", "--max_seq_length=64",
+                   "--max_predictions_per_seq=8", "--train_batch_size=8",
+                   "--num_train_steps=20", "--num_warmup_steps=1", "--eval_steps=0",
+                   "--overwrite"]
     else:
         source = os.path.join(args.work, f"text{args.mb}.txt")
         if not os.path.exists(source):

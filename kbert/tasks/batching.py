@@ -92,6 +92,8 @@ class BucketedBatches:
         buckets: allowed padded lengths (ascending); rows longer than the last are an error.
     """
 
+    sort_window = 50   # batches whose rows are sorted by length together when shuffling
+
     def __init__(self, features: dict, labels=None, batch_size: int = 32, shuffle: bool = False,
                  seed: int = 0, buckets=None):
         self.features = features
@@ -122,8 +124,8 @@ class BucketedBatches:
                                                                  self.batch_size)]
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(self.num_rows)
-        # Sort within chunks of 50 batches: similar lengths together, still random.
-        chunk = self.batch_size * 50
+        # Sort within chunks of `sort_window` batches: similar lengths together, still random.
+        chunk = self.batch_size * self.sort_window
         parts = [c[np.argsort(self.lengths[c], kind="stable")]
                  for c in np.split(order, range(chunk, self.num_rows, chunk))]
         order = np.concatenate(parts) if parts else order
