@@ -138,10 +138,11 @@ def run(name: str, command: list[str]) -> tuple[float, float]:
 
 
 # ----------------------------------------------------------------------------- the outputs
-def kbert_output(out: str) -> tuple[int, int]:
-    """(documents, characters of the non-blank lines) of a prepare_corpus output."""
+def _count_blank_line_documents(paths) -> tuple[int, int]:
+    """(documents, characters of the non-blank lines) of google-research/bert-format text:
+    one sentence a line, a blank line between documents."""
     documents = characters = 0
-    for path in sorted(glob.glob(os.path.join(out, "corpus-*.txt"))):
+    for path in paths:
         in_document = False
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -153,6 +154,11 @@ def kbert_output(out: str) -> tuple[int, int]:
                 else:
                     in_document = False
     return documents, characters
+
+
+def kbert_output(out: str) -> tuple[int, int]:
+    """(documents, characters of the non-blank lines) of a prepare_corpus output."""
+    return _count_blank_line_documents(sorted(glob.glob(os.path.join(out, "corpus-*.txt"))))
 
 
 def extracted_articles(extracted: str):
@@ -181,18 +187,7 @@ def wikiextractor_output(extracted: str) -> tuple[int, int]:
 
 
 def split_output(path: str) -> tuple[int, int]:
-    documents = characters = 0
-    in_document = False
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\n")
-            if line:
-                characters += len(line)
-                documents += not in_document
-                in_document = True
-            else:
-                in_document = False
-    return documents, characters
+    return _count_blank_line_documents([path])
 
 
 def _split_article(lines: list[str]) -> list[str]:
