@@ -16,6 +16,7 @@ import http.server
 import json
 import os
 import posixpath
+import signal
 import sys
 import urllib.parse
 
@@ -171,6 +172,10 @@ def run(fv) -> None:
     server, url, info = make_server(fv.tflite, fv.host, fv.port)
     print(f"serve: {url} ({info['file']}: {len(info['labels'])} labels, "
           f"{PACKAGE} {info['package_version']}); Ctrl-C stops", flush=True)
+    # Ctrl-C (SIGINT) and SIGTERM stop it: Python's own handler, set again here in case a
+    # native library loaded above replaced it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

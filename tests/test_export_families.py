@@ -215,8 +215,13 @@ def test_general_distillation_of_a_roberta_pretrainer(task, tmp_path):
     save_pretrained(teacher, teacher_dir,
                     vocab_file=tokenizer_files("roberta", tokenizer_dir), do_lower_case=False)
     out = tmp_path / "general"
+    # One document of plain text (JSON lines are a document a line since --corpus reads what
+    # prepare_corpus reads): too few to hold any out.
+    corpus = tmp_path / "one_document.txt"
+    corpus.write_text("".join(json.loads(line)["text"] + "\n"
+                              for line in open(task["train"], encoding="utf-8")))
     assert _distill(["--distillation=general", f"--teacher_model={teacher_dir}",
-                     f"--corpus={task['train']}", "--student_num_layers=1",
+                     f"--corpus={corpus}", "--student_num_layers=1",
                      "--num_train_steps=4", "--train_batch_size=4", "--max_seq_length=32",
                      f"--output_dir={out}"]) == 0
     student = kbert.load(str(out / "model"))
