@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 
-import keras
 import tensorflow as tf
 from keras.src.random.seed_generator import SeedGenerator
 
