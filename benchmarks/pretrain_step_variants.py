@@ -19,6 +19,20 @@ Variants:
   SparseSoftmaxCrossEntropyWithLogits) instead of log_softmax + take_along_axis, whose
   gradient scatters into a dense [B*P, vocab] tensor.
 * `no_dropout`: every dropout rate 0 — the upper bound on what cheaper dropout could save.
+* `keras_dropout`: Keras' own dropout draw (a float32 per unit) in kbert's `Dropout` layers,
+  kbert's before issue 17's `kbert.layers.dropout` (16 random bits per unit).
+* `gelu_custom_gradient`: the exact GELU with a hand-written gradient
+  (`dy * (cdf + x * pdf)`, 7 element-wise ops) instead of autodiff through
+  `0.5 * x * erfc(-x / sqrt(2))`.
+* `vocab_transpose_b`: the masked-LM logits as one 2-D MatMul with transpose_b instead of
+  `matmul(x, transpose(table))` (which copies the [V, E] table into its transpose in the
+  forward pass and again for its gradient).
+* `layer_norm_custom_gradient`: every LayerNormalization over the last axis with a
+  hand-written gradient (`dx = inv * (g - mean(g) - xhat * mean(g * xhat))`, g = dy * gamma)
+  instead of autodiff through Keras' moments.
+* `keras_adamw`: Keras 3's own AdamW update, clipping and decay (kbert's before issue 17's
+  fused update: a dozen element-wise ops per variable where kbert now runs one
+  `ResourceApplyAdam`, `L2Loss` norms and one multiply for the decay).
 
     python benchmarks/pretrain_step_variants.py --variants=baseline,fused_qkv --rounds=6
 """
@@ -86,6 +100,61 @@ def _fused_cross_entropy(labels, logits):
                                                from_logits=True)
 
 
+def _gelu_custom_gradient(x):
+    import tensorflow as tf
+
+    @tf.custom_gradient
+    def gelu(x):
+        cdf = 0.5 * tf.math.erfc(x * tf.cast(-0.7071067811865476, x.dtype))
+
+        def grad(dy):
+            pdf = tf.exp(tf.square(x) * tf.cast(-0.5, x.dtype)) * tf.cast(
+                0.3989422804014327, x.dtype)
+            return dy * (cdf + x * pdf)
+        return x * cdf, grad
+    return gelu(x)
+
+
+def _vocab_transpose_b_call(self, sequence, masked_positions):
+    import tensorflow as tf
+    from keras import ops
+
+    from kbert.models.heads import gather_positions
+    x = gather_positions(sequence, masked_positions)
+    x = self.layer_norm(self._activation_fn(self.transform_dense(x)))
+    table = ops.cast(self.token_embedding.embeddings, x.dtype)
+    rows = ops.reshape(x, (-1, ops.shape(x)[-1]))
+    logits = ops.reshape(tf.linalg.matmul(rows, table, transpose_b=True),
+                         (ops.shape(x)[0], ops.shape(x)[1], ops.shape(table)[0]))
+    return ops.cast(logits, "float32") + ops.cast(self.output_bias, "float32")
+
+
+def _layer_norm_custom_gradient_call(self, inputs):
+    import tensorflow as tf
+    from keras import ops
+    epsilon = self.epsilon
+
+    @tf.custom_gradient
+    def norm(x, gamma, beta):
+        x32 = tf.cast(x, tf.float32)
+        mean = tf.reduce_mean(x32, -1, keepdims=True)
+        centered = x32 - mean
+        inv = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), -1, keepdims=True) + epsilon)
+        xhat = centered * inv
+
+        def grad(dy):
+            dy = tf.cast(dy, tf.float32)
+            axes = list(range(len(x.shape) - 1))
+            g = dy * gamma
+            dx = inv * (g - tf.reduce_mean(g, -1, keepdims=True)
+                        - xhat * tf.reduce_mean(g * xhat, -1, keepdims=True))
+            return (tf.cast(dx, x.dtype), tf.reduce_sum(dy * xhat, axes),
+                    tf.reduce_sum(dy, axes))
+        return xhat * gamma + beta, grad
+    return ops.cast(norm(inputs, tf.identity(self.gamma.value), tf.identity(self.beta.value)),
+                    self.compute_dtype)
+
+
 @contextlib.contextmanager
 def patched(variant):
     """Patch `variant` into kbert while the block runs."""
@@ -96,13 +165,35 @@ def patched(variant):
     pretraining_losses = importlib.import_module("kbert.models.pretraining_losses")
     saved_loss = pretraining_losses._sparse_cross_entropy
     calls = {"fused_qkv": _fused_qkv_call, "einsum_scores": _einsum_scores_call}
+    from kbert.layers import activations
+    from kbert.models.heads import MaskedLMHead
+    saved_head_call = MaskedLMHead.call
+    from kbert.training import optimizers
+    saved_gelu = activations._ACTIVATIONS["gelu"]
+    fused = {name: getattr(optimizers.AdamW, name)
+             for name in ("update_step", "_clip_gradients", "_apply_weight_decay")}
+    from kbert.layers.dropout import Dropout as KbertDropout
     saved_call, saved_dropout = MultiHeadSelfAttention.call, keras.layers.Dropout.call
+    saved_kbert_dropout = KbertDropout.call
+    saved_layer_norm = keras.layers.LayerNormalization.call
     if variant in calls:
         MultiHeadSelfAttention.call = calls[variant]
     elif variant == "fused_cross_entropy":
         pretraining_losses._sparse_cross_entropy = _fused_cross_entropy
     elif variant == "no_dropout":
         keras.layers.Dropout.call = lambda self, inputs, training=False: inputs
+        KbertDropout.call = keras.layers.Dropout.call
+    elif variant == "vocab_transpose_b":
+        MaskedLMHead.call = _vocab_transpose_b_call
+    elif variant == "keras_dropout":
+        KbertDropout.call = keras.layers.Dropout.call
+    elif variant == "gelu_custom_gradient":
+        activations._ACTIVATIONS["gelu"] = _gelu_custom_gradient
+    elif variant == "layer_norm_custom_gradient":
+        keras.layers.LayerNormalization.call = _layer_norm_custom_gradient_call
+    elif variant == "keras_adamw":
+        for name in fused:
+            setattr(optimizers.AdamW, name, getattr(keras.optimizers.AdamW, name))
     elif variant != "baseline":
         raise ValueError(f"unknown variant {variant!r}")
     try:
@@ -110,11 +201,18 @@ def patched(variant):
     finally:
         MultiHeadSelfAttention.call, keras.layers.Dropout.call = saved_call, saved_dropout
         pretraining_losses._sparse_cross_entropy = saved_loss
+        activations._ACTIVATIONS["gelu"] = saved_gelu
+        MaskedLMHead.call = saved_head_call
+        KbertDropout.call = saved_kbert_dropout
+        keras.layers.LayerNormalization.call = saved_layer_norm
+        for name, method in fused.items():
+            setattr(optimizers.AdamW, name, method)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variants", default="baseline,fused_qkv,einsum_scores,fused_cross_entropy,no_dropout")
+    parser.add_argument("--variants", default="baseline,keras_adamw,keras_dropout,no_dropout,"
+                        "gelu_custom_gradient,vocab_transpose_b,layer_norm_custom_gradient")
     parser.add_argument("--size", default="mini")
     parser.add_argument("--batch_size", type=int, default=16)
     parser.add_argument("--seq_length", type=int, default=128)
@@ -134,7 +232,7 @@ def main(argv=None):
     names = args.variants.split(",")
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"precision={args.precision} variants={names} rounds={args.rounds} "
-          f"steps={args.steps} load={os.getloadavg()[0]:.2f}", flush=True)
+          f"steps={args.steps} load={os.getloadavg()[0]:.2f} cpu={bench.cpu_name()}", flush=True)
     steps = {}
     for name in names:
         with patched(name):

@@ -32,6 +32,12 @@ forward per sequence and layer, x3 for training). Embedding look-ups, LayerNorm,
 GELU, dropout and the optimizer are not counted (they are not matmuls). keras-hub's share
 uses the same count less the pooler and NSP terms (it has no NSP head).
 
+After the rounds it measures the step's *matmul floor* (`matmul_floor`): the same step's
+matmuls alone, forward and backward, at their shapes, in one graph of nothing else. Its
+share of the roof is the most any implementation using these matmul kernels can reach at
+this size (small matmuls run below the 2048^3 roof), and each system's step time over the
+floor says how much of the step is not matmul.
+
 `--precision=mixed_bfloat16` sets that Keras policy for kbert and keras-hub alike (PyTorch
 stays float32; skip it with `--skip=torch`).
 
@@ -75,6 +81,18 @@ def synthetic_batch(batch, seq, predictions, vocab, seed=0):
             "masked_lm_positions": positions, "masked_lm_ids": labels,
             "masked_lm_weights": np.ones((batch, predictions), np.float32),
             "next_sentence_labels": rng.integers(0, 2, size=(batch,), dtype=np.int32)}
+
+
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (speed figures differ from machine to machine)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown"
 
 
 def window(step, steps):
@@ -220,6 +238,67 @@ def _size(name):
     return hidden, layers
 
 
+def matmul_floor(args, dtype="float32", repeats=3):
+    """Seconds per step of the step's matmuls alone, at their shapes: for every dense layer
+    the forward product and both backward products (dX = dY W^T, dW = X^T dY), the
+    attention products QK^T and PV with their four backward products, the masked-LM
+    transform and vocabulary projection, the pooler. One TensorFlow graph of nothing else:
+    one layer's products (each on its own operands, so that no two are the same
+    computation that Grappler would merge) run `layers` times in a `tf.while_loop`. The
+    time a step that did no element-wise work, no data movement and no optimizer would
+    take with this CPU's matmul kernels. Best of `repeats`."""
+    import tensorflow as tf
+
+    hidden, layers = _size(args.size)
+    heads = max(1, hidden // 64)
+    batch, seq, preds, vocab = args.batch_size, args.seq_length, args.predictions, args.vocab_size
+    tokens, inner = batch * seq, 4 * hidden
+    rng = tf.random.Generator.from_seed(0)
+
+    def tensor(*shape):
+        return tf.cast(rng.normal(shape) * 0.01, dtype)
+
+    def dense_operands(rows, k, n):
+        return tensor(rows, k), tensor(k, n), tensor(rows, n)
+
+    layer_dense = [dense_operands(tokens, hidden, hidden) for _ in range(4)] + [
+        dense_operands(tokens, hidden, inner), dense_operands(tokens, inner, hidden)]
+    head_dense = [dense_operands(batch * preds, hidden, hidden),
+                  dense_operands(batch * preds, hidden, vocab),
+                  dense_operands(batch, hidden, hidden)]
+    q, k, v, d_context = (tensor(batch, heads, seq, hidden // heads) for _ in range(4))
+    probs, d_scores = tensor(batch, heads, seq, seq), tensor(batch, heads, seq, seq)
+    mm = tf.linalg.matmul
+
+    def touch(products):
+        return tf.add_n([tf.cast(tf.reshape(p, [-1])[0], tf.float32) for p in products])
+
+    def dense_products(operands):
+        out = []
+        for x, w, dy in operands:
+            out += [mm(x, w), mm(dy, w, transpose_b=True), mm(x, dy, transpose_a=True)]
+        return out
+
+    @tf.function
+    def products():
+        total = tf.constant(0.0)
+        for _ in tf.range(layers):
+            total += touch(dense_products(layer_dense) + [
+                mm(q, k, transpose_b=True), mm(probs, v),                  # forward
+                mm(d_context, v, transpose_b=True),                        # d probs
+                mm(probs, d_context, transpose_a=True),                    # dV
+                mm(d_scores, k), mm(d_scores, q, transpose_a=True)])       # dQ, dK
+        return total + touch(dense_products(head_dense))
+
+    float(products())
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        float(products())
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
 def model_flops(args, nsp):
     """`step_flops` for the benchmark's configuration."""
     hidden, layers = _size(args.size)
@@ -256,7 +335,7 @@ def main(argv=None):
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} cpus={os.cpu_count()} "
           f"torch_threads={args.threads} rounds={args.rounds} steps={args.steps} "
-          f"precision={args.precision} load={os.getloadavg()[0]:.2f}", flush=True)
+          f"precision={args.precision} load={os.getloadavg()[0]:.2f} cpu={cpu_name()}", flush=True)
     builders = {
         "torch": lambda: (torch_step(args, features, args.threads),),
         "kbert": lambda: kbert_step(args, features, jit_compile=False),
@@ -311,13 +390,24 @@ def main(argv=None):
         shares[name], text = summary(values)
         print(f"{name} share of the {roof_dtype} roof: {text} "
               f"({flops / 1e9:.2f} GFLOP per step)", flush=True)
+    floor = matmul_floor(args, "bfloat16" if roof_dtype == "bfloat16" else "float32")
+    flops = model_flops(args, nsp=True)
+    floor_share = flops / floor / 1e9 / statistics.median(roofs[roof_dtype])
+    print(f"matmul floor (the step's matmuls alone): {1000 * floor:.1f} ms per step, "
+          f"{args.batch_size / floor:.2f} sequences/s = {floor_share:.2f} of the {roof_dtype} "
+          "roof: no implementation with these matmul kernels reaches a higher share", flush=True)
+    for name in names:
+        if name != "torch":
+            print(f"{name} step / matmul floor: {args.batch_size / floor / results[name]:.2f}x "
+                  "(1.00 = nothing but matmuls)", flush=True)
     for cleanup in cleanups:
         cleanup()
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "sequences_per_second": results,
                        "rounds": per_round, "ratios": ratios, "roofs": roofs,
-                       "roof_shares": shares}, f, indent=2)
+                       "roof_shares": shares, "matmul_floor_s": floor,
+                       "matmul_floor_share": floor_share}, f, indent=2)
     return results
 
 

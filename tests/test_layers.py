@@ -5,6 +5,7 @@ import math
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from scipy.special import erf
 
 from kbert.layers import (BertEmbeddings, MultiHeadSelfAttention, PositionwiseFeedForward,
@@ -124,3 +125,55 @@ def test_get_config_mirrors_constructor(layer):
 def test_indivisible_heads_are_refused():
     with pytest.raises(ValueError, match="divisible"):
         TransformerBlock(10, 3, 32)
+
+
+# --------------------------------------------------------------- dropout (16 random bits a unit)
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_drop_units_drops_at_the_rate_and_keeps_the_expectation(rate):
+    from kbert.layers import drop_units
+    x = tf.ones((1001, 999))                          # odd size: the last 16-bit draw unused
+    y = drop_units(x, rate, tf.constant([7, 3])).numpy()
+    kept_value = 65536 / (65536 - round(rate * 65536))
+    assert np.all((y == 0) | np.isclose(y, kept_value, rtol=1e-6))
+    dropped = float((y == 0).mean())
+    sigma = (rate * (1 - rate) / y.size) ** 0.5
+    assert abs(dropped - rate) < 5 * sigma
+    assert abs(float(y.mean()) - 1.0) < 5 * sigma * kept_value
+
+
+def test_drop_units_is_a_function_of_the_seed_and_its_gradient_uses_the_mask():
+    from kbert.layers import drop_units
+    x = tf.random.stateless_normal((64, 33), seed=[1, 2])
+    first = drop_units(x, 0.3, tf.constant([5, 6]))
+    np.testing.assert_array_equal(first, drop_units(x, 0.3, tf.constant([5, 6])))
+    assert not np.array_equal(first == 0, drop_units(x, 0.3, tf.constant([5, 7])) == 0)
+    weights = tf.random.stateless_normal((64, 33), seed=[3, 4])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = drop_units(x, 0.3, tf.constant([5, 6]))
+        loss = tf.reduce_sum(y * weights)
+    keep = (y.numpy() != 0).astype("float32")
+    scale = 65536 / (65536 - round(0.3 * 65536))
+    np.testing.assert_allclose(tape.gradient(loss, x), keep * scale * weights.numpy(),
+                               rtol=1e-6)
+    bf16 = drop_units(tf.cast(x, tf.bfloat16), 0.3, tf.constant([5, 6]))
+    assert bf16.dtype == tf.bfloat16
+    np.testing.assert_array_equal(bf16.numpy() == 0, first.numpy() == 0)
+
+
+def test_kbert_dropout_layer_is_keras_dropout_with_the_cheaper_draw():
+    from kbert.layers import Dropout
+    layer = Dropout(0.25, seed=3)
+    x = np.ones((8, 512), "float32")
+    np.testing.assert_array_equal(layer(x, training=False), x)
+    y = layer(x, training=True).numpy()
+    assert 0.15 < (y == 0).mean() < 0.35
+    assert not np.array_equal(y, layer(x, training=True).numpy())   # a new seed per call
+    rows = Dropout(0.5, noise_shape=(8, 1), seed=1)(x, training=True).numpy()  # Keras' draw
+    assert all(len(set(row)) == 1 for row in rows)
+    restored = Dropout.from_config(layer.get_config())
+    assert isinstance(restored, keras.layers.Dropout) and restored.rate == 0.25
+    block = TransformerBlock(16, 2, 32, hidden_dropout=0.1, attention_dropout=0.1)
+    assert all(isinstance(d, Dropout) for d in (
+        block.attention_dropout_layer, block.feed_forward_dropout_layer,
+        block.attention.dropout_layer))

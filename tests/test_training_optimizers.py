@@ -147,3 +147,45 @@ def test_bad_optimizer_arguments():
         create_optimizer("adamw", 1e-3, weight_decay=0.01)
     with pytest.raises(ValueError, match="weight_decay"):
         create_optimizer("adamw", 1e-3, weight_decay=-1.0)
+
+
+def test_fused_adamw_matches_keras_adamw_and_runs_one_kernel_per_variable():
+    """kbert's AdamW (one ResourceApplyAdam per variable, L2Loss norms, one decay multiply)
+    gives Keras 3 AdamW's values in graph mode, with an embedding's sparse gradient, a
+    decay exclusion and the clip both active and not. Keras gets the gradients densified:
+    given the IndexedSlices of an embedding whose ids repeat, its global norm sums the
+    squares of each repeat's row instead of the square of their sum (kbert densifies)."""
+    rng = np.random.default_rng(3)
+    init = [rng.standard_normal(s).astype(np.float32) for s in [(50, 8), (8, 6), (6,)]]
+    ids = tf.constant([[1, 4, 4, 9], [0, 49, 3, 3]])
+
+    def train(optimizer_class, densify):
+        table, kernel, bias = (keras.Variable(w.copy()) for w in init)
+        optimizer = optimizer_class(learning_rate=1e-2, weight_decay=0.1, global_clipnorm=1.0,
+                                    epsilon=1e-6)
+        optimizer.exclude_from_weight_decay(var_list=[bias])
+        optimizer.build([table, kernel, bias])
+
+        @tf.function
+        def step(scale):
+            with tf.GradientTape() as tape:
+                hidden = tf.gather(table, ids)            # IndexedSlices gradient
+                loss = scale * tf.reduce_sum(tf.tanh(hidden @ kernel + bias))
+            grads = tape.gradient(loss, [table, kernel, bias])
+            if densify:
+                grads = [tf.convert_to_tensor(g) for g in grads]
+            optimizer.apply(grads, [table, kernel, bias])
+
+        for scale in [5.0, 0.01, 2.0, 0.001]:     # gradient norms above and below the clip
+            step(tf.constant(scale))
+        ops = {op.type for op in step.get_concrete_function(
+            tf.TensorSpec([], tf.float32)).graph.get_operations()}
+        return [v.numpy() for v in (table, kernel, bias)], ops
+
+    ours, our_ops = train(AdamW, densify=False)
+    reference, reference_ops = train(keras.optimizers.AdamW, densify=True)
+    for a, b, w in zip(ours, reference, init):
+        assert np.abs(a - w).max() > 1e-3             # the variables moved
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert "ResourceApplyAdam" in our_ops and "ResourceApplyAdam" not in reference_ops
+    assert "L2Loss" in our_ops

@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from kbert.layers.dropout import Dropout
+
 # Added to the scores of padded keys. Finite and within float16 range, so masked rows stay
 # well defined under mixed precision; small enough in magnitude to quantize (the export
 # stage may clip it further).
@@ -70,7 +72,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.key = dense("key")
         self.value = dense("value")
         self.output_dense = dense("output")
-        self.dropout_layer = keras.layers.Dropout(attention_dropout, dtype=self.dtype_policy,
+        self.dropout_layer = Dropout(attention_dropout, dtype=self.dtype_policy,
                                                   name="attention_dropout")
 
     def build(self, x_shape, padding_mask_shape=None):

@@ -3,6 +3,7 @@
 import keras
 
 from kbert.layers.attention import MultiHeadSelfAttention
+from kbert.layers.dropout import Dropout
 from kbert.layers.feed_forward import PositionwiseFeedForward
 from kbert.layers.recompute import recompute_with_dropout
 
@@ -57,14 +58,14 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = attention_layer or MultiHeadSelfAttention(
             num_heads, hidden_size // num_heads, attention_dropout=attention_dropout,
             initializer_range=initializer_range, dtype=policy, name="attention")
-        self.attention_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
+        self.attention_dropout_layer = Dropout(hidden_dropout, dtype=policy,
                                                             name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
         self.feed_forward = feed_forward_layer or PositionwiseFeedForward(
             hidden_size, intermediate_size, activation=activation,
             initializer_range=initializer_range, dtype=policy, name="feed_forward")
-        self.feed_forward_dropout_layer = keras.layers.Dropout(hidden_dropout, dtype=policy,
+        self.feed_forward_dropout_layer = Dropout(hidden_dropout, dtype=policy,
                                                                name="feed_forward_dropout")
         self.feed_forward_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")

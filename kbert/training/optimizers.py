@@ -16,6 +16,7 @@ import re
 from typing import Iterable
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 # As google-research/bert's AdamWeightDecayOptimizer: never decay LayerNorm or biases.
@@ -47,9 +48,32 @@ class _CallerReducedGradientsMixin:
         return super()._all_reduce_sum_gradients(grads_and_vars)
 
 
+def _resource_handle(variable):
+    """The TensorFlow resource handle of a Keras or tf.Variable (inside a distribution
+    strategy's `update`, the current replica's component), or None."""
+    if isinstance(variable, keras.Variable):
+        variable = variable.value
+    try:
+        return variable.handle
+    except (AttributeError, ValueError):
+        return None
+
+
+def _dense(gradient):
+    return tf.convert_to_tensor(gradient) if isinstance(gradient, tf.IndexedSlices) else gradient
+
+
 @keras.saving.register_keras_serializable(package="kbert")
 class AdamW(_CallerReducedGradientsMixin, keras.optimizers.AdamW):
-    """Keras AdamW (decoupled decay `w -= lr * weight_decay * w`, as PyTorch's AdamW).
+    """Keras AdamW (decoupled decay `w -= lr * weight_decay * w`, as PyTorch's AdamW), with
+    the same values computed in fewer passes over memory:
+
+    - each variable's Adam update is one fused `ResourceApplyAdam` kernel (m, v and the
+      variable read and written once, as Keras 2 / tf_keras applied Adam) instead of Keras
+      3's dozen element-wise ops, each a pass over the variable;
+    - the global gradient norm for clipping sums `L2Loss` per gradient (one read, no
+      squared copy; what `tf.clip_by_global_norm` does);
+    - the decay multiplies each variable once (`w * (wd * lr)`), not twice.
 
     Args:
         gradients_reduced: see `_CallerReducedGradientsMixin`; False behaves as Keras AdamW.
@@ -63,6 +87,49 @@ class AdamW(_CallerReducedGradientsMixin, keras.optimizers.AdamW):
     def __init__(self, gradients_reduced: bool = False, **kwargs):
         super().__init__(**kwargs)
         self.gradients_reduced = bool(gradients_reduced)
+
+    def update_step(self, gradient, variable, learning_rate):
+        handle = _resource_handle(variable)
+        if self.amsgrad or handle is None:
+            return super().update_step(gradient, variable, learning_rate)
+        index = self._get_variable_index(variable)
+        dtype = variable.dtype
+        step = ops.cast(self.iterations + 1, dtype)
+        beta_1, beta_2 = ops.cast(self.beta_1, dtype), ops.cast(self.beta_2, dtype)
+        tf.raw_ops.ResourceApplyAdam(
+            var=handle, m=_resource_handle(self._momentums[index]),
+            v=_resource_handle(self._velocities[index]),
+            beta1_power=ops.power(beta_1, step), beta2_power=ops.power(beta_2, step),
+            lr=ops.cast(learning_rate, dtype), beta1=beta_1, beta2=beta_2,
+            epsilon=ops.cast(self.epsilon, dtype), grad=ops.cast(_dense(gradient), dtype))
+
+    def _clip_gradients(self, grads):
+        if not (self.global_clipnorm and self.global_clipnorm > 0) or self.clipnorm:
+            return super()._clip_gradients(grads)
+        dense = [None if g is None else _dense(g) for g in grads]
+        present = [g for g in dense if g is not None]
+        clipped, _ = tf.clip_by_global_norm(present, self.global_clipnorm)
+        clipped = iter(clipped)
+        return [None if g is None else next(clipped) for g in dense]
+
+    def _apply_weight_decay(self, variables):
+        if self.weight_decay is None:
+            return
+
+        def distributed_apply_weight_decay(distribution, variables, **kwargs):
+            def weight_decay_fn(variable):
+                if self._use_weight_decay(variable):
+                    lr = tf.cast(self.learning_rate, variable.dtype)
+                    wd = tf.cast(self.weight_decay, variable.dtype)
+                    variable.assign_sub(variable * (wd * lr))
+
+            for variable in variables:
+                if isinstance(variable, keras.Variable):
+                    variable = variable.value
+                distribution.extended.update(variable, weight_decay_fn, group=False)
+
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            distributed_apply_weight_decay, self._distribution_strategy, variables)
 
     def get_config(self):
         return {**super().get_config(), "gradients_reduced": self.gradients_reduced}
