@@ -11,6 +11,8 @@ Variants:
 * `baseline`: kbert as it is.
 * `fused_qkv`: one [H, 3H] projection for Q, K and V (the three kernels concatenated at
   call time; variables unchanged) and one transpose for all three.
+* `fused_qkv_split`: the same one [H, 3H] projection, split along the last axis into Q, K
+  and V, each then transposed to heads as kbert does (no 5-D transpose).
 * `einsum_scores`: scores as `einsum("bhqd,bhkd->bhqk")` (BatchMatMul with adj_y) instead
   of an explicit transpose of K and a matmul.
 * `fused_cross_entropy`: (kbert's loss since issue 17; this variant now changes nothing)
@@ -49,40 +51,16 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import pretrain_throughput as bench  # noqa: E402
 
 
-def _fused_qkv_call(self, x, padding_mask=None, training=None, return_attention=False):
+def _attend(self, q, k, v, padding_mask, training, return_attention, einsum_scores):
+    """kbert's attention after the projections ([batch, heads, seq, head_size] each), with
+    the scores by einsum (adj_y) or by an explicit transpose of K, as kbert does."""
     from keras import ops
 
     from kbert.layers.attention import padding_mask_to_bias
-    kernel = ops.concatenate([ops.cast(d.kernel, x.dtype)
-                              for d in (self.query, self.key, self.value)], axis=1)
-    bias = ops.concatenate([ops.cast(d.bias, x.dtype)
-                            for d in (self.query, self.key, self.value)], axis=0)
-    qkv = ops.matmul(x, kernel) + bias
-    batch, seq = ops.shape(x)[0], ops.shape(x)[1]
-    qkv = ops.reshape(qkv, (batch, seq, 3, self.num_heads, self.head_size))
-    qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
-    q, k, v = qkv[0], qkv[1], qkv[2]
     q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)
-    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, k), "float32")
-    if padding_mask is not None:
-        scores = scores + padding_mask_to_bias(padding_mask, "float32")
-    probs = ops.softmax(scores, axis=-1)
-    dropped = self.dropout_layer(ops.cast(probs, v.dtype), training=training)
-    context = ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3))
-    context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
-    output = self.output_dense(context)
-    return (output, probs) if return_attention else output
-
-
-def _einsum_scores_call(self, x, padding_mask=None, training=None, return_attention=False):
-    from keras import ops
-
-    from kbert.layers.attention import padding_mask_to_bias
-    q = self._split_heads(self.query(x))
-    k = self._split_heads(self.key(x))
-    v = self._split_heads(self.value(x))
-    q = q * ops.cast(1.0 / math.sqrt(self.head_size), q.dtype)
-    scores = ops.cast(ops.einsum("bhqd,bhkd->bhqk", q, k), "float32")
+    scores = (ops.einsum("bhqd,bhkd->bhqk", q, k) if einsum_scores
+              else ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))))
+    scores = ops.cast(scores, "float32")
     if padding_mask is not None:
         scores = scores + padding_mask_to_bias(padding_mask, "float32")
     probs = ops.softmax(scores, axis=-1)
@@ -92,6 +70,37 @@ def _einsum_scores_call(self, x, padding_mask=None, training=None, return_attent
     context = ops.reshape(context, (batch, seq, self.num_heads * self.head_size))
     output = self.output_dense(context)
     return (output, probs) if return_attention else output
+
+
+def _fused_projection(self, x):
+    """x @ [Wq | Wk | Wv] + [bq | bk | bv]: [batch, seq, 3 * hidden] (variables unchanged)."""
+    from keras import ops
+    kernel = ops.concatenate([ops.cast(d.kernel, x.dtype)
+                              for d in (self.query, self.key, self.value)], axis=1)
+    bias = ops.concatenate([ops.cast(d.bias, x.dtype)
+                            for d in (self.query, self.key, self.value)], axis=0)
+    return ops.matmul(x, kernel) + bias
+
+
+def _fused_qkv_call(self, x, padding_mask=None, training=None, return_attention=False):
+    from keras import ops
+    batch, seq = ops.shape(x)[0], ops.shape(x)[1]
+    qkv = ops.reshape(_fused_projection(self, x),
+                      (batch, seq, 3, self.num_heads, self.head_size))
+    qkv = ops.transpose(qkv, (2, 0, 3, 1, 4))
+    return _attend(self, qkv[0], qkv[1], qkv[2], padding_mask, training, return_attention,
+                   einsum_scores=True)
+
+
+def _fused_qkv_split_call(self, x, padding_mask=None, training=None, return_attention=False):
+    from keras import ops
+    q, k, v = (self._split_heads(t) for t in ops.split(_fused_projection(self, x), 3, axis=-1))
+    return _attend(self, q, k, v, padding_mask, training, return_attention, einsum_scores=False)
+
+
+def _einsum_scores_call(self, x, padding_mask=None, training=None, return_attention=False):
+    q, k, v = (self._split_heads(d(x)) for d in (self.query, self.key, self.value))
+    return _attend(self, q, k, v, padding_mask, training, return_attention, einsum_scores=True)
 
 
 def _fused_cross_entropy(labels, logits):
@@ -164,7 +173,8 @@ def patched(variant):
     import importlib
     pretraining_losses = importlib.import_module("kbert.models.pretraining_losses")
     saved_loss = pretraining_losses._sparse_cross_entropy
-    calls = {"fused_qkv": _fused_qkv_call, "einsum_scores": _einsum_scores_call}
+    calls = {"fused_qkv": _fused_qkv_call, "fused_qkv_split": _fused_qkv_split_call,
+             "einsum_scores": _einsum_scores_call}
     from kbert.layers import activations
     from kbert.models.heads import MaskedLMHead
     saved_head_call = MaskedLMHead.call
