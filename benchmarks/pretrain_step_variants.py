@@ -32,6 +32,8 @@ Variants:
 * `layer_norm_custom_gradient`: every LayerNormalization over the last axis with a
   hand-written gradient (`dx = inv * (g - mean(g) - xhat * mean(g * xhat))`, g = dy * gamma)
   instead of autodiff through Keras' moments.
+* `keras_argmax`: the accuracies' argmax by `keras.ops.argmax` (kbert's before issue 17's
+  `tf.argmax`: Keras' TensorFlow backend rewrites -0.0 first, five passes over the logits).
 * `keras_adamw`: Keras 3's own AdamW update, clipping and decay (kbert's before issue 17's
   fused update: a dozen element-wise ops per variable where kbert now runs one
   `ResourceApplyAdam`, `L2Loss` norms and one multiply for the decay).
@@ -173,6 +175,7 @@ def patched(variant):
     import importlib
     pretraining_losses = importlib.import_module("kbert.models.pretraining_losses")
     saved_loss = pretraining_losses._sparse_cross_entropy
+    saved_top1 = pretraining_losses._top1
     calls = {"fused_qkv": _fused_qkv_call, "fused_qkv_split": _fused_qkv_split_call,
              "einsum_scores": _einsum_scores_call}
     from kbert.layers import activations
@@ -190,6 +193,8 @@ def patched(variant):
         MultiHeadSelfAttention.call = calls[variant]
     elif variant == "fused_cross_entropy":
         pretraining_losses._sparse_cross_entropy = _fused_cross_entropy
+    elif variant == "keras_argmax":
+        pretraining_losses._top1 = lambda logits: keras.ops.argmax(logits, axis=-1)
     elif variant == "no_dropout":
         keras.layers.Dropout.call = lambda self, inputs, training=False: inputs
         KbertDropout.call = keras.layers.Dropout.call
@@ -211,6 +216,7 @@ def patched(variant):
     finally:
         MultiHeadSelfAttention.call, keras.layers.Dropout.call = saved_call, saved_dropout
         pretraining_losses._sparse_cross_entropy = saved_loss
+        pretraining_losses._top1 = saved_top1
         activations._ACTIVATIONS["gelu"] = saved_gelu
         MaskedLMHead.call = saved_head_call
         KbertDropout.call = saved_kbert_dropout

@@ -191,13 +191,18 @@ def main(argv=None):
     parser.add_argument("--skip", default="", help="comma list: kbert,keras_hub")
     parser.add_argument("--order", default="kbert,keras_hub",
                         help="which system is built and profiled first")
+    parser.add_argument("--precision", default="float32",
+                        choices=["float32", "mixed_bfloat16"],
+                        help="Keras dtype policy for kbert and keras-hub")
     args = parser.parse_args(argv)
     bench.console.import_tensorflow()
+    import keras
+    keras.mixed_precision.set_global_policy(args.precision)
     features = bench.synthetic_batch(args.batch_size, args.seq_length, args.predictions,
                                      args.vocab_size)
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} steps={args.steps} "
-          f"load={os.getloadavg()[0]:.2f}", flush=True)
+          f"precision={args.precision} load={os.getloadavg()[0]:.2f}", flush=True)
     skip = set(filter(None, args.skip.split(",")))
     builders = {"kbert": lambda: bench.kbert_step(args, features, jit_compile=False)[0],
                 "keras_hub": lambda: keras_hub_eager_ops_step(args, features)}

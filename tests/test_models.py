@@ -114,6 +114,30 @@ def test_mlm_loss_ignores_padding_predictions():
                                pretraining_losses(y, out)["mlm_loss"], rtol=1e-6)
 
 
+def test_accuracies_count_the_weighted_top1_hits_in_one_argmax_pass():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(3, 4, 50)).astype("float32")
+    labels = rng.integers(0, 50, size=(3, 4)).astype("int32")
+    labels[0, :2] = logits[0, :2].argmax(-1)          # two sure hits
+    weights = np.ones((3, 4), "float32")
+    weights[2, 3] = 0.0                                 # a padding prediction
+    labels[2, 3] = logits[2, 3].argmax(-1)            # a hit that must not count
+    nsp = rng.normal(size=(3, 2)).astype("float32")
+    features = {"masked_lm_ids": labels, "masked_lm_weights": weights,
+                "next_sentence_labels": np.array([[0], [1], [1]], "int32")}
+    got = pretraining_losses(features, {"mlm_logits": logits, "nsp_logits": nsp})
+    hits = (logits.argmax(-1) == labels) * weights
+    assert float(got["mlm_accuracy"]) == pytest.approx(hits.sum() / (weights.sum() + 1e-5))
+    assert float(got["nsp_accuracy"]) == pytest.approx(np.mean(nsp.argmax(-1) == [0, 1, 1]))
+    # One ArgMax over the logits, not Keras' -0.0 rewrite (five more passes over them).
+    graph = tf.function(pretraining_losses).get_concrete_function(
+        {k: tf.TensorSpec(np.shape(v), tf.as_dtype(np.asarray(v).dtype))
+         for k, v in features.items()},
+        {"mlm_logits": tf.TensorSpec((3, 4, 50)), "nsp_logits": tf.TensorSpec((3, 2))}).graph
+    types = [op.type for op in graph.get_operations()]
+    assert types.count("ArgMax") == 2 and "BitwiseAnd" not in types and "SelectV2" not in types
+
+
 def test_model_directory_layout(tmp_path):
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -10,6 +10,7 @@ Example:
     1.6094
 """
 
+import tensorflow as tf
 from keras import ops
 
 TERM_NAMES = ("mlm_loss_sum", "mlm_weight_sum", "mlm_correct_sum",
@@ -24,6 +25,15 @@ def _sparse_cross_entropy(labels, logits):
                                                from_logits=True)
 
 
+def _top1(logits):
+    # tf.argmax, not keras.ops.argmax: Keras' TensorFlow backend first rewrites -0.0 as the
+    # smallest negative float (a sign-bit test, a comparison and a select: five passes over
+    # the [batch, predictions, vocab] logits, ~5 % of a mini pre-training step) so that
+    # argmax breaks 0.0/-0.0 ties as NumPy does; an accuracy does not need that
+    # (benchmarks/pretrain_step_variants.py, variant keras_argmax; BUILD_NOTES issue 17).
+    return tf.argmax(logits, axis=-1, output_type=tf.int32)
+
+
 def pretraining_loss_terms(features, outputs):
     """Per-replica sums: reduce each with SUM across replicas, then divide.
 
@@ -34,7 +44,7 @@ def pretraining_loss_terms(features, outputs):
     mlm_weights = ops.cast(features["masked_lm_weights"], "float32")
     mlm_logits = outputs["mlm_logits"]
     mlm_ce = _sparse_cross_entropy(mlm_labels, mlm_logits)
-    mlm_hit = ops.cast(ops.equal(ops.argmax(mlm_logits, axis=-1), mlm_labels), "float32")
+    mlm_hit = ops.cast(ops.equal(_top1(mlm_logits), mlm_labels), "float32")
 
     terms = {
         "mlm_loss_sum": ops.sum(mlm_ce * mlm_weights),
@@ -47,7 +57,7 @@ def pretraining_loss_terms(features, outputs):
     nsp_labels = ops.reshape(ops.cast(features["next_sentence_labels"], "int32"), (-1,))
     nsp_logits = outputs["nsp_logits"]
     nsp_ce = _sparse_cross_entropy(nsp_labels, nsp_logits)
-    nsp_hit = ops.cast(ops.equal(ops.argmax(nsp_logits, axis=-1), nsp_labels), "float32")
+    nsp_hit = ops.cast(ops.equal(_top1(nsp_logits), nsp_labels), "float32")
     return {
         **terms,
         "nsp_loss_sum": ops.sum(nsp_ce),
