@@ -73,7 +73,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         self.value = dense("value")
         self.output_dense = dense("output")
         self.dropout_layer = Dropout(attention_dropout, dtype=self.dtype_policy,
-                                                  name="attention_dropout")
+                                     name="attention_dropout")
 
     def build(self, x_shape, padding_mask_shape=None):
         for layer in (self.query, self.key, self.value):

@@ -59,14 +59,14 @@ class TransformerBlock(keras.layers.Layer):
             num_heads, hidden_size // num_heads, attention_dropout=attention_dropout,
             initializer_range=initializer_range, dtype=policy, name="attention")
         self.attention_dropout_layer = Dropout(hidden_dropout, dtype=policy,
-                                                            name="attention_output_dropout")
+                                               name="attention_output_dropout")
         self.attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="attention_layer_norm")
         self.feed_forward = feed_forward_layer or PositionwiseFeedForward(
             hidden_size, intermediate_size, activation=activation,
             initializer_range=initializer_range, dtype=policy, name="feed_forward")
         self.feed_forward_dropout_layer = Dropout(hidden_dropout, dtype=policy,
-                                                               name="feed_forward_dropout")
+                                                  name="feed_forward_dropout")
         self.feed_forward_layer_norm = keras.layers.LayerNormalization(
             epsilon=layer_norm_eps, dtype=policy, name="feed_forward_layer_norm")
         self.gradient_checkpointing = False
