@@ -28,8 +28,8 @@ def _sparse_cross_entropy(labels, logits):
 def _top1(logits):
     # tf.argmax, not keras.ops.argmax: Keras' TensorFlow backend first rewrites -0.0 as the
     # smallest negative float (a sign-bit test, a comparison and a select: five passes over
-    # the [batch, predictions, vocab] logits; dropping them measured 1.02× on a mini step) so that
-    # argmax breaks 0.0/-0.0 ties as NumPy does; an accuracy does not need that
+    # the [batch, predictions, vocab] logits; dropping them measured 1.02× on a mini step)
+    # so that argmax breaks 0.0/-0.0 ties as NumPy does; an accuracy does not need that
     # (benchmarks/pretrain_step_variants.py, variant keras_argmax; BUILD_NOTES issue 17).
     return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
