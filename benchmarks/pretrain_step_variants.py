@@ -34,6 +34,9 @@ Variants:
   instead of autodiff through Keras' moments.
 * `keras_argmax`: the accuracies' argmax by `keras.ops.argmax` (kbert's before issue 17's
   `tf.argmax`: Keras' TensorFlow backend rewrites -0.0 first, five passes over the logits).
+* `decay_assign`: the decoupled weight decay as `w.assign(w * (1 - wd * lr))` (one read and
+  one write of each decayed weight, the product's buffer taken over by the variable) instead
+  of kbert's `w.assign_sub(w * (wd * lr))`.
 * `keras_adamw`: Keras 3's own AdamW update, clipping and decay (kbert's before issue 17's
   fused update: a dozen element-wise ops per variable where kbert now runs one
   `ResourceApplyAdam`, `L2Loss` norms and one multiply for the decay).
@@ -166,6 +169,28 @@ def _layer_norm_custom_gradient_call(self, inputs):
                     self.compute_dtype)
 
 
+def _decay_by_assign(self, variables):
+    """AdamW's decay as `w = w * (1 - wd * lr)` (kbert: `w -= w * (wd * lr)`)."""
+    import keras
+    import tensorflow as tf
+
+    def distributed_apply_weight_decay(distribution, variables, **kwargs):
+        def weight_decay_fn(variable):
+            if self._use_weight_decay(variable):
+                lr = tf.cast(self.learning_rate, variable.dtype)
+                wd = tf.cast(self.weight_decay, variable.dtype)
+                variable.assign(variable * (1 - wd * lr))
+
+        for variable in variables:
+            if isinstance(variable, keras.Variable):
+                variable = variable.value
+            distribution.extended.update(variable, weight_decay_fn, group=False)
+
+    if self.weight_decay is not None:
+        tf.__internal__.distribute.interim.maybe_merge_call(
+            distributed_apply_weight_decay, self._distribution_strategy, variables)
+
+
 @contextlib.contextmanager
 def patched(variant):
     """Patch `variant` into kbert while the block runs."""
@@ -206,6 +231,8 @@ def patched(variant):
         activations._ACTIVATIONS["gelu"] = _gelu_custom_gradient
     elif variant == "layer_norm_custom_gradient":
         keras.layers.LayerNormalization.call = _layer_norm_custom_gradient_call
+    elif variant == "decay_assign":
+        optimizers.AdamW._apply_weight_decay = _decay_by_assign
     elif variant == "keras_adamw":
         for name in fused:
             setattr(optimizers.AdamW, name, getattr(keras.optimizers.AdamW, name))
@@ -239,7 +266,11 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--xla_fusion", default="none", choices=["auto", "none", "elementwise"],
+                        help="trainers.pretrain's --xla_fusion, for every variant")
     args = parser.parse_args(argv)
+    from kbert.training import xla_fusion
+    args.xla_fusion = xla_fusion.apply_xla_fusion(args.xla_fusion, args.precision)
     bench.console.import_tensorflow()
     import keras
     keras.mixed_precision.set_global_policy(args.precision)
@@ -247,8 +278,9 @@ def main(argv=None):
                                      args.vocab_size)
     names = args.variants.split(",")
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
-          f"precision={args.precision} variants={names} rounds={args.rounds} "
-          f"steps={args.steps} load={os.getloadavg()[0]:.2f} cpu={bench.cpu_name()}", flush=True)
+          f"precision={args.precision} xla_fusion={args.xla_fusion} variants={names} "
+          f"rounds={args.rounds} steps={args.steps} load={os.getloadavg()[0]:.2f} "
+          f"cpu={bench.cpu_name()}", flush=True)
     steps = {}
     for name in names:
         with patched(name):

@@ -41,6 +41,12 @@ floor says how much of the step is not matmul.
 `--precision=mixed_bfloat16` sets that Keras policy for kbert and keras-hub alike (PyTorch
 stays float32; skip it with `--skip=torch`).
 
+`--xla_fusion` is `trainers.pretrain`'s flag of the same name (`kbert.training.xla_fusion`):
+`auto` (the trainer's default: XLA fuses the element-wise ops under mixed_bfloat16 without
+a GPU) | `none` | `elementwise`. It sets TensorFlow's process-wide `TF_XLA_FLAGS`, so it
+holds for keras-hub as well, whose step XLA compiles whole anyway; to compare kbert with
+and without it, run the benchmark twice, interleaving the processes.
+
     python benchmarks/pretrain_throughput.py                 # defaults
     python benchmarks/pretrain_throughput.py --rounds=3 --steps=30 --batch_size=32 --size=tiny
 """
@@ -324,8 +330,13 @@ def main(argv=None):
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "mixed_bfloat16"],
                         help="Keras dtype policy for kbert and keras-hub")
+    parser.add_argument("--xla_fusion", default="auto",
+                        choices=["auto", "none", "elementwise"],
+                        help="trainers.pretrain's --xla_fusion, for the whole process")
     parser.add_argument("--json", default=None, help="also write the results here")
     args = parser.parse_args(argv)
+    from kbert.training import xla_fusion
+    args.xla_fusion = xla_fusion.apply_xla_fusion(args.xla_fusion, args.precision)
     console.import_tensorflow()
     import keras
     keras.mixed_precision.set_global_policy(args.precision)
@@ -335,7 +346,8 @@ def main(argv=None):
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} cpus={os.cpu_count()} "
           f"torch_threads={args.threads} rounds={args.rounds} steps={args.steps} "
-          f"precision={args.precision} load={os.getloadavg()[0]:.2f} cpu={cpu_name()}", flush=True)
+          f"precision={args.precision} xla_fusion={args.xla_fusion} "
+          f"load={os.getloadavg()[0]:.2f} cpu={cpu_name()}", flush=True)
     builders = {
         "torch": lambda: (torch_step(args, features, args.threads),),
         "kbert": lambda: kbert_step(args, features, jit_compile=False),

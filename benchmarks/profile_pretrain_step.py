@@ -44,6 +44,7 @@ LAYOUT_TYPES = {"Transpose", "_MklTranspose", "Reshape", "ExpandDims", "Squeeze"
                 "Identity", "Shape", "BroadcastTo", "ConjugateTranspose", "Tile"}
 GATHER_TYPES = {"GatherV2", "ResourceGather", "GatherNd", "UnsortedSegmentSum", "ScatterNd",
                 "TensorScatterAdd", "ResourceScatterAdd", "OneHot"}
+XLA_TYPES = {"_XlaRun", "_XlaCompile", "XlaLaunch", "_XlaMerge"}
 READ_TYPES = {"ReadVariableOp", "AssignVariableOp", "AssignAddVariableOp",
               "AssignSubVariableOp", "VarHandleOp", "Const", "NoOp", "_Arg", "_Retval"}
 
@@ -56,6 +57,8 @@ def bucket(name, op_type):
         'attention batch matmul'
     """
     lower = name.lower()
+    if op_type in XLA_TYPES:
+        return "XLA fused clusters"
     if re.match(r"^(adamw?|adam_w|optimizer|sgd|lamb)(_\d+)?/|/(adamw?|adam_w)(_\d+)?/", lower) or \
             "clip_by_global_norm" in lower or "global_norm" in lower or \
             op_type.startswith("ResourceApply"):
@@ -194,7 +197,13 @@ def main(argv=None):
     parser.add_argument("--precision", default="float32",
                         choices=["float32", "mixed_bfloat16"],
                         help="Keras dtype policy for kbert and keras-hub")
+    parser.add_argument("--xla_fusion", default="none",
+                        choices=["auto", "none", "elementwise"],
+                        help="trainers.pretrain's --xla_fusion (default none: every op "
+                             "visible; with it, fused chains show as _XlaRun)")
     args = parser.parse_args(argv)
+    from kbert.training import xla_fusion
+    args.xla_fusion = xla_fusion.apply_xla_fusion(args.xla_fusion, args.precision)
     bench.console.import_tensorflow()
     import keras
     keras.mixed_precision.set_global_policy(args.precision)
@@ -202,7 +211,8 @@ def main(argv=None):
                                      args.vocab_size)
     print(f"config: size={args.size} batch={args.batch_size} seq={args.seq_length} "
           f"predictions={args.predictions} vocab={args.vocab_size} steps={args.steps} "
-          f"precision={args.precision} load={os.getloadavg()[0]:.2f}", flush=True)
+          f"precision={args.precision} xla_fusion={args.xla_fusion} "
+          f"load={os.getloadavg()[0]:.2f}", flush=True)
     skip = set(filter(None, args.skip.split(",")))
     builders = {"kbert": lambda: bench.kbert_step(args, features, jit_compile=False)[0],
                 "keras_hub": lambda: keras_hub_eager_ops_step(args, features)}

@@ -50,9 +50,10 @@ def test_helpfull_lists_the_flags():
                  "eval_batch_size", "learning_rate", "num_train_steps", "num_warmup_steps",
                  "save_checkpoints_steps", "model_size", "vocab_file", "raw_text", "optimizer",
                  "weight_decay", "clip_norm", "grad_accum_steps", "mixed_precision",
-                 "jit_compile", "phase2_max_seq_length", "phase2_fraction", "keep_checkpoints",
-                 "resume", "eval_every_steps", "eval_steps", "log_every_steps", "distribution",
-                 "num_cpu_devices", "num_attention_heads", "initializer_range"):
+                 "jit_compile", "xla_fusion", "phase2_max_seq_length", "phase2_fraction",
+                 "keep_checkpoints", "resume", "eval_every_steps", "eval_steps",
+                 "log_every_steps", "distribution", "num_cpu_devices", "num_attention_heads",
+                 "initializer_range"):
         assert f"--{name}:" in result.stdout or f"--[no]{name}:" in result.stdout, name
 
 
