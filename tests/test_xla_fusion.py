@@ -116,22 +116,21 @@ def test_pretraining_with_fusion_compiles_clusters_and_trains_the_same(workspace
     np.testing.assert_allclose(fused_losses, plain_losses, rtol=1e-4)   # 5e-6 measured
 
 
-def test_elementwise_in_a_started_process_is_a_flag_error(monkeypatch):
+def test_elementwise_in_a_started_process_is_an_error_naming_the_flag(monkeypatch):
     """A caller whose TensorFlow already runs gets the flag named, not a silent no-op."""
     from absl import flags
 
-    from tests.harness import import_command_isolated
     from trainers import flags as pretrain_flags
+    from trainers import xla_fusion_flag
     import tensorflow as tf
     float(tf.constant(1.0) + 1.0)
-    pretrain = import_command_isolated("trainers.pretrain")
     values = flags.FlagValues()
     pretrain_flags.define_pretrain_flags(values)
     values(["pretrain", "--input_file=x", "--output_dir=y", "--model_size=tiny",
             "--mixed_precision=mixed_bfloat16", "--xla_fusion=elementwise"])
     monkeypatch.delenv("TF_XLA_FLAGS", raising=False)
-    with pytest.raises(pretrain_flags.FlagError, match="--xla_fusion=elementwise"):
-        pretrain._enable_xla_fusion(values)
+    with pytest.raises(ValueError, match="--xla_fusion=elementwise"):
+        xla_fusion_flag.enable(values, "mixed_bfloat16")
     values["xla_fusion"].value = "auto"    # auto only warns and leaves it off
-    assert pretrain._enable_xla_fusion(values) == "none"
+    assert xla_fusion_flag.enable(values, "mixed_bfloat16") == "none"
     assert "TF_XLA_FLAGS" not in os.environ

@@ -30,6 +30,7 @@ from kbert import console  # noqa: E402
 console.quiet_tensorflow()   # before anything imports TensorFlow
 
 from trainers import finetune_flags  # noqa: E402
+from trainers import xla_fusion_flag  # noqa: E402
 
 FLAGS = flags.FLAGS
 finetune_flags.define_finetune_flags(FLAGS)
@@ -216,6 +217,8 @@ def run(fv) -> dict:
     strategy = create_strategy("auto", fv.num_cpu_devices)
     keras.utils.set_random_seed(fv.seed)
     policy = None if fv.mixed_precision == "none" else fv.mixed_precision
+    logging.info("precision %s; XLA fusion of element-wise ops (--xla_fusion=%s): %s",
+                 policy or "float32", fv.xla_fusion, os.environ.get("TF_XLA_FLAGS") or "off")
     with strategy.scope():
         encoder, preprocessor = load_encoder_and_preprocessor(fv.init_model, fv.max_seq_length,
                                                               dtype=policy)
@@ -325,4 +328,5 @@ def main(argv) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=xla_fusion_flag.flags_parser(   # auto: off (see its help)
+        FLAGS, "finetune", lambda fv: "none"))

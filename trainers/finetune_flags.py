@@ -21,6 +21,8 @@ import os
 
 from absl import flags
 
+from trainers import xla_fusion_flag
+
 TASKS = ("classification", "pair_classification", "regression", "token_classification",
          "question_answering", "multiple_choice")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
@@ -31,6 +33,14 @@ DEFAULT_COLUMNS = {
     "multiple_choice": ("text", "choices", "label"),
     "token_classification": ("tokens", "text_pair", "tags"),
 }
+
+
+# Fine-tuning's length buckets give batches many shapes, each compiled anew by XLA: fusion
+# measured 0.40x in bfloat16 (BUILD_NOTES, issue 17), so `auto` stays off here.
+FINETUNE_XLA_FUSION_HELP = (
+    "XLA-fuse the step's element-wise ops while the matmuls stay on oneDNN: elementwise | "
+    "none; auto = none for fine-tuning (XLA compiles every bucket length anew: 0.40x "
+    "measured in bfloat16).")
 
 
 class FlagError(ValueError):
@@ -115,6 +125,7 @@ def define_finetune_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
     flags.DEFINE_enum("mixed_precision", "none", list(MIXED_PRECISION),
                       "Compute dtype policy (logits and loss stay float32).", flag_values=fv)
     flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step.", flag_values=fv)
+    xla_fusion_flag.define(fv, FINETUNE_XLA_FUSION_HELP)
     flags.DEFINE_bool("gradient_checkpointing", False,
                       "Recompute each block's activations in the backward pass instead of "
                       "keeping them: far less memory, about a third more compute.",

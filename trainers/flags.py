@@ -25,7 +25,7 @@ import os
 from absl import flags
 
 from kbert.configs import FAMILIES, NAMED_SIZES, SHARE_LAYERS
-from kbert.training.xla_fusion import MODES as XLA_FUSION_MODES
+from trainers import xla_fusion_flag
 
 OPTIMIZERS = ("adamw", "lamb")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16", "auto")
@@ -207,11 +207,7 @@ def define_pretrain_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
                       flag_values=fv)
     flags.DEFINE_bool("jit_compile", False,
                       "XLA-compile the forward/backward pass.", flag_values=fv)
-    flags.DEFINE_enum("xla_fusion", "auto", list(XLA_FUSION_MODES),
-                      "XLA-fuse the step's element-wise ops (GELU, dropout, LayerNorm, the "
-                      "loss) while matmuls stay on oneDNN; auto = elementwise under "
-                      "mixed_bfloat16 without a GPU (1.03-1.11x measured), else none.",
-                      flag_values=fv)
+    xla_fusion_flag.define(fv)
     flags.DEFINE_bool("gradient_checkpointing", False,
                       "Recompute each block's activations in the backward pass instead of "
                       "keeping them: far less memory, about a third more compute.",

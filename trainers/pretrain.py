@@ -34,6 +34,7 @@ from kbert import console
 console.quiet_tensorflow()   # before anything imports TensorFlow
 
 from trainers import flags as pretrain_flags  # noqa: E402
+from trainers import xla_fusion_flag  # noqa: E402
 from kbert.training.precision import resolve_precision  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -464,20 +465,6 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
     return model_dir
 
 
-def _enable_xla_fusion(fv) -> str:
-    """Resolve --xla_fusion and, for `elementwise`, set TF_XLA_FLAGS; the mode."""
-    from kbert.training.xla_fusion import apply_xla_fusion
-    try:
-        mode = apply_xla_fusion(fv.xla_fusion, resolve_precision(fv.mixed_precision),
-                                jit_compile=fv.jit_compile)
-    except RuntimeError as e:
-        if fv.xla_fusion == "elementwise":
-            raise pretrain_flags.FlagError(f"--xla_fusion=elementwise: {e}") from e
-        logging.warning("--xla_fusion=auto: element-wise fusion left off: %s", e)
-        return "none"
-    return mode
-
-
 def main(argv) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -514,17 +501,6 @@ def main(argv) -> int:
     return 0
 
 
-def parse_flags(argv):
-    """absl's flag parsing, then --xla_fusion: before absl's init callbacks, one of which
-    (tf.distribute's) lists the devices, after which TensorFlow ignores TF_XLA_FLAGS."""
-    remaining = app.parse_flags_with_usage(argv)
-    try:
-        _enable_xla_fusion(FLAGS)
-    except pretrain_flags.FlagError as e:
-        print(f"pretrain: error: {e}", file=sys.stderr)
-        sys.exit(EXIT_BAD_INPUT)
-    return remaining
-
-
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    app.run(main, flags_parser=xla_fusion_flag.flags_parser(
+        FLAGS, "pretrain", lambda fv: resolve_precision(fv.mixed_precision), EXIT_BAD_INPUT))

@@ -14,10 +14,23 @@ Example:
 `trainers/pretrain.py` wires these to command-line flags.
 """
 
-from kbert.training.distribution import create_strategy
-from kbert.training.loop import LoopSettings, NonFiniteLossError, Phase, PretrainingLoop
-from kbert.training.optimizers import AdamW, Lamb, create_optimizer, weight_decay_exclusions
-from kbert.training.schedules import PhasedSchedule, WarmupPolynomialDecay
+import importlib
+
+# TensorFlow-heavy pieces load on first use, so that `kbert.training.precision` and
+# `kbert.training.xla_fusion` can be imported before TensorFlow (a command decides its XLA
+# flags and log level first).
+_HOMES = {"create_strategy": "distribution", "LoopSettings": "loop",
+          "NonFiniteLossError": "loop", "Phase": "loop", "PretrainingLoop": "loop",
+          "AdamW": "optimizers", "Lamb": "optimizers", "create_optimizer": "optimizers",
+          "weight_decay_exclusions": "optimizers", "PhasedSchedule": "schedules",
+          "WarmupPolynomialDecay": "schedules"}
+
+
+def __getattr__(name):
+    if name in _HOMES:
+        return getattr(importlib.import_module(f"kbert.training.{_HOMES[name]}"), name)
+    raise AttributeError(f"module 'kbert.training' has no attribute {name!r}")
+
 
 __all__ = ["AdamW", "Lamb", "LoopSettings", "NonFiniteLossError", "Phase", "PhasedSchedule",
            "PretrainingLoop", "WarmupPolynomialDecay", "create_optimizer", "create_strategy",
