@@ -6,13 +6,16 @@ memory each, and in bfloat16 TensorFlow's CPU kernels convert element by element
 auto-clustering restricted to the `FUSIBLE` op class compiles each chain of such ops into
 one fused loop while the matmuls stay outside the clusters, on oneDNN's kernels (full XLA,
 `--jit_compile`, replaces those with its own, slower ones on this CPU). Measured on kbert's
-pre-training step (BUILD_NOTES, issue 17): 1.11x at mini and 1.03x at base in
-mixed_bfloat16, nothing (1.00x) in float32 — so `auto` turns it on for mixed_bfloat16 on a
-machine without an NVIDIA GPU (unmeasured there) and leaves it off otherwise.
+pre-training step (BUILD_NOTES, issue 17): 1.09-1.24x at mini and 1.02-1.03x at base in
+mixed_bfloat16, nothing (0.97-1.05x) in float32 — so `auto` turns it on for mixed_bfloat16
+on a machine without an NVIDIA GPU (unmeasured there) and leaves it off otherwise. Where
+batch shapes keep changing (fine-tuning's length buckets) XLA compiles every new shape:
+0.40x there.
 
 TensorFlow reads its XLA flags (`TF_XLA_FLAGS`) once, when it runs its first op or lists
-its devices; `enable_elementwise_fusion` must come before that (a command calls it first
-thing in `main`) and refuses, naming the reason, when it is too late. Flags the user set in
+its devices; `enable_elementwise_fusion` must come before that (the commands call it right
+after parsing their flags: `trainers/xla_fusion_flag.py`) and refuses, naming the reason,
+when it is too late. Flags the user set in
 `TF_XLA_FLAGS` are kept; ours only fill in the names not already there.
 
 Example:
