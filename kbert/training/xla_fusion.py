@@ -15,8 +15,8 @@ batch shapes keep changing (fine-tuning's length buckets) XLA compiles every new
 TensorFlow reads its XLA flags (`TF_XLA_FLAGS`) once, when it runs its first op or lists
 its devices; `enable_elementwise_fusion` must come before that (the commands call it right
 after parsing their flags: `trainers/xla_fusion_flag.py`) and refuses, naming the reason,
-when it is too late. Flags the user set in
-`TF_XLA_FLAGS` are kept; ours only fill in the names not already there.
+when it is too late. Flags the user set in `TF_XLA_FLAGS` are kept; ours only fill in the
+names not already there.
 
 Example:
     >>> resolve_xla_fusion("auto", "mixed_bfloat16", gpu=False)
