@@ -99,7 +99,8 @@ def run_kbert(args, checkpointing: bool = False) -> dict:
                                            dtype=None if args.precision == "float32"
                                            else args.precision)   # as trainers.finetune
     model.encoder.gradient_checkpointing = checkpointing
-    batches, _ = model.batches(texts, labels, args.batch_size, shuffle=True, seed=0)
+    batches, _ = model.batches(texts, labels, args.batch_size, shuffle=True, seed=0,
+                               bucket_step=args.bucket_step)
     rss_before = _peak_rss_mb()
     model.compile(learning_rate=args.learning_rate, num_train_steps=len(batches) * args.epochs)
     times, sizes = [], []
@@ -194,6 +195,9 @@ def main(argv=None) -> int:
                         choices=["float32", "mixed_bfloat16"], help="kbert's policy")
     parser.add_argument("--xla_fusion", default="none", choices=["none", "elementwise"],
                         help="kbert's --xla_fusion")
+    parser.add_argument("--bucket_step", type=int, default=None,
+                        help="kbert's batches padded to multiples of this many tokens "
+                             "(default: its own, each batch to its longest row)")
     parser.add_argument("--scratch", default="/tmp/kbert_finetune_bench", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.only:
@@ -209,7 +213,8 @@ def main(argv=None) -> int:
                    f"--warmup={args.warmup}", f"--batch_size={args.batch_size}",
                    f"--max_seq_length={args.max_seq_length}", f"--threads={args.threads}",
                    f"--learning_rate={args.learning_rate}", f"--precision={args.precision}",
-                   f"--xla_fusion={args.xla_fusion}"]
+                   f"--xla_fusion={args.xla_fusion}"] + (
+                       [f"--bucket_step={args.bucket_step}"] if args.bucket_step else [])
     for round_index in range(args.rounds):
         order = systems[round_index % len(systems):] + systems[:round_index % len(systems)]
         for name in order:

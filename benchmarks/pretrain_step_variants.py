@@ -40,6 +40,11 @@ Variants:
 * `keras_adamw`: Keras 3's own AdamW update, clipping and decay (kbert's before issue 17's
   fused update: a dozen element-wise ops per variable where kbert now runs one
   `ResourceApplyAdam`, `L2Loss` norms and one multiply for the decay).
+* `compiled_adamw`: kbert's AdamW with `compiled_update` forced on (the decay and the Adam
+  update of every variable as one XLA-compiled function: one fused loop per variable reads
+  g, m, v and w once); kbert turns it on with `--xla_fusion=elementwise` (`auto` in bf16).
+* `kernel_adamw`: `compiled_update` forced off (a decay pass, then one `ResourceApplyAdam`
+  per variable): kbert without element-wise fusion.
 
     python benchmarks/pretrain_step_variants.py --variants=baseline,fused_qkv --rounds=6
 """
@@ -191,6 +196,15 @@ def _decay_by_assign(self, variables):
             distributed_apply_weight_decay, self._distribution_strategy, variables)
 
 
+def _graph_mode(self):
+    import tensorflow as tf
+    return not tf.executing_eagerly() and not self.amsgrad
+
+
+def _never(self):
+    return False
+
+
 @contextlib.contextmanager
 def patched(variant):
     """Patch `variant` into kbert while the block runs."""
@@ -209,7 +223,9 @@ def patched(variant):
     from kbert.training import optimizers
     saved_gelu = activations._ACTIVATIONS["gelu"]
     fused = {name: getattr(optimizers.AdamW, name)
-             for name in ("update_step", "_clip_gradients", "_apply_weight_decay")}
+             for name in ("update_step", "_clip_gradients", "_apply_weight_decay",
+                          "_backend_update_step")}
+    saved_compiled = optimizers.AdamW._compiled_update_applies
     from kbert.layers.dropout import Dropout as KbertDropout
     saved_call, saved_dropout = MultiHeadSelfAttention.call, keras.layers.Dropout.call
     saved_kbert_dropout = KbertDropout.call
@@ -233,9 +249,15 @@ def patched(variant):
         keras.layers.LayerNormalization.call = _layer_norm_custom_gradient_call
     elif variant == "decay_assign":
         optimizers.AdamW._apply_weight_decay = _decay_by_assign
+        optimizers.AdamW._compiled_update_applies = _never   # (it decays in its own pass)
+    elif variant == "compiled_adamw":
+        optimizers.AdamW._compiled_update_applies = _graph_mode
+    elif variant == "kernel_adamw":
+        optimizers.AdamW._compiled_update_applies = _never
     elif variant == "keras_adamw":
         for name in fused:
             setattr(optimizers.AdamW, name, getattr(keras.optimizers.AdamW, name))
+        optimizers.AdamW._compiled_update_applies = _never
     elif variant != "baseline":
         raise ValueError(f"unknown variant {variant!r}")
     try:
@@ -250,6 +272,7 @@ def patched(variant):
         keras.layers.LayerNormalization.call = saved_layer_norm
         for name, method in fused.items():
             setattr(optimizers.AdamW, name, method)
+        optimizers.AdamW._compiled_update_applies = saved_compiled
 
 
 def main(argv=None):

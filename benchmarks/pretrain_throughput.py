@@ -159,6 +159,7 @@ def kbert_step(args, features, jit_compile):
     from kbert.training.distribution import create_strategy
     from kbert.training.loop import LoopSettings, PretrainingLoop
     from kbert.training.optimizers import create_optimizer
+    from kbert.training.xla_fusion import elementwise_fusion_in_force
 
     strategy = create_strategy("one_device")
     config = BertConfig.named(args.size, vocab_size=args.vocab_size)
@@ -166,7 +167,9 @@ def kbert_step(args, features, jit_compile):
         model = BertPretrainer(BertEncoder(config))
         model(model.example_inputs(), training=False)
         optimizer = create_optimizer("adamw", 1e-4, weight_decay=0.01, clip_norm=1.0,
-                                     model=model, gradients_reduced=True)
+                                     model=model, gradients_reduced=True,
+                                     compiled_update=elementwise_fusion_in_force()
+                                     and not jit_compile)   # as trainers.pretrain
     output_dir = tempfile.mkdtemp(prefix="kbert_bench_")
     loop = PretrainingLoop(strategy, model, optimizer,
                            LoopSettings(output_dir, jit_compile=jit_compile))

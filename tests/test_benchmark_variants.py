@@ -69,3 +69,34 @@ def test_an_unknown_variant_is_refused():
     with pytest.raises(ValueError, match="unknown variant 'fast'"):
         with variants.patched("fast"):
             pass
+
+
+def _weights_after_steps(variant, steps=5):
+    """A small model's weights after `steps` AdamW steps (decay on, LayerNorm and biases
+    excluded, global-norm clipping) with the optimizer update patched to `variant`."""
+    from kbert.training.optimizers import create_optimizer
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16),
+                              keras.layers.LayerNormalization(), keras.layers.Dense(3)])
+    optimizer = create_optimizer("adamw", 1e-2, weight_decay=0.1, clip_norm=1.0, model=model)
+    x = np.random.RandomState(1).randn(32, 8).astype("float32")
+    y = np.random.RandomState(2).randint(0, 3, 32)
+    with variants.patched(variant):
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = keras.ops.mean(keras.losses.sparse_categorical_crossentropy(
+                    y, model(x), from_logits=True))
+            optimizer.apply(tape.gradient(loss, model.trainable_variables),
+                            model.trainable_variables)
+
+        for _ in range(steps):
+            step()
+    return [w.numpy() for w in model.weights]
+
+
+@pytest.mark.parametrize("variant", ["decay_assign", "compiled_adamw", "kernel_adamw", "keras_adamw"])
+def test_optimizer_variant_gives_kbert_weights(variant):
+    expected = _weights_after_steps("baseline")
+    for got, want in zip(_weights_after_steps(variant), expected, strict=True):
+        np.testing.assert_allclose(got, want, atol=1e-5, err_msg=variant)

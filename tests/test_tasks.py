@@ -357,6 +357,8 @@ def test_batches_pad_to_each_batchs_longest_row_and_to_buckets_under_xla():
     batches, _ = model.batches(texts, [0, 1] * 20, batch_size=4, shuffle=True)
     shapes = {x["token_ids"].shape[1] for x, _ in batches.batches()}
     assert shapes <= set(range(8, 33, 8)) and len(shapes) > 1
+    batches, _ = model.batches(texts, [0, 1] * 20, batch_size=4, bucket_step=16)
+    assert {x["token_ids"].shape[1] for x, _ in batches.batches()} == {16, 32}
     # fit on raw strings or on the batches' dataset: no "shuffle=True ... ignored" warning.
     import warnings
     model.compile(jit_compile=False)

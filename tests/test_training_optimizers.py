@@ -95,6 +95,72 @@ def test_adamw_matches_pytorch(clip_norm):
         assert not np.allclose(unclipped[0].numpy(), variables[0].numpy(), atol=1e-4)
 
 
+def test_compiled_update_matches_pytorch_and_runs_as_one_xla_function():
+    """`compiled_update=True` in a traced step: the decay and Adam of every variable as one
+    XLA function (no ResourceApplyAdam, no separate decay), PyTorch's AdamW values, the
+    decay skipped for an excluded variable."""
+    rng = np.random.default_rng(5)
+    shapes = [(6, 4), (4,)]
+    init = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = _random_gradients(shapes, 5, 6, scales=[3.0, 0.1, 2.0, 0.05, 5.0])
+    variables = [keras.Variable(w.copy()) for w in init]
+    ours = AdamW(learning_rate=1e-2, weight_decay=0.1, global_clipnorm=1.0, epsilon=1e-9,
+                 beta_2=0.99, compiled_update=True)
+    ours.exclude_from_weight_decay(var_list=[variables[1]])
+    step = tf.function(lambda g: ours.apply(g, variables))
+    torch_params = [torch.nn.Parameter(torch.tensor(w.copy())) for w in init]
+    reference = torch.optim.AdamW([{"params": [torch_params[0]], "weight_decay": 0.1},
+                                   {"params": [torch_params[1]], "weight_decay": 0.0}],
+                                  lr=1e-2, betas=(0.9, 0.99), eps=1e-9)
+    for step_grads in grads:
+        step([tf.constant(g) for g in step_grads])
+        for p, g in zip(torch_params, step_grads):
+            p.grad = torch.tensor(g)
+        torch.nn.utils.clip_grad_norm_(torch_params, 1.0)
+        reference.step()
+    for v, p in zip(variables, torch_params):
+        np.testing.assert_allclose(v.numpy(), p.detach().numpy(), rtol=2e-5, atol=2e-6)
+    graph = step.get_concrete_function([tf.constant(g) for g in grads[0]]).graph
+    op_types = {op.type for op in graph.get_operations()}
+    assert "ResourceApplyAdam" not in op_types and "AssignSubVariableOp" not in op_types
+    compiled = [f for f in graph.as_graph_def().library.function
+                if f.attr["_XlaMustCompile"].b]
+    assert compiled, "the update is not an XLA-compiled function"
+    # Eagerly (and under a multi-replica strategy) the per-variable kernels run instead.
+    eager = AdamW(learning_rate=1e-2, compiled_update=True)
+    assert not eager._compiled_update_applies()
+
+
+def test_compiled_update_under_loss_scaling_equals_the_kernels_and_skips_non_finite_steps():
+    """mixed_float16 wraps AdamW in Keras' LossScaleOptimizer, which applies inside a
+    `cond` on the gradients being finite: the compiled update must behave as the kernels
+    there, a non-finite step included (skipped: the weights keep their values)."""
+    def train(compiled):
+        w = keras.Variable(np.linspace(-1, 1, 12, dtype=np.float32).reshape(4, 3))
+        b = keras.Variable(np.zeros(3, np.float32))
+        optimizer = keras.optimizers.LossScaleOptimizer(
+            AdamW(learning_rate=1e-2, weight_decay=0.1, compiled_update=compiled))
+        optimizer.build([w, b])
+
+        @tf.function
+        def step(x):
+            with tf.GradientTape() as tape:
+                scaled = optimizer.scale_loss(tf.reduce_sum(tf.square(x @ w + b)))
+            optimizer.apply(tape.gradient(scaled, [w, b]), [w, b])
+
+        history = []
+        for x in ([[1.0] * 4] * 2, [[2.0] * 4] * 2, [[np.inf] * 4, [1.0] * 4], [[3.0] * 4] * 2):
+            step(tf.constant(x, tf.float32))
+            history.append((w.numpy().copy(), b.numpy().copy()))
+        return history
+
+    compiled, kernels = train(True), train(False)
+    for (cw, cb), (kw, kb) in zip(compiled, kernels):
+        np.testing.assert_allclose(cw, kw, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(cb, kb, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(compiled[2][0], compiled[1][0])   # the inf step skipped
+    assert not np.allclose(compiled[3][0], compiled[1][0])
+
 def _numpy_lamb(weights, grads_per_step, lr, beta_1, beta_2, eps, weight_decay, decayed):
     """You et al. 2019, Algorithm 2 (LAMB) with bias correction and phi(z) = z."""
     weights = [w.astype(np.float64).copy() for w in weights]

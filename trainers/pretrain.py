@@ -378,6 +378,7 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
     from kbert.models.saving import float32_copy, load_initial_weights
     from kbert.training.loop import LoopSettings, Phase, PretrainingLoop
     from kbert.training.optimizers import create_optimizer
+    from kbert.training.xla_fusion import elementwise_fusion_in_force
 
     if learn_vocab:
         tokenizer_files = _tokenizer_files(fv, learn=True, train_patterns=train_patterns)
@@ -411,7 +412,10 @@ def _train(fv, strategy, run_dir, config, tokenizer_files, learn_vocab, train_pa
         optimizer = create_optimizer(
             fv.optimizer, _learning_rate_schedule(fv, phase1), weight_decay=fv.weight_decay,
             clip_norm=fv.clip_norm, model=model, beta_1=fv.adam_beta1, beta_2=fv.adam_beta2,
-            epsilon=fv.adam_epsilon, gradients_reduced=True)
+            epsilon=fv.adam_epsilon, gradients_reduced=True,
+            # Under element-wise fusion the optimizer's decay and update fuse too (one XLA
+            # function; one device only, else the per-variable kernels).
+            compiled_update=elementwise_fusion_in_force() and not fv.jit_compile)
         if precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
 

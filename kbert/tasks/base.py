@@ -274,15 +274,17 @@ class TaskModel(keras.Model):
             raise ValueError(f"{type(self).__name__} has no preprocessor; pass int inputs "
                              "or build it with from_pretrained / preprocessor=")
 
-    def batches(self, x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0):
+    def batches(self, x, y=None, batch_size: int = 32, shuffle: bool = False, seed: int = 0,
+                bucket_step: int | None = None):
         """(BucketedBatches, encoded) for raw inputs `x` (and labels `y`): length-grouped
-        rows, each batch padded to its longest row (to a multiple of 8 under XLA)."""
+        rows, each batch padded to its longest row (to a multiple of 8 under XLA; of
+        `bucket_step` when given)."""
         self._require_preprocessor()
         encoded = self.encode_raw(x)
         labels = None if y is None else self.label_arrays(y, encoded)
         # Without XLA one traced graph takes any length: pad each batch to its longest row.
         # XLA compiles a program per shape: keep to a few bucket lengths.
-        step = 8 if self.jit_compile else 1
+        step = bucket_step or (8 if self.jit_compile else 1)
         buckets = default_buckets(self.preprocessor.max_seq_length, step)
         return BucketedBatches(encoded.features(), labels, batch_size, shuffle, seed,
                                buckets), encoded

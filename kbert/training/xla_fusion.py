@@ -95,6 +95,22 @@ def enable_elementwise_fusion(environ=None) -> str:
     return environ[ENV_VAR]
 
 
+def elementwise_fusion_in_force(environ=None) -> bool:
+    """True when `TF_XLA_FLAGS` asks for auto-clustering of the `FUSIBLE` ops (set by
+    `enable_elementwise_fusion`, or by the user before the process started).
+
+    Example:
+        >>> elementwise_fusion_in_force({"TF_XLA_FLAGS": " ".join(ELEMENTWISE_FLAGS)})
+        True
+        >>> elementwise_fusion_in_force({})
+        False
+    """
+    environ = os.environ if environ is None else environ
+    flags = dict((flag.split("=", 1) + [""])[:2] for flag in environ.get(ENV_VAR, "").split())
+    return (flags.get("--tf_xla_ops_to_cluster") == "FUSIBLE"
+            and flags.get("--tf_xla_auto_jit", "0") not in ("0", "-1"))
+
+
 def apply_xla_fusion(mode: str, precision: str, jit_compile: bool = False,
                      environ=None) -> str:
     """Resolve `mode` (`resolve_xla_fusion`) and, for `elementwise`, enable it; the mode.
@@ -109,5 +125,6 @@ def apply_xla_fusion(mode: str, precision: str, jit_compile: bool = False,
     return resolved
 
 
-__all__ = ["ELEMENTWISE_FLAGS", "MODES", "apply_xla_fusion", "enable_elementwise_fusion",
+__all__ = ["ELEMENTWISE_FLAGS", "MODES", "apply_xla_fusion", "elementwise_fusion_in_force",
+           "enable_elementwise_fusion",
            "has_nvidia_gpu", "merged_xla_flags", "resolve_xla_fusion", "tensorflow_started"]
