@@ -20,7 +20,9 @@ per-round ratios kbert/keras-hub and kbert/PyTorch (median and spread).
 Each round also measures this CPU's matrix-multiply roof with TensorFlow (a 2048 x 2048
 float32 and bfloat16 `tf.linalg.matmul`, best of a few, in GFLOP/s) and prints kbert's share
 of it: model FLOPs per step / step time / roof (the fp32 roof for `--precision=float32`, the
-bf16 roof for `mixed_bfloat16`). Model FLOPs are counted analytically (`step_flops`):
+bf16 roof for `mixed_bfloat16`, and then also the fp32 roof's share, issue 17's
+yardstick whatever precision the step runs in). Model FLOPs are counted analytically
+(`step_flops`):
 
     6 x (B*S*L*(4H^2 + 2HI)  +  B*P*(H^2 + HV)  +  B*(H^2 + 2H))  +  3 x B*L*4*S^2*H
 
@@ -395,7 +397,7 @@ def main(argv=None):
     roof_dtype = "bfloat16" if args.precision == "mixed_bfloat16" else "float32"
     for dtype, values in roofs.items():
         print(f"{dtype} GEMM roof: {summary(values)[1]} GFLOP/s (2048^2 TensorFlow matmul)")
-    shares = {}
+    shares, fp32_shares = {}, {}
     for name in names:
         if name == "torch":
             continue
@@ -405,6 +407,11 @@ def main(argv=None):
         shares[name], text = summary(values)
         print(f"{name} share of the {roof_dtype} roof: {text} "
               f"({flops / 1e9:.2f} GFLOP per step)", flush=True)
+        if roof_dtype != "float32":   # issue 17's yardstick is the fp32 roof, whatever the step
+            values = [flops * seq_s / args.batch_size / 1e9 / roof
+                      for seq_s, roof in zip(per_round[name], roofs["float32"])]
+            fp32_shares[name], text = summary(values)
+            print(f"{name} share of the float32 roof: {text}", flush=True)
     floor = matmul_floor(args, "bfloat16" if roof_dtype == "bfloat16" else "float32")
     flops = model_flops(args, nsp=True)
     floor_share = flops / floor / 1e9 / statistics.median(roofs[roof_dtype])
@@ -421,7 +428,8 @@ def main(argv=None):
         with open(args.json, "w") as f:
             json.dump({"args": vars(args), "sequences_per_second": results,
                        "rounds": per_round, "ratios": ratios, "roofs": roofs,
-                       "roof_shares": shares, "matmul_floor_s": floor,
+                       "roof_shares": shares, "fp32_roof_shares": fp32_shares or shares,
+                       "matmul_floor_s": floor,
                        "matmul_floor_share": floor_share}, f, indent=2)
     return results
 

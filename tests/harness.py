@@ -286,6 +286,31 @@ def command_env(**extra):
     return dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", **extra)
 
 
+def run_together(commands, timeout=600, **popen_kwargs):
+    """Run independent commands at once (their imports and XLA compiles, single-threaded,
+    overlap on the 2 cores); a `subprocess.CompletedProcess` each, in order.
+
+    Example:
+        >>> [r.stdout for r in run_together([["echo", "a"], ["echo", "b"]])]
+        ['a\\n', 'b\\n']
+    """
+    import subprocess
+    processes = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  **popen_kwargs) for c in commands]
+    results = []
+    try:
+        for command, process in zip(commands, processes):
+            stdout, stderr = process.communicate(timeout=timeout)
+            results.append(subprocess.CompletedProcess(command, process.returncode, stdout,
+                                                       stderr))
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return results
+
+
 def metrics_history(output_dir):
     """The records of a run's `metrics_history.json`."""
     with open(os.path.join(output_dir, "metrics_history.json")) as f:

@@ -15,6 +15,7 @@ import pytest
 import kbert
 from kbert.configs import BertConfig
 from kbert.models import BertEncoder
+from tests.harness import run_together
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORTUNES = os.path.join(ROOT, "data", "tasks", "fortunes")
@@ -248,19 +249,22 @@ def test_xla_fusion_under_bfloat16_compiles_clusters_and_trains_the_same(workspa
     """`--xla_fusion=elementwise` under mixed_bfloat16 against the default (`auto`, off for
     fine-tuning): the fused run compiles XLA clusters, the other none, and their test
     predictions agree."""
-    def finetune(name, *extra):
-        args = base_args(workspace, tmp_path / name, num_train_epochs=1, validation_file=None,
-                         mixed_precision="mixed_bfloat16") + list(extra)
-        environment = dict(env(), KBERT_TF_LOG="all")
-        environment.pop("TF_XLA_FLAGS", None)
-        result = subprocess.run(command(args), cwd=ROOT, env=environment, capture_output=True,
-                                text=True, timeout=600)
+    def finetune_command(name, *extra):
+        return command(base_args(workspace, tmp_path / name, num_train_epochs=1,
+                                 validation_file=None, mixed_precision="mixed_bfloat16")
+                       + list(extra))
+
+    def predictions(name, result):
         assert result.returncode == 0, result.stderr[-3000:]
         with open(tmp_path / name / "predictions_test.jsonl", encoding="utf-8") as f:
             return result.stderr, [json.loads(line) for line in f]
 
-    fused_log, fused = finetune("fused", "--xla_fusion=elementwise")
-    plain_log, plain = finetune("plain")
+    environment = dict(env(), KBERT_TF_LOG="all")
+    environment.pop("TF_XLA_FLAGS", None)
+    fused_run, plain_run = run_together([finetune_command("fused", "--xla_fusion=elementwise"),
+                                         finetune_command("plain")], cwd=ROOT, env=environment)
+    fused_log, fused = predictions("fused", fused_run)
+    plain_log, plain = predictions("plain", plain_run)
     assert "Compiled cluster using XLA" in fused_log
     assert "Compiled cluster using XLA" not in plain_log
     assert len(fused) == len(plain) == 40

@@ -14,7 +14,7 @@ import pytest
 
 from kbert.training import xla_fusion
 from tests.harness import REPO, command_env, make_workspace, metrics_history
-from tests.harness import pretrain_command
+from tests.harness import pretrain_command, run_together
 
 XLA_COMPILED = "Compiled cluster using XLA"
 
@@ -90,19 +90,15 @@ def workspace(tmp_path_factory):
     return make_workspace(tmp_path_factory.mktemp("xla_fusion"))
 
 
-def _pretrain(workspace, output_dir, *extra):
-    env = command_env(KBERT_TF_LOG="all")
-    env.pop("TF_XLA_FLAGS", None)
-    return subprocess.run(pretrain_command(workspace, output_dir, 6, 2, *extra), cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_pretraining_with_fusion_compiles_clusters_and_trains_the_same(workspace, tmp_path):
     """mixed_bfloat16 with --xla_fusion=auto (on) against --xla_fusion=none: the fused run
     compiles XLA clusters, the other none, and their losses agree step by step."""
-    fused = _pretrain(workspace, tmp_path / "fused", "--mixed_precision=mixed_bfloat16")
-    plain = _pretrain(workspace, tmp_path / "plain", "--mixed_precision=mixed_bfloat16",
-                      "--xla_fusion=none")
+    env = command_env(KBERT_TF_LOG="all")
+    env.pop("TF_XLA_FLAGS", None)
+    fused, plain = run_together(
+        [pretrain_command(workspace, tmp_path / "fused", 6, 2, "--mixed_precision=mixed_bfloat16"),
+         pretrain_command(workspace, tmp_path / "plain", 6, 2, "--mixed_precision=mixed_bfloat16",
+                          "--xla_fusion=none")], cwd=REPO, env=env)
     assert fused.returncode == 0, fused.stderr[-3000:]
     assert plain.returncode == 0, plain.stderr[-3000:]
     assert XLA_COMPILED in fused.stderr and "--tf_xla_ops_to_cluster=FUSIBLE" in fused.stderr

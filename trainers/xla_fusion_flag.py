@@ -23,9 +23,10 @@ from absl import app, flags, logging
 
 from kbert.training import xla_fusion
 
-HELP = ("XLA-fuse the step's element-wise ops (GELU, dropout, LayerNorm, the loss) while the "
-        "matmuls stay on oneDNN; auto = elementwise under mixed_bfloat16 without a GPU "
-        "(measured 1.02-1.24x there, nothing in float32), else none.")
+HELP = ("XLA-fuse the step's element-wise ops (GELU, dropout, LayerNorm, the loss, and on one "
+        "device AdamW's decay and update) while the matmuls stay on oneDNN; auto = "
+        "elementwise under mixed_bfloat16 without a GPU (measured 1.02-1.24x there, nothing "
+        "in float32), else none.")
 
 
 def define(fv: flags.FlagValues, help_text: str = HELP) -> None:

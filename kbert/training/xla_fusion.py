@@ -10,7 +10,8 @@ pre-training step (BUILD_NOTES, issue 17): 1.09-1.24x at mini and 1.02-1.03x at 
 mixed_bfloat16, nothing (0.97-1.05x) in float32 — so `auto` turns it on for mixed_bfloat16
 on a machine without an NVIDIA GPU (unmeasured there) and leaves it off otherwise. Where
 batch shapes keep changing (fine-tuning's length buckets) XLA compiles every new shape:
-0.40x there.
+0.40x there. Where fusion is in force (`elementwise_fusion_in_force`), `trainers.pretrain`
+also runs AdamW's decay and update as one XLA function (`AdamW(compiled_update=True)`).
 
 TensorFlow reads its XLA flags (`TF_XLA_FLAGS`) once, when it runs its first op or lists
 its devices; `enable_elementwise_fusion` must come before that (the commands call it right
