@@ -95,7 +95,8 @@ def _weights_after_steps(variant, steps=5):
     return [w.numpy() for w in model.weights]
 
 
-@pytest.mark.parametrize("variant", ["decay_assign", "compiled_adamw", "kernel_adamw", "keras_adamw"])
+@pytest.mark.parametrize("variant",
+                         ["decay_assign", "compiled_adamw", "kernel_adamw", "keras_adamw"])
 def test_optimizer_variant_gives_kbert_weights(variant):
     expected = _weights_after_steps("baseline")
     for got, want in zip(_weights_after_steps(variant), expected, strict=True):
