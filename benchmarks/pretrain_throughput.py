@@ -402,15 +402,16 @@ def main(argv=None):
         if name == "torch":
             continue
         flops = model_flops(args, nsp=name != "keras_hub")
-        values = [flops * seq_s / args.batch_size / 1e9 / roof
-                  for seq_s, roof in zip(per_round[name], roofs[roof_dtype])]
-        shares[name], text = summary(values)
+
+        def share_of(dtype):   # per round: achieved GFLOP/s over that round's roof
+            return summary([flops * seq_s / args.batch_size / 1e9 / roof
+                            for seq_s, roof in zip(per_round[name], roofs[dtype])])
+
+        shares[name], text = share_of(roof_dtype)
         print(f"{name} share of the {roof_dtype} roof: {text} "
               f"({flops / 1e9:.2f} GFLOP per step)", flush=True)
         if roof_dtype != "float32":   # issue 17's yardstick is the fp32 roof, whatever the step
-            values = [flops * seq_s / args.batch_size / 1e9 / roof
-                      for seq_s, roof in zip(per_round[name], roofs["float32"])]
-            fp32_shares[name], text = summary(values)
+            fp32_shares[name], text = share_of("float32")
             print(f"{name} share of the float32 roof: {text}", flush=True)
     floor = matmul_floor(args, "bfloat16" if roof_dtype == "bfloat16" else "float32")
     flops = model_flops(args, nsp=True)

@@ -158,7 +158,7 @@ class AdamW(_CallerReducedGradientsMixin, keras.optimizers.AdamW):
 
     def _apply_weight_decay(self, variables):
         if self.weight_decay is None or self._compiled_update_applies():
-            return   # (the compiled update decays in its own pass)
+            return   # (the compiled update decays inside its fused loop)
 
         def distributed_apply_weight_decay(distribution, variables, **kwargs):
             def weight_decay_fn(variable):

@@ -63,11 +63,16 @@ def resolve_xla_fusion(mode: str, precision: str, jit_compile: bool = False,
     return "none"
 
 
+def _parsed_flags(text: str | None) -> dict:
+    """{"--name": "value" ("" for a bare flag)} of a TF_XLA_FLAGS string."""
+    return dict((flag.split("=", 1) + [""])[:2] for flag in (text or "").split())
+
+
 def merged_xla_flags(current: str | None) -> str:
     """`current` TF_XLA_FLAGS with the element-wise clustering flags whose names it does
     not already set appended."""
     current = (current or "").strip()
-    names = {flag.split("=", 1)[0] for flag in current.split()}
+    names = _parsed_flags(current)
     added = [flag for flag in ELEMENTWISE_FLAGS if flag.split("=", 1)[0] not in names]
     return " ".join(([current] if current else []) + added)
 
@@ -107,7 +112,7 @@ def elementwise_fusion_in_force(environ=None) -> bool:
         False
     """
     environ = os.environ if environ is None else environ
-    flags = dict((flag.split("=", 1) + [""])[:2] for flag in environ.get(ENV_VAR, "").split())
+    flags = _parsed_flags(environ.get(ENV_VAR))
     return (flags.get("--tf_xla_ops_to_cluster") == "FUSIBLE"
             and flags.get("--tf_xla_auto_jit", "0") not in ("0", "-1"))
 
@@ -127,5 +132,5 @@ def apply_xla_fusion(mode: str, precision: str, jit_compile: bool = False,
 
 
 __all__ = ["ELEMENTWISE_FLAGS", "MODES", "apply_xla_fusion", "elementwise_fusion_in_force",
-           "enable_elementwise_fusion",
-           "has_nvidia_gpu", "merged_xla_flags", "resolve_xla_fusion", "tensorflow_started"]
+           "enable_elementwise_fusion", "has_nvidia_gpu", "merged_xla_flags",
+           "resolve_xla_fusion", "tensorflow_started"]
